@@ -1,0 +1,1 @@
+//! seam agent: see the crate description.

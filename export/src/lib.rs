@@ -1,0 +1,1 @@
+//! seam views: see the crate description.

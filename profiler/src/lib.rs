@@ -1,0 +1,14 @@
+//! seam's core library: it samples a process with perf_event_open, unwinds
+//! each sample into one stack across Python, C, Go and Rust, symbolizes and
+//! classifies the frames, and aggregates them into a [`seam_proto::Profile`].
+//!
+//! Design constraints: no printing, no exiting, no terminal. Errors are one
+//! [`Error`] type whose messages tell the user what to do; lossy input (an
+//! unreadable frame, an unknown symbol) is counted in the profile, not failed.
+
+pub mod memory;
+pub mod python;
+pub mod symbolize;
+
+mod error;
+pub use error::Error;

@@ -1,0 +1,23 @@
+//! seam's plain-data layer: the vocabulary (runtime, frame, stack) and the
+//! [`Profile`] that every view is drawn from.
+//!
+//! This crate has no perf, unwinding or terminal dependency, so that the
+//! exporters, the collector and the dashboard can use it without linking the
+//! sampler. Frames and stacks are interned: a [`FrameHandle`] or
+//! [`StackHandle`] is an index into the profile's tables.
+//!
+//! ```
+//! use seam_proto::{Frame, Profile, Runtime};
+//! let mut profile = Profile::default();
+//! let root = profile.intern_frame(Frame::new("_start", Runtime::C));
+//! let leaf = profile.intern_frame(Frame::new("main.work", Runtime::Go));
+//! let stack = profile.intern_stack(vec![root, leaf], true);
+//! profile.add_samples(stack, 1, 3);
+//! assert_eq!(profile.samples(), 3);
+//! ```
+
+mod profile;
+mod runtime;
+
+pub use profile::{Frame, FrameHandle, Lost, Profile, Stack, StackHandle, Target, ThreadInfo};
+pub use runtime::Runtime;

@@ -1,0 +1,208 @@
+use crate::Runtime;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+/// One symbolized frame. Python frames carry the function, file and line;
+/// native frames carry the function and, where DWARF says, the source line.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Frame {
+    pub name: String,
+    pub runtime: Runtime,
+    /// The file name of the ELF module (native frames only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+}
+
+impl Frame {
+    pub fn new(name: impl Into<String>, runtime: Runtime) -> Frame {
+        Frame { name: name.into(), runtime, module: None, file: None, line: None }
+    }
+
+    /// The explicit marker put where a stack could not be completed.
+    pub fn truncated() -> Frame {
+        Frame::new(Frame::TRUNCATED, Runtime::Unknown)
+    }
+
+    pub const TRUNCATED: &'static str = "[truncated]";
+
+    pub fn is_truncated(&self) -> bool {
+        self.runtime == Runtime::Unknown && self.name == Frame::TRUNCATED
+    }
+}
+
+/// Index into [`Profile::frames`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FrameHandle(pub u32);
+
+/// Index into [`Profile::stacks`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct StackHandle(pub u32);
+
+/// An interned stack, root first.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Stack {
+    pub frames: Vec<FrameHandle>,
+    /// True when the stack reaches the thread's root with no gap.
+    pub complete: bool,
+}
+
+/// What was profiled.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Target {
+    pub pid: u32,
+    pub command: Vec<String>,
+}
+
+/// Samples that were taken but not kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lost {
+    /// Records the kernel dropped because a ring buffer was full (PERF_RECORD_LOST).
+    pub kernel: u64,
+    /// Samples seam dropped itself (a record it could not parse, a thread it could not read).
+    pub seam: u64,
+}
+
+impl Lost {
+    pub fn total(&self) -> u64 {
+        self.kernel + self.seam
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ThreadInfo {
+    pub name: String,
+    pub samples: u64,
+}
+
+/// A recorded profile: interned frames and stacks with their sample counts.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    pub target: Target,
+    /// The sampling frequency asked for, in Hz.
+    pub rate_hz: u32,
+    /// Wall-clock length of the recording, in seconds.
+    pub duration_s: f64,
+    pub frames: Vec<Frame>,
+    pub stacks: Vec<Stack>,
+    /// Samples per stack, indexed by [`StackHandle`].
+    pub counts: Vec<u64>,
+    pub threads: BTreeMap<u32, ThreadInfo>,
+    pub lost: Lost,
+    /// Why samples were truncated or frames were unreadable, with counts.
+    pub problems: BTreeMap<String, u64>,
+    #[serde(skip)]
+    frame_index: HashMap<Frame, FrameHandle>,
+    #[serde(skip)]
+    stack_index: HashMap<Stack, StackHandle>,
+}
+
+impl Profile {
+    pub fn intern_frame(&mut self, frame: Frame) -> FrameHandle {
+        if let Some(&h) = self.frame_index.get(&frame) {
+            return h;
+        }
+        let h = FrameHandle(self.frames.len() as u32);
+        self.frames.push(frame.clone());
+        self.frame_index.insert(frame, h);
+        h
+    }
+
+    pub fn intern_stack(&mut self, frames: Vec<FrameHandle>, complete: bool) -> StackHandle {
+        let stack = Stack { frames, complete };
+        if let Some(&h) = self.stack_index.get(&stack) {
+            return h;
+        }
+        let h = StackHandle(self.stacks.len() as u32);
+        self.stacks.push(stack.clone());
+        self.counts.push(0);
+        self.stack_index.insert(stack, h);
+        h
+    }
+
+    /// Counts `n` samples of `stack` on thread `tid`.
+    pub fn add_samples(&mut self, stack: StackHandle, tid: u32, n: u64) {
+        self.counts[stack.0 as usize] += n;
+        self.threads.entry(tid).or_default().samples += n;
+    }
+
+    pub fn frame(&self, h: FrameHandle) -> &Frame {
+        &self.frames[h.0 as usize]
+    }
+
+    pub fn stack(&self, h: StackHandle) -> &Stack {
+        &self.stacks[h.0 as usize]
+    }
+
+    /// Kept on-CPU samples.
+    pub fn samples(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    pub fn complete_samples(&self) -> u64 {
+        self.stacks.iter().zip(&self.counts).filter(|(s, _)| s.complete).map(|(_, c)| c).sum()
+    }
+
+    /// Stacks with at least one sample, heaviest first.
+    pub fn stacks_by_weight(&self) -> Vec<(StackHandle, u64)> {
+        let mut v: Vec<_> = self
+            .counts
+            .iter()
+            .enumerate()
+            .filter(|(_, &c)| c > 0)
+            .map(|(i, &c)| (StackHandle(i as u32), c))
+            .collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
+    }
+
+    /// Counts one occurrence of a named problem (see [`Profile::problems`]).
+    pub fn note_problem(&mut self, what: &str) {
+        *self.problems.entry(what.to_string()).or_default() += 1;
+    }
+
+    /// Rebuilds the intern indexes after deserialization.
+    pub fn reindex(&mut self) {
+        self.frame_index = self.frames.iter().cloned().zip((0..).map(FrameHandle)).collect();
+        self.stack_index = self.stacks.iter().cloned().zip((0..).map(StackHandle)).collect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interning_is_idempotent_and_counts_add_up() {
+        let mut p = Profile::default();
+        let a = p.intern_frame(Frame::new("a", Runtime::C));
+        let b = p.intern_frame(Frame::new("b", Runtime::Go));
+        assert_eq!(p.intern_frame(Frame::new("a", Runtime::C)), a);
+        assert_ne!(p.intern_frame(Frame::new("a", Runtime::Rust)), a);
+        let s1 = p.intern_stack(vec![a, b], true);
+        let s2 = p.intern_stack(vec![a], false);
+        assert_eq!(p.intern_stack(vec![a, b], true), s1);
+        p.add_samples(s1, 7, 5);
+        p.add_samples(s2, 8, 2);
+        p.add_samples(s1, 8, 1);
+        assert_eq!(p.samples(), 8);
+        assert_eq!(p.complete_samples(), 6);
+        assert_eq!(p.stacks_by_weight(), vec![(s1, 6), (s2, 2)]);
+        assert_eq!(p.threads[&8].samples, 3);
+    }
+
+    #[test]
+    fn survives_json_round_trip() {
+        let mut p = Profile::default();
+        let a = p.intern_frame(Frame::truncated());
+        let s = p.intern_stack(vec![a], false);
+        p.add_samples(s, 1, 1);
+        let mut q: Profile = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        q.reindex();
+        assert_eq!(q.intern_frame(Frame::truncated()), a);
+        assert!(q.frame(a).is_truncated());
+    }
+}

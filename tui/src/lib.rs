@@ -1,0 +1,1 @@
+//! seam top: see the crate description.
