@@ -1,1 +1,171 @@
-fn main() {}
+//! The `seam` command: parses arguments, turns them into options and hands
+//! them to the libraries. Everything else lives in the crates.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use seam_agent::{record, RecordOptions, TargetSpec};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "seam",
+    version,
+    about = "Profile programs stitched together from Python, C, Go and Rust: whole stacks across the seams."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Sample a process's on-CPU stacks, then write a flamegraph, folded stacks and a summary.
+    Record(RecordArgs),
+}
+
+#[derive(Args)]
+struct RecordArgs {
+    /// Attach to this running process.
+    #[arg(long, short, conflicts_with = "command")]
+    pid: Option<u32>,
+    /// Stop after this many seconds (default: until the target exits or Ctrl-C).
+    #[arg(long, short)]
+    duration: Option<f64>,
+    /// Samples per second per running thread.
+    #[arg(long, short, default_value_t = 999)]
+    rate: u32,
+    /// Folder for flamegraph.svg, stacks.folded and summary.json.
+    #[arg(long, short, default_value = "seam-out")]
+    output: PathBuf,
+    /// The command to launch and record (after `--`).
+    #[arg(last = true)]
+    command: Vec<String>,
+}
+
+impl RecordArgs {
+    fn into_options(self, stop: Arc<AtomicBool>) -> Result<(RecordOptions, PathBuf)> {
+        let target = match (self.pid, self.command.is_empty()) {
+            (Some(pid), true) => TargetSpec::Pid(pid),
+            (None, false) => TargetSpec::Command(self.command),
+            _ => bail!("say what to record: --pid PID, or -- COMMAND ARGS..."),
+        };
+        if !(1..=100_000).contains(&self.rate) {
+            bail!("--rate must be between 1 and 100000 Hz");
+        }
+        let mut options = RecordOptions::new(target);
+        options.frequency_hz = self.rate;
+        options.duration = match self.duration {
+            Some(d) if d > 0.0 && d.is_finite() => Some(Duration::from_secs_f64(d)),
+            Some(_) => bail!("--duration must be a positive number of seconds"),
+            None => None,
+        };
+        options.stop = stop;
+        Ok((options, self.output))
+    }
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Record(args) => run_record(args),
+    };
+    if let Err(e) = result {
+        eprintln!("seam: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run_record(args: RecordArgs) -> Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (options, out_dir) = args.into_options(stop.clone())?;
+    // SAFETY: the handler only stores to an atomic.
+    unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
+    let watcher_stop = stop.clone();
+    std::thread::spawn(move || loop {
+        if STOP.load(Ordering::Relaxed) {
+            watcher_stop.store(true, Ordering::Relaxed);
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    });
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+
+    let what = match &options.target {
+        TargetSpec::Pid(pid) => format!("pid {pid}"),
+        TargetSpec::Command(argv) => argv.join(" "),
+    };
+    eprintln!(
+        "seam: recording {what} at {} Hz (Ctrl-C to stop)",
+        options.frequency_hz
+    );
+    let recording = record(&options, |p| {
+        eprint!(
+            "\rseam: {:>4.0}s  {} samples  {} lost",
+            p.elapsed.as_secs_f64(),
+            p.samples,
+            p.lost
+        );
+        let _ = std::io::stderr().flush();
+    })?;
+    eprintln!();
+    for w in &recording.warnings {
+        eprintln!("seam: warning: {w}");
+    }
+    if recording.target_exited {
+        match recording.exit_status {
+            Some(s) => eprintln!("seam: the target exited with status {s}"),
+            None => eprintln!("seam: the target exited"),
+        }
+    }
+
+    let profile = &recording.profile;
+    let summary = seam_export::summarize(profile, 50);
+    let write = |name: &str,
+                 f: &dyn Fn(&mut std::io::BufWriter<std::fs::File>) -> Result<()>|
+     -> Result<PathBuf> {
+        let path = out_dir.join(name);
+        let file =
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        let mut w = std::io::BufWriter::new(file);
+        f(&mut w)?;
+        w.flush()?;
+        Ok(path)
+    };
+    let title = format!("seam: {}", profile.target.command.join(" "));
+    let svg = write("flamegraph.svg", &|w| {
+        Ok(seam_export::write_flamegraph(profile, &title, w)?)
+    })?;
+    let folded = write("stacks.folded", &|w| {
+        Ok(seam_export::write_folded(profile, w)?)
+    })?;
+    let json = write("summary.json", &|w| {
+        Ok(seam_export::write_summary_json(&summary, w)?)
+    })?;
+
+    let mut out = std::io::stdout().lock();
+    seam_export::print_summary(&summary, &mut out)?;
+    writeln!(
+        out,
+        "seam's own CPU: {:.2} s over {:.1} s",
+        recording.seam_cpu_s, profile.duration_s
+    )?;
+    writeln!(
+        out,
+        "wrote {}, {}, {}",
+        svg.display(),
+        folded.display(),
+        json.display()
+    )?;
+    Ok(())
+}

@@ -1,1 +1,42 @@
-//! seam views: see the crate description.
+//! seam's views of a [`Profile`](seam_proto::Profile): folded stacks, a flamegraph SVG
+//! coloured by runtime, and the JSON summary (`summary.json`) with its short human form.
+//!
+//! Every view is a function from a `&Profile` to a writer: nothing here prints, reads the
+//! clock or picks anything at random, so the same profile always gives the same bytes and the
+//! outputs can be checked against golden files. Frames are named the same way everywhere:
+//! `<runtime>:<name>` (see [`folded_frame`]), so a frame's runtime can be read back from any
+//! view with [`parse_folded_frame`].
+//!
+//! ```
+//! use seam_export::{summarize, write_folded, DEFAULT_TOP_STACKS};
+//! use seam_proto::{Frame, Profile, Runtime};
+//!
+//! let mut profile = Profile::default();
+//! let root = profile.intern_frame(Frame::new("_start", Runtime::C));
+//! let leaf = profile.intern_frame(Frame::new("main.work", Runtime::Go));
+//! let stack = profile.intern_stack(vec![root, leaf], true);
+//! profile.add_samples(stack, 1, 3);
+//!
+//! let mut folded = Vec::new();
+//! write_folded(&profile, &mut folded).unwrap();
+//! assert_eq!(folded, b"c:_start;go:main.work 3\n");
+//!
+//! let summary = summarize(&profile, DEFAULT_TOP_STACKS);
+//! assert_eq!(summary.runtimes[&Runtime::Go].self_samples, 3);
+//! assert_eq!(summary.complete_share, 1.0);
+//! ```
+
+mod error;
+mod flamegraph;
+mod folded;
+mod palette;
+mod summary;
+
+pub use error::ExportError;
+pub use flamegraph::{flamegraph_title, write_flamegraph};
+pub use folded::{folded_frame, parse_folded_frame, write_folded};
+pub use palette::{frame_color, runtime_color, Rgb};
+pub use summary::{
+    print_summary, summarize, write_summary_json, RuntimeSamples, StackSummary, Summary,
+    ThreadSummary, DEFAULT_TOP_STACKS, SUMMARY_FORMAT_VERSION,
+};

@@ -5,10 +5,18 @@
 //! Design constraints: no printing, no exiting, no terminal. Errors are one
 //! [`Error`] type whose messages tell the user what to do; lossy input (an
 //! unreadable frame, an unknown symbol) is counted in the profile, not failed.
+//!
+//! The pipeline: [`perf::Sampler`] (records) -> [`converter::Converter`]
+//! ([`unwind`], [`python`], [`symbolize`], [`classify`]) -> `Profile`.
 
+pub mod classify;
+pub mod converter;
 pub mod memory;
+pub mod modules;
+pub mod perf;
 pub mod python;
 pub mod symbolize;
+pub mod unwind;
 
 mod error;
 pub use error::Error;

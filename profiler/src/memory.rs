@@ -39,16 +39,26 @@ impl ReadMemory for ProcessMemory {
         if buf.is_empty() {
             return Ok(());
         }
-        let local = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-        let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: buf.len() };
+        let local = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        let remote = libc::iovec {
+            iov_base: addr as *mut libc::c_void,
+            iov_len: buf.len(),
+        };
         // SAFETY: both iovecs describe valid lengths; the local one points at `buf`,
         // which we own mutably; the remote one is only read by the kernel.
-        let n = unsafe { libc::process_vm_readv(self.pid as libc::pid_t, &local, 1, &remote, 1, 0) };
+        let n =
+            unsafe { libc::process_vm_readv(self.pid as libc::pid_t, &local, 1, &remote, 1, 0) };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
         if n as usize != buf.len() {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "short read of target memory"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "short read of target memory",
+            ));
         }
         Ok(())
     }
@@ -69,7 +79,10 @@ impl ReadMemory for SliceMemory<'_> {
                 buf.copy_from_slice(src);
                 Ok(())
             }
-            None => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "address outside the buffer")),
+            None => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "address outside the buffer",
+            )),
         }
     }
 }
@@ -81,7 +94,9 @@ mod tests {
     #[test]
     fn reads_own_process() {
         let value: u64 = 0x1122_3344_5566_7788;
-        let mem = ProcessMemory { pid: std::process::id() };
+        let mem = ProcessMemory {
+            pid: std::process::id(),
+        };
         assert_eq!(mem.read_u64(&value as *const u64 as u64).unwrap(), value);
         assert!(mem.read_u64(8).is_err());
     }
@@ -89,7 +104,10 @@ mod tests {
     #[test]
     fn slice_bounds() {
         let bytes = [1u8, 0, 0, 0, 2, 0, 0, 0];
-        let m = SliceMemory { base: 0x1000, bytes: &bytes };
+        let m = SliceMemory {
+            base: 0x1000,
+            bytes: &bytes,
+        };
         assert_eq!(m.read_u32(0x1004).unwrap(), 2);
         assert!(m.read_u32(0x1006).is_err());
         assert!(m.read_u32(0xfff).is_err());

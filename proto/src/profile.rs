@@ -19,7 +19,13 @@ pub struct Frame {
 
 impl Frame {
     pub fn new(name: impl Into<String>, runtime: Runtime) -> Frame {
-        Frame { name: name.into(), runtime, module: None, file: None, line: None }
+        Frame {
+            name: name.into(),
+            runtime,
+            module: None,
+            file: None,
+            line: None,
+        }
     }
 
     /// The explicit marker put where a stack could not be completed.
@@ -143,7 +149,12 @@ impl Profile {
     }
 
     pub fn complete_samples(&self) -> u64 {
-        self.stacks.iter().zip(&self.counts).filter(|(s, _)| s.complete).map(|(_, c)| c).sum()
+        self.stacks
+            .iter()
+            .zip(&self.counts)
+            .filter(|(s, _)| s.complete)
+            .map(|(_, c)| c)
+            .sum()
     }
 
     /// Stacks with at least one sample, heaviest first.
@@ -166,8 +177,18 @@ impl Profile {
 
     /// Rebuilds the intern indexes after deserialization.
     pub fn reindex(&mut self) {
-        self.frame_index = self.frames.iter().cloned().zip((0..).map(FrameHandle)).collect();
-        self.stack_index = self.stacks.iter().cloned().zip((0..).map(StackHandle)).collect();
+        self.frame_index = self
+            .frames
+            .iter()
+            .cloned()
+            .zip((0..).map(FrameHandle))
+            .collect();
+        self.stack_index = self
+            .stacks
+            .iter()
+            .cloned()
+            .zip((0..).map(StackHandle))
+            .collect();
     }
 }
 

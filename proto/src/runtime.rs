@@ -67,7 +67,10 @@ mod tests {
     fn names_round_trip() {
         for r in Runtime::ALL {
             assert_eq!(r.as_str().parse::<Runtime>().unwrap(), r);
-            assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{}\"", r.as_str()));
+            assert_eq!(
+                serde_json::to_string(&r).unwrap(),
+                format!("\"{}\"", r.as_str())
+            );
         }
         assert!("perl".parse::<Runtime>().is_err());
     }

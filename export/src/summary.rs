@@ -1,0 +1,517 @@
+//! The JSON summary of a profile (`summary.json`) and its short human form.
+
+use crate::ExportError;
+use seam_proto::{Frame, Lost, Profile, Runtime, Target};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io;
+
+/// How many of the heaviest stacks a summary lists unless told otherwise.
+pub const DEFAULT_TOP_STACKS: usize = 50;
+
+/// The version of the summary format, written as `format_version`.
+pub const SUMMARY_FORMAT_VERSION: u32 = 1;
+
+/// What a recording amounts to: sample counts, their quality, time per runtime and the
+/// heaviest stacks. Serialized as `summary.json`.
+///
+/// Every count is a number of on-CPU samples; a sample stands for `1 / rate_hz` seconds of
+/// CPU time on one thread.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// The version of this format; bumped when a field changes meaning or goes away.
+    #[serde(default)]
+    pub format_version: u32,
+    /// On-CPU samples kept in the profile.
+    pub samples: u64,
+    /// Samples taken but not kept: `lost_detail.kernel + lost_detail.seam`.
+    pub lost: u64,
+    /// Lost samples by who dropped them: `kernel` (perf ring buffer full, PERF_RECORD_LOST)
+    /// and `seam` (a record seam could not parse, a thread it could not read).
+    pub lost_detail: Lost,
+    /// Samples whose stack is complete: it reaches the thread's root (`_start`,
+    /// `start_thread`/`clone3`, `runtime.goexit`, `runtime.mstart`) with no gap.
+    pub complete_stacks: u64,
+    /// `complete_stacks / samples`, from 0 to 1; 0 when there are no samples.
+    pub complete_share: f64,
+    /// Wall-clock length of the recording, in seconds.
+    pub duration_s: f64,
+    /// The sampling frequency asked for, in samples per second per thread (Hz).
+    pub rate_hz: u32,
+    /// What was profiled: `pid` and `command` (the command line, one string per argument).
+    pub target: Target,
+    /// Samples per runtime, keyed by runtime name; all seven runtimes (`python`, `c`, `go`,
+    /// `rust`, `kernel`, `glue`, `unknown`) are present, with zeros where nothing ran.
+    pub runtimes: BTreeMap<Runtime, RuntimeSamples>,
+    /// The heaviest stacks, most samples first (ties in first-seen order).
+    pub stacks: Vec<StackSummary>,
+    /// Threads that were sampled, most samples first (ties by tid).
+    pub threads: Vec<ThreadSummary>,
+    /// Why stacks were truncated or frames were unreadable: reason -> number of times.
+    pub problems: BTreeMap<String, u64>,
+}
+
+/// The samples of one runtime.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeSamples {
+    /// Samples whose leaf frame (the one on CPU) belongs to the runtime: its self time.
+    /// These add up to `samples` over all runtimes; a stack with no frames counts as
+    /// `unknown`.
+    #[serde(rename = "self")]
+    pub self_samples: u64,
+    /// Samples with at least one frame of the runtime anywhere on the stack: its total time.
+    /// A stack counts once per runtime however many of its frames belong to it.
+    pub total: u64,
+}
+
+/// One stack and its samples.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StackSummary {
+    /// Samples of this stack.
+    pub count: u64,
+    /// True when the stack reaches the thread's root with no gap.
+    pub complete: bool,
+    /// Root first. Each frame has `name` and `runtime`, and where known `module` (the ELF
+    /// file name, native frames), `file` and `line` (source position; for Python frames the
+    /// file as the interpreter reports it).
+    pub frames: Vec<Frame>,
+}
+
+/// One sampled thread.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadSummary {
+    /// The thread id (as the kernel numbers it, system-wide).
+    pub tid: u32,
+    /// The thread's name (`comm`), empty when unknown.
+    pub name: String,
+    /// On-CPU samples of this thread.
+    pub samples: u64,
+}
+
+impl Summary {
+    /// Self time of a runtime as a share of all samples, from 0 to 1.
+    pub fn self_share(&self, runtime: Runtime) -> f64 {
+        share(
+            self.runtimes.get(&runtime).map_or(0, |r| r.self_samples),
+            self.samples,
+        )
+    }
+
+    /// Total time of a runtime as a share of all samples, from 0 to 1.
+    pub fn total_share(&self, runtime: Runtime) -> f64 {
+        share(
+            self.runtimes.get(&runtime).map_or(0, |r| r.total),
+            self.samples,
+        )
+    }
+}
+
+fn share(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+/// Summarizes a profile, listing its `top_stacks` heaviest stacks.
+pub fn summarize(profile: &Profile, top_stacks: usize) -> Summary {
+    let mut runtimes: BTreeMap<Runtime, RuntimeSamples> = Runtime::ALL
+        .into_iter()
+        .map(|r| (r, RuntimeSamples::default()))
+        .collect();
+    for (stack, &count) in profile.stacks.iter().zip(&profile.counts) {
+        if count == 0 {
+            continue;
+        }
+        let leaf = stack
+            .frames
+            .last()
+            .map_or(Runtime::Unknown, |&h| profile.frame(h).runtime);
+        runtimes.entry(leaf).or_default().self_samples += count;
+        let mut seen = [false; Runtime::ALL.len()];
+        if stack.frames.is_empty() {
+            seen[Runtime::Unknown as usize] = true;
+        }
+        for &h in &stack.frames {
+            seen[profile.frame(h).runtime as usize] = true;
+        }
+        for runtime in Runtime::ALL {
+            if seen[runtime as usize] {
+                runtimes.entry(runtime).or_default().total += count;
+            }
+        }
+    }
+
+    let stacks = profile
+        .stacks_by_weight()
+        .into_iter()
+        .take(top_stacks)
+        .map(|(h, count)| {
+            let stack = profile.stack(h);
+            StackSummary {
+                count,
+                complete: stack.complete,
+                frames: stack
+                    .frames
+                    .iter()
+                    .map(|&f| profile.frame(f).clone())
+                    .collect(),
+            }
+        })
+        .collect();
+
+    let mut threads: Vec<ThreadSummary> = profile
+        .threads
+        .iter()
+        .map(|(&tid, t)| ThreadSummary {
+            tid,
+            name: t.name.clone(),
+            samples: t.samples,
+        })
+        .collect();
+    threads.sort_by(|a, b| b.samples.cmp(&a.samples).then(a.tid.cmp(&b.tid)));
+
+    let samples = profile.samples();
+    let complete_stacks = profile.complete_samples();
+    Summary {
+        format_version: SUMMARY_FORMAT_VERSION,
+        samples,
+        lost: profile.lost.total(),
+        lost_detail: profile.lost,
+        complete_stacks,
+        complete_share: share(complete_stacks, samples),
+        duration_s: profile.duration_s,
+        rate_hz: profile.rate_hz,
+        target: profile.target.clone(),
+        runtimes,
+        stacks,
+        threads,
+        problems: profile.problems.clone(),
+    }
+}
+
+/// Writes the summary as pretty-printed JSON, ending with a newline.
+pub fn write_summary_json(summary: &Summary, out: &mut impl io::Write) -> Result<(), ExportError> {
+    serde_json::to_writer_pretty(&mut *out, summary)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Writes a short human summary, the kind `seam record` ends with: samples, losses,
+/// complete-stack share, and self and total time per runtime.
+pub fn print_summary(summary: &Summary, out: &mut impl io::Write) -> Result<(), ExportError> {
+    let command = summary.target.command.join(" ");
+    write!(
+        out,
+        "{} samples in {:.1} s at {} Hz",
+        thousands(summary.samples),
+        summary.duration_s,
+        summary.rate_hz
+    )?;
+    match (summary.target.pid, command.is_empty()) {
+        (0, true) => writeln!(out)?,
+        (0, false) => writeln!(out, " from {command}")?,
+        (pid, true) => writeln!(out, " from pid {pid}")?,
+        (pid, false) => writeln!(out, " from pid {pid} ({command})")?,
+    }
+    writeln!(
+        out,
+        "lost:            {} (kernel {}, seam {})",
+        thousands(summary.lost),
+        thousands(summary.lost_detail.kernel),
+        thousands(summary.lost_detail.seam)
+    )?;
+    writeln!(out, "complete stacks: {}", percent(summary.complete_share))?;
+    writeln!(out, "{:<9}{:>8}{:>8}", "runtime", "self", "total")?;
+    for runtime in Runtime::ALL {
+        writeln!(
+            out,
+            "{:<9}{:>8}{:>8}",
+            runtime.as_str(),
+            percent(summary.self_share(runtime)),
+            percent(summary.total_share(runtime))
+        )?;
+    }
+    if !summary.problems.is_empty() {
+        let mut problems: Vec<_> = summary.problems.iter().collect();
+        problems.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let shown: Vec<String> = problems
+            .iter()
+            .take(3)
+            .map(|(what, n)| format!("{what} ({})", thousands(**n)))
+            .collect();
+        let more = problems.len().saturating_sub(3);
+        write!(out, "problems:        {}", shown.join(", "))?;
+        if more > 0 {
+            write!(out, ", and {more} more in summary.json")?;
+        }
+        writeln!(out)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// `0.1234` -> `"12.3%"`.
+pub(crate) fn percent(share: f64) -> String {
+    format!("{:.1}%", share * 100.0)
+}
+
+/// `1234567` -> `"1,234,567"`.
+pub(crate) fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use seam_proto::ThreadInfo;
+
+    /// A stack as (frames as (name, runtime), complete, count).
+    type StackSpec<'a> = (&'a [(&'a str, Runtime)], bool, u64);
+
+    /// Thread 1 gets all the samples.
+    fn profile(stacks: &[StackSpec]) -> Profile {
+        let mut p = Profile::default();
+        for (frames, complete, count) in stacks {
+            let frames = frames
+                .iter()
+                .map(|&(n, r)| p.intern_frame(Frame::new(n, r)))
+                .collect();
+            let s = p.intern_stack(frames, *complete);
+            p.add_samples(s, 1, *count);
+        }
+        p
+    }
+
+    fn self_total(s: &Summary) -> Vec<(Runtime, u64, u64)> {
+        s.runtimes
+            .iter()
+            .map(|(&r, x)| (r, x.self_samples, x.total))
+            .collect()
+    }
+
+    #[test]
+    fn runtimes_count_self_at_the_leaf_and_total_once_per_stack() {
+        use Runtime::*;
+        // python -> glue -> go -> glue -> rust, with glue and python each twice on one stack.
+        let crossing: &[(&str, Runtime)] = &[
+            ("_start", C),
+            ("main", Python),
+            ("ffi_call", Glue),
+            ("main.work", Go),
+            ("crosscall2", Glue),
+            ("rs_hash", Rust),
+        ];
+        let callback: &[(&str, Runtime)] = &[
+            ("_start", C),
+            ("main", Python),
+            ("ffi_call", Glue),
+            ("cb", Python),
+            ("do_syscall_64", Kernel),
+        ];
+        let p = profile(&[
+            (crossing, true, 5),
+            (callback, false, 3),
+            (&[("[truncated]", Unknown)], false, 2),
+            (&[], false, 1),
+        ]);
+        let s = summarize(&p, DEFAULT_TOP_STACKS);
+        assert_eq!(
+            self_total(&s),
+            vec![
+                (Python, 0, 8),
+                (C, 0, 8),
+                (Go, 0, 5),
+                (Rust, 5, 5),
+                (Kernel, 3, 3),
+                (Glue, 0, 8),
+                (Unknown, 3, 3),
+            ]
+        );
+        assert_eq!(
+            s.runtimes.values().map(|r| r.self_samples).sum::<u64>(),
+            s.samples
+        );
+        assert_eq!((s.samples, s.complete_stacks), (11, 5));
+        assert!((s.complete_share - 5.0 / 11.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn top_stacks_are_heaviest_first_and_capped() {
+        use Runtime::*;
+        let p = profile(&[
+            (&[("a", C)], true, 1),
+            (&[("b", Go)], true, 9),
+            (&[("c", Rust)], false, 4),
+            (&[("d", Rust)], false, 4),
+            (&[("e", Rust)], false, 0),
+        ]);
+        let cases: [(usize, &[(&str, u64)]); 4] = [
+            (0, &[]),
+            (1, &[("b", 9)]),
+            (3, &[("b", 9), ("c", 4), ("d", 4)]),
+            (50, &[("b", 9), ("c", 4), ("d", 4), ("a", 1)]),
+        ];
+        for (top, want) in cases {
+            let s = summarize(&p, top);
+            let got: Vec<(&str, u64)> = s
+                .stacks
+                .iter()
+                .map(|st| (st.frames[0].name.as_str(), st.count))
+                .collect();
+            assert_eq!(got, want, "top {top}");
+        }
+        assert!(!summarize(&p, 2).stacks[1].complete);
+    }
+
+    #[test]
+    fn empty_profile_summarizes_to_zeros() {
+        let s = summarize(&Profile::default(), DEFAULT_TOP_STACKS);
+        assert_eq!(
+            (s.samples, s.lost, s.complete_stacks, s.complete_share),
+            (0, 0, 0, 0.0)
+        );
+        assert_eq!(s.runtimes.len(), Runtime::ALL.len());
+        assert!(s.runtimes.values().all(|r| *r == RuntimeSamples::default()));
+        assert!(s.stacks.is_empty() && s.threads.is_empty() && s.problems.is_empty());
+        assert_eq!(s.self_share(Runtime::Go), 0.0);
+    }
+
+    #[test]
+    fn json_has_the_documented_shape_and_round_trips() {
+        let mut p = profile(&[(
+            &[("_start", Runtime::C), ("main.main", Runtime::Go)],
+            true,
+            3,
+        )]);
+        p.target = Target {
+            pid: 42,
+            command: vec!["./app".into(), "-n".into()],
+        };
+        p.rate_hz = 99;
+        p.duration_s = 2.5;
+        p.lost = Lost { kernel: 2, seam: 1 };
+        p.threads.insert(
+            7,
+            ThreadInfo {
+                name: "worker".into(),
+                samples: 0,
+            },
+        );
+        p.threads.get_mut(&1).unwrap().name = "main".into();
+        p.note_problem("python frames unreadable");
+        let s = summarize(&p, 1);
+        let mut out = Vec::new();
+        write_summary_json(&s, &mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["format_version"], 1);
+        assert_eq!(v["lost"], 3);
+        assert_eq!(
+            v["lost_detail"],
+            serde_json::json!({"kernel": 2, "seam": 1})
+        );
+        assert_eq!(v["complete_share"], 1.0);
+        assert_eq!(
+            v["target"],
+            serde_json::json!({"pid": 42, "command": ["./app", "-n"]})
+        );
+        let keys: Vec<&str> = v["runtimes"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            ["c", "glue", "go", "kernel", "python", "rust", "unknown"]
+        );
+        assert_eq!(
+            v["runtimes"]["go"],
+            serde_json::json!({"self": 3, "total": 3})
+        );
+        assert_eq!(
+            v["stacks"][0],
+            serde_json::json!({"count": 3, "complete": true, "frames": [
+                {"name": "_start", "runtime": "c"}, {"name": "main.main", "runtime": "go"}]})
+        );
+        assert_eq!(
+            v["threads"],
+            serde_json::json!([{"tid": 1, "name": "main", "samples": 3}, {"tid": 7, "name": "worker", "samples": 0}])
+        );
+        assert_eq!(
+            v["problems"],
+            serde_json::json!({"python frames unreadable": 1})
+        );
+        let back: Summary = serde_json::from_slice(&out).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn human_summary_is_a_compact_table() {
+        use Runtime::*;
+        let mut p = profile(&[
+            (
+                &[("_start", C), ("main", Python), ("ffi_call", Glue)],
+                true,
+                3,
+            ),
+            (&[("_start", C), ("main", Python)], false, 1),
+        ]);
+        p.target = Target {
+            pid: 42,
+            command: vec!["python3".into(), "chain.py".into()],
+        };
+        p.rate_hz = 99;
+        p.duration_s = 1.25;
+        p.lost = Lost {
+            kernel: 1200,
+            seam: 3,
+        };
+        for (what, n) in [("a", 1), ("b", 5), ("c", 2), ("d", 2)] {
+            p.problems.insert(what.into(), n);
+        }
+        let mut out = Vec::new();
+        print_summary(&summarize(&p, 0), &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\
+4 samples in 1.2 s at 99 Hz from pid 42 (python3 chain.py)
+lost:            1,203 (kernel 1,200, seam 3)
+complete stacks: 75.0%
+runtime      self   total
+python      25.0%  100.0%
+c            0.0%  100.0%
+go           0.0%    0.0%
+rust         0.0%    0.0%
+kernel       0.0%    0.0%
+glue        75.0%   75.0%
+unknown      0.0%    0.0%
+problems:        b (5), c (2), d (2), and 1 more in summary.json
+"
+        );
+    }
+
+    #[test]
+    fn thousands_separators() {
+        let cases = [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (123456, "123,456"),
+            (1234567, "1,234,567"),
+        ];
+        for (n, want) in cases {
+            assert_eq!(thousands(n), want);
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! Which runtime owns a frame: a table of rules, read top to bottom, and a
+//! small function that applies it. To teach seam a new kind of glue, add a
+//! row.
+
+use crate::modules::Language;
+use seam_proto::Runtime;
+
+/// How a rule matches a frame.
+#[derive(Clone, Copy, Debug)]
+pub enum Match {
+    /// The function name starts with this.
+    NamePrefix(&'static str),
+    /// The function name contains this.
+    NameContains(&'static str),
+    /// The module's file name starts with this.
+    ModulePrefix(&'static str),
+}
+
+/// Glue: code that exists only to carry a call across runtimes.
+pub const GLUE: &[(Match, &str)] = &[
+    // libffi, ctypes and cffi's backend marshal every foreign call.
+    (Match::ModulePrefix("libffi"), "libffi"),
+    (Match::ModulePrefix("_ctypes"), "ctypes"),
+    (Match::ModulePrefix("_cffi_backend"), "cffi"),
+    (Match::NamePrefix("_cffi_f_"), "cffi API wrapper"),
+    (Match::NamePrefix("ffi_call"), "libffi"),
+    (Match::NamePrefix("ffi_closure"), "libffi"),
+    // CPython's C-call path and the GIL around foreign calls.
+    (Match::NamePrefix("cfunction_vectorcall_"), "CPython C call"),
+    (Match::NamePrefix("cfunction_call"), "CPython C call"),
+    (Match::NamePrefix("method_vectorcall_"), "CPython C call"),
+    (Match::NamePrefix("_PyObject_MakeTpCall"), "CPython C call"),
+    (Match::NamePrefix("PyEval_SaveThread"), "GIL"),
+    (Match::NamePrefix("PyEval_RestoreThread"), "GIL"),
+    (Match::NamePrefix("PyEval_AcquireThread"), "GIL"),
+    (Match::NamePrefix("take_gil"), "GIL"),
+    (Match::NamePrefix("drop_gil"), "GIL"),
+    (Match::NamePrefix("PyGILState_"), "GIL"),
+    // PyO3's trampolines.
+    (Match::NamePrefix("pyo3::impl_::trampoline::"), "PyO3"),
+    // cgo, both directions.
+    (Match::NamePrefix("crosscall"), "cgo"),
+    (Match::NamePrefix("runtime.cgocall"), "cgo"),
+    (Match::NamePrefix("runtime.asmcgocall"), "cgo"),
+    (Match::NamePrefix("runtime.cgocallback"), "cgo"),
+    (Match::NamePrefix("runtime.needm"), "cgo"),
+    (Match::NamePrefix("runtime.needAndBindM"), "cgo"),
+    (Match::NamePrefix("runtime.dropm"), "cgo"),
+    (Match::NamePrefix("runtime.entersyscall"), "cgo"),
+    (Match::NamePrefix("runtime.reentersyscall"), "cgo"),
+    (Match::NamePrefix("runtime.exitsyscall"), "cgo"),
+    (Match::NamePrefix("runtime.cgoCheck"), "cgo"),
+    (Match::NamePrefix("_cgo_"), "cgo"),
+    (Match::NamePrefix("x_cgo_"), "cgo"),
+    (Match::NamePrefix("_cgoexp_"), "cgo"),
+    (Match::NameContains("._Cfunc_"), "cgo"),
+    (Match::NameContains("._cgo_"), "cgo"),
+];
+
+/// A native frame to classify.
+#[derive(Clone, Copy, Debug)]
+pub struct NativeFacts<'a> {
+    pub name: &'a str,
+    /// File name of the module, without directories.
+    pub module: Option<&'a str>,
+    pub language: Option<Language>,
+    /// The name came from a Go pclntab.
+    pub go: bool,
+}
+
+fn matches(m: Match, f: &NativeFacts) -> bool {
+    match m {
+        Match::NamePrefix(p) => f.name.starts_with(p),
+        Match::NameContains(p) => f.name.contains(p),
+        Match::ModulePrefix(p) => f.module.is_some_and(|m| m.starts_with(p)),
+    }
+}
+
+/// The glue rule a frame matches, if any.
+pub fn glue_rule(f: &NativeFacts) -> Option<&'static str> {
+    GLUE.iter()
+        .find(|(m, _)| matches(*m, f))
+        .map(|(_, what)| *what)
+}
+
+/// The runtime of a user-space native frame.
+pub fn classify_native(f: &NativeFacts) -> Runtime {
+    if glue_rule(f).is_some() {
+        return Runtime::Glue;
+    }
+    if f.go {
+        return Runtime::Go;
+    }
+    if is_rust_path(f.name) {
+        return Runtime::Rust;
+    }
+    match f.language {
+        Some(Language::Rust) => Runtime::Rust,
+        // The interpreter's own code counts as Python (DESIGN.md: the eval loop is not glue).
+        Some(Language::Python) => Runtime::Python,
+        // C code in a Go module (cgo preambles) is C, unless the glue table says otherwise.
+        Some(Language::Go) | Some(Language::C) => Runtime::C,
+        None => Runtime::Unknown,
+    }
+}
+
+/// A demangled Rust path such as `core::ptr::drop_in_place<T>` or `<a::B as c::D>::f`.
+fn is_rust_path(name: &str) -> bool {
+    const RUST_ROOTS: &[&str] = &[
+        "core::", "alloc::", "std::", "<core::", "<alloc::", "<std::",
+    ];
+    RUST_ROOTS.iter().any(|r| name.starts_with(r))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table() {
+        use Language::*;
+        type Case = (
+            &'static str,
+            Option<&'static str>,
+            Option<Language>,
+            bool,
+            Runtime,
+        );
+        let cases: &[Case] = &[
+            (
+                "_PyEval_EvalFrameDefault",
+                Some("libpython3.12.so.1.0"),
+                Some(Python),
+                false,
+                Runtime::Python,
+            ),
+            (
+                "PyCFuncPtr_call",
+                Some("_ctypes.cpython-311-x86_64-linux-gnu.so"),
+                Some(C),
+                false,
+                Runtime::Glue,
+            ),
+            (
+                "[libffi.so.8.1.2+0x6f79]",
+                Some("libffi.so.8.1.2"),
+                Some(C),
+                false,
+                Runtime::Glue,
+            ),
+            (
+                "cdata_call",
+                Some("_cffi_backend.cpython-312-x86_64-linux-gnu.so"),
+                Some(C),
+                false,
+                Runtime::Glue,
+            ),
+            (
+                "_cffi_f_spin",
+                Some("_spin_cffi.cpython-311-x86_64-linux-gnu.so"),
+                Some(C),
+                false,
+                Runtime::Glue,
+            ),
+            (
+                "take_gil",
+                Some("libpython3.11.so.1.0"),
+                Some(Python),
+                false,
+                Runtime::Glue,
+            ),
+            (
+                "cfunction_vectorcall_O",
+                Some("libpython3.11.so.1.0"),
+                Some(Python),
+                false,
+                Runtime::Glue,
+            ),
+            (
+                "pyo3::impl_::trampoline::trampoline",
+                Some("pyo3spin.so"),
+                Some(Rust),
+                false,
+                Runtime::Glue,
+            ),
+            (
+                "crosscall2",
+                Some("libchain.so"),
+                Some(Go),
+                false,
+                Runtime::Glue,
+            ),
+            (
+                "runtime.cgocallbackg1",
+                Some("libchain.so"),
+                Some(Go),
+                true,
+                Runtime::Glue,
+            ),
+            (
+                "runtime.asmcgocall.abi0",
+                Some("libchain.so"),
+                Some(Go),
+                true,
+                Runtime::Glue,
+            ),
+            (
+                "main._Cfunc_seam_rs_work.abi0",
+                Some("libchain.so"),
+                Some(Go),
+                true,
+                Runtime::Glue,
+            ),
+            (
+                "_cgo_516a0f779a83_Cfunc_c_spin",
+                Some("libchain.so"),
+                Some(Go),
+                false,
+                Runtime::Glue,
+            ),
+            (
+                "runtime.needm",
+                Some("libchain.so"),
+                Some(Go),
+                true,
+                Runtime::Glue,
+            ),
+            (
+                "main.compute",
+                Some("libchain.so"),
+                Some(Go),
+                true,
+                Runtime::Go,
+            ),
+            (
+                "runtime.mallocgc",
+                Some("gomain"),
+                Some(Go),
+                true,
+                Runtime::Go,
+            ),
+            ("c_work", Some("gomain"), Some(Go), false, Runtime::C),
+            (
+                "rsspin::inner::rust_spin_inner",
+                Some("librs.so"),
+                Some(Rust),
+                false,
+                Runtime::Rust,
+            ),
+            (
+                "seam_rs_hash",
+                Some("librs.so"),
+                Some(Rust),
+                false,
+                Runtime::Rust,
+            ),
+            (
+                "core::ptr::drop_in_place<x>",
+                Some("app"),
+                Some(C),
+                false,
+                Runtime::Rust,
+            ),
+            ("memcpy", Some("libc.so.6"), Some(C), false, Runtime::C),
+            ("[unknown 0x10]", None, None, false, Runtime::Unknown),
+        ];
+        for &(name, module, language, go, want) in cases {
+            let got = classify_native(&NativeFacts {
+                name,
+                module,
+                language,
+                go,
+            });
+            assert_eq!(got, want, "{name} in {module:?}");
+        }
+    }
+}

@@ -1,0 +1,500 @@
+//! From perf records to a [`Profile`]: unwinding, the Python merge,
+//! symbolization and classification of each sample. The live recorder and
+//! recorded fixtures both feed this converter.
+
+use crate::classify::{classify_native, NativeFacts};
+use crate::memory::ProcessMemory;
+use crate::modules::{AddressSpace, FrameKind, Mapping};
+use crate::python::{PyFrame, PythonProcess};
+use crate::symbolize::{KernelSymbols, Symbolizer};
+use crate::unwind::{NativeStack, Regs, StackAddress, StackEnd, StackMemory, Unwinder};
+use seam_proto::{Frame, Profile, Runtime};
+use std::time::{Duration, Instant};
+
+/// perf's callchain context markers (PERF_CONTEXT_*), all above this value.
+const PERF_CONTEXT_MAX: u64 = u64::MAX - 4095;
+const PERF_CONTEXT_USER: u64 = (-512i64) as u64;
+const PYTHON_RETRY: Duration = Duration::from_millis(100);
+const MAPS_RETRY: Duration = Duration::from_millis(100);
+
+/// One on-CPU sample, as the converter needs it.
+#[derive(Clone, Debug)]
+pub struct SampleEvent<'a> {
+    pub pid: u32,
+    pub tid: u32,
+    /// User registers at the sample; None for a kernel thread.
+    pub regs: Option<Regs>,
+    /// The user stack copied from `regs.sp` upward.
+    pub stack: &'a [u8],
+    /// The kernel's callchain with its context markers, leaf first.
+    pub callchain: &'a [u64],
+}
+
+/// What the converter knows about the Python interpreter in the target.
+enum PythonState {
+    NotYetFound {
+        last_try: Option<Instant>,
+    },
+    Found(Box<PythonProcess>),
+    /// A version seam cannot read; the message says which.
+    Unsupported(String),
+}
+
+pub struct Converter {
+    pid: u32,
+    memory: Option<ProcessMemory>,
+    space: AddressSpace,
+    unwinder: Unwinder,
+    symbolizer: Symbolizer,
+    kernel: KernelSymbols,
+    python: PythonState,
+    profile: Profile,
+    last_maps_read: Option<Instant>,
+}
+
+impl Converter {
+    /// A converter for process `pid`. `memory` reads the live process (None for fixtures).
+    pub fn new(pid: u32, memory: Option<ProcessMemory>) -> Converter {
+        let mut profile = Profile::default();
+        profile.target.pid = pid;
+        Converter {
+            pid,
+            memory,
+            space: AddressSpace::new(pid),
+            unwinder: Unwinder::default(),
+            symbolizer: Symbolizer::default(),
+            kernel: KernelSymbols::load(),
+            python: PythonState::NotYetFound { last_try: None },
+            profile,
+            last_maps_read: None,
+        }
+    }
+
+    /// Learns the target's current mappings from a /proc/PID/maps text.
+    pub fn add_maps_text(&mut self, maps: &str) {
+        for m in self.space.add_maps_text(maps) {
+            self.unwinder.add_module(&m);
+        }
+    }
+
+    /// Re-reads /proc/PID/maps, at most every [`MAPS_RETRY`]: a sample in code
+    /// we have no mapping for (mapped before the recording started or before
+    /// an exec) means our view is behind.
+    fn refresh_maps(&mut self) {
+        if self.memory.is_none()
+            || self
+                .last_maps_read
+                .is_some_and(|t| t.elapsed() < MAPS_RETRY)
+        {
+            return;
+        }
+        self.last_maps_read = Some(Instant::now());
+        if let Ok(maps) = std::fs::read_to_string(format!("/proc/{}/maps", self.pid)) {
+            self.add_maps_text(&maps);
+        }
+    }
+
+    pub fn handle_mmap(&mut self, pid: u32, mapping: Mapping) {
+        if pid != self.pid {
+            return;
+        }
+        if let Some(m) = self.space.add_mapping(mapping) {
+            self.unwinder.add_module(&m);
+            if matches!(self.python, PythonState::NotYetFound { .. }) {
+                self.python = PythonState::NotYetFound { last_try: None };
+            }
+        }
+    }
+
+    pub fn handle_comm(&mut self, pid: u32, tid: u32, name: &str) {
+        if pid == self.pid {
+            self.profile.threads.entry(tid).or_default().name = name.to_string();
+        }
+    }
+
+    pub fn handle_lost(&mut self, count: u64) {
+        self.profile.lost.kernel += count;
+    }
+
+    /// Counts a sample seam had to drop, with the reason.
+    pub fn drop_sample(&mut self, why: &str) {
+        self.profile.lost.seam += 1;
+        self.profile.note_problem(why);
+    }
+
+    /// Files the target maps that seam could not read, with why.
+    pub fn unreadable_files(&self) -> Vec<String> {
+        self.space
+            .unreadable
+            .iter()
+            .map(|(path, why)| format!("cannot read {path}: {why}"))
+            .collect()
+    }
+
+    /// A message when the target runs a Python seam cannot read.
+    pub fn python_warning(&self) -> Option<&str> {
+        match &self.python {
+            PythonState::Unsupported(msg) => Some(msg),
+            _ => None,
+        }
+    }
+
+    pub fn handle_sample(&mut self, s: &SampleEvent) {
+        if s.pid != self.pid {
+            return;
+        }
+        let mut leaf_first: Vec<Frame> = Vec::new();
+        let mut complete = true;
+
+        let (kernel_chain, _) = split_callchain(s.callchain);
+        for &addr in kernel_chain {
+            leaf_first.push(Frame::new(self.kernel.name(addr), Runtime::Kernel));
+        }
+
+        if let Some(regs) = s.regs {
+            if self.space.module_at(regs.ip).is_none() {
+                self.refresh_maps();
+            }
+        }
+        let Some(regs) = s.regs else {
+            // A kernel thread (or a sample with no user context): the kernel part is all there is.
+            if leaf_first.is_empty() {
+                self.drop_sample("sample with no stack");
+                return;
+            }
+            self.count(leaf_first, true, s.tid);
+            return;
+        };
+        let mut mem = StackMemory::new(regs.sp, s.stack, self.memory);
+        let native = self.unwinder.unwind(&self.space, regs, &mut mem);
+        if mem.reused_other_side {
+            self.profile.note_problem(
+                "frames past a stack switch taken from an earlier walk (the thread had moved on)",
+            );
+        }
+        if native.end != StackEnd::Root {
+            complete = false;
+            self.profile.note_problem(match native.end {
+                StackEnd::Truncated(why) => why,
+                StackEnd::Root => unreachable!(),
+            });
+        }
+        let eval_frames = native
+            .frames
+            .iter()
+            .filter(|a| self.is_eval_loop(**a))
+            .count();
+        let mut python = Vec::new();
+        if eval_frames > 0 {
+            match self.python_stack(s.tid) {
+                Some(frames) => python = frames,
+                None => {
+                    complete = false;
+                    self.profile.note_problem("python frames unreadable");
+                }
+            }
+        }
+        let mut runs = split_runs(&python);
+        // The Python stack is read a moment after the sample. Calls made since then
+        // add runs at the leaf end: those runs were not on the sampled stack.
+        if runs.len() > eval_frames {
+            runs.drain(..runs.len() - eval_frames);
+            self.profile
+                .note_problem("python frames newer than the sample dropped");
+        }
+        // py-spy's rule: the native stack may hold one more eval frame than the
+        // interpreter (a frame being entered or left); the leafmost one then has no Python frames.
+        let skip_leaf_eval = eval_frames == runs.len() + 1;
+        if !python.is_empty() && eval_frames != runs.len() && !skip_leaf_eval {
+            complete = false;
+            self.profile
+                .note_problem("python and native stacks disagree");
+        }
+        if !complete && log::log_enabled!(log::Level::Debug) {
+            let names: Vec<String> = native
+                .frames
+                .iter()
+                .map(|a| {
+                    self.symbolizer.symbolize(&self.space, a.lookup()).frames[0]
+                        .name
+                        .clone()
+                })
+                .collect();
+            let py: Vec<(&str, bool)> = python
+                .iter()
+                .map(|f| (f.function.as_str(), f.ends_eval_run))
+                .collect();
+            log::debug!("incomplete sample tid {}: {:?}; eval {eval_frames}; native {names:?}; python {py:?}", s.tid, native.end);
+        }
+        self.push_native(&native, &runs, skip_leaf_eval, &mut leaf_first);
+        mark_export_wrappers(&mut leaf_first);
+        drop_interpreter_internals(&mut leaf_first);
+        if native.end != StackEnd::Root {
+            leaf_first.push(Frame::truncated());
+        }
+        self.count(leaf_first, complete, s.tid);
+    }
+
+    fn is_eval_loop(&self, a: StackAddress) -> bool {
+        self.space
+            .module_at(a.lookup())
+            .is_some_and(|m| m.object.kind_at(m.svma(a.lookup())) == Some(FrameKind::EvalLoop))
+    }
+
+    fn push_native(
+        &mut self,
+        native: &NativeStack,
+        runs: &[&[PyFrame]],
+        skip_leaf_eval: bool,
+        out: &mut Vec<Frame>,
+    ) {
+        let mut runs = runs.iter();
+        let mut skipped = !skip_leaf_eval;
+        for &addr in &native.frames {
+            if self.is_eval_loop(addr) {
+                if !skipped {
+                    skipped = true;
+                    continue;
+                }
+                match runs.next() {
+                    Some(run) => {
+                        out.extend(run.iter().map(python_frame));
+                        continue;
+                    }
+                    None if self.python_found() => {
+                        // An eval loop whose Python frames we could not read: keep the native frame.
+                    }
+                    None => {}
+                }
+            }
+            let sym = self.symbolizer.symbolize(&self.space, addr.lookup());
+            for nf in &sym.frames {
+                let facts = NativeFacts {
+                    name: &nf.name,
+                    module: sym.module.as_deref(),
+                    language: sym.language,
+                    go: nf.go,
+                };
+                out.push(Frame {
+                    name: nf.name.clone(),
+                    runtime: classify_native(&facts),
+                    module: sym.module.as_deref().map(str::to_string),
+                    file: nf.file.clone(),
+                    line: nf.line,
+                });
+            }
+        }
+    }
+
+    fn python_found(&self) -> bool {
+        matches!(self.python, PythonState::Found(_))
+    }
+
+    fn python_stack(&mut self, tid: u32) -> Option<Vec<PyFrame>> {
+        let memory = self.memory?;
+        if let PythonState::NotYetFound { last_try } = &self.python {
+            if last_try.is_some_and(|t| t.elapsed() < PYTHON_RETRY) {
+                return None;
+            }
+            let maps =
+                std::fs::read_to_string(format!("/proc/{}/maps", self.pid)).unwrap_or_default();
+            self.python = match PythonProcess::find(self.pid, &maps) {
+                Ok(Some(p)) => PythonState::Found(Box::new(p)),
+                Ok(None) => PythonState::NotYetFound {
+                    last_try: Some(Instant::now()),
+                },
+                Err(e) => PythonState::Unsupported(e.to_string()),
+            };
+        }
+        match &mut self.python {
+            PythonState::Found(p) => p.stack(&memory, tid).ok().flatten(),
+            _ => None,
+        }
+    }
+
+    fn count(&mut self, mut leaf_first: Vec<Frame>, complete: bool, tid: u32) {
+        leaf_first.reverse();
+        let handles = leaf_first
+            .into_iter()
+            .map(|f| self.profile.intern_frame(f))
+            .collect();
+        let stack = self.profile.intern_stack(handles, complete);
+        self.profile.add_samples(stack, tid, 1);
+    }
+
+    /// The profile so far.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    pub fn profile_mut(&mut self) -> &mut Profile {
+        &mut self.profile
+    }
+
+    pub fn into_profile(self) -> Profile {
+        self.profile
+    }
+}
+
+/// The C function that calls `crosscall2` is the wrapper cgo generates for an
+/// `//export`ed Go function: glue, whatever its name (DESIGN.md).
+fn mark_export_wrappers(leaf_first: &mut [Frame]) {
+    for i in 1..leaf_first.len() {
+        if leaf_first[i - 1].name == "crosscall2" && leaf_first[i].runtime == Runtime::C {
+            leaf_first[i].runtime = Runtime::Glue;
+        }
+    }
+}
+
+/// A Python function frame read from the interpreter (not a native frame of it).
+fn is_python_function(f: &Frame) -> bool {
+    f.runtime == Runtime::Python && f.module.is_none()
+}
+
+/// Drops the interpreter's own C frames that sit between two Python function
+/// frames (`_PyEval_Vector`, `method_vectorcall`, ...): the Python frames
+/// already say who called whom, as py-spy shows them. Interpreter frames
+/// leafward of the last Python frame (where the time is spent) and rootward
+/// of the first (how the thread started) stay, and glue always stays.
+fn drop_interpreter_internals(leaf_first: &mut Vec<Frame>) {
+    let (Some(leafmost), Some(rootmost)) = (
+        leaf_first.iter().position(is_python_function),
+        leaf_first.iter().rposition(is_python_function),
+    ) else {
+        return;
+    };
+    let mut i = 0;
+    leaf_first.retain(|f| {
+        let keep =
+            i <= leafmost || i >= rootmost || f.runtime != Runtime::Python || f.module.is_none();
+        i += 1;
+        keep
+    });
+}
+
+fn python_frame(f: &PyFrame) -> Frame {
+    Frame {
+        name: f.function.clone(),
+        runtime: Runtime::Python,
+        module: None,
+        file: Some(f.file.clone()),
+        line: f.line,
+    }
+}
+
+/// Splits a Python stack (leaf first) into the runs that each native eval-loop frame executes.
+fn split_runs(frames: &[PyFrame]) -> Vec<&[PyFrame]> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for (i, f) in frames.iter().enumerate() {
+        if f.ends_eval_run {
+            runs.push(&frames[start..=i]);
+            start = i + 1;
+        }
+    }
+    if start < frames.len() {
+        runs.push(&frames[start..]);
+    }
+    runs
+}
+
+/// The kernel part (leaf first) and the user part of a perf callchain.
+fn split_callchain(chain: &[u64]) -> (&[u64], &[u64]) {
+    let user_at = chain
+        .iter()
+        .position(|&a| a == PERF_CONTEXT_USER)
+        .unwrap_or(chain.len());
+    let kernel = &chain[..user_at];
+    let kernel = match kernel.first() {
+        Some(&a) if a >= PERF_CONTEXT_MAX => &kernel[1..],
+        _ => kernel,
+    };
+    let user = chain.get(user_at + 1..).unwrap_or(&[]);
+    (kernel, user)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn py(name: &str, ends: bool) -> PyFrame {
+        PyFrame {
+            function: name.into(),
+            file: "x.py".into(),
+            line: Some(1),
+            ends_eval_run: ends,
+        }
+    }
+
+    #[test]
+    fn runs_split_at_entry_frames() {
+        let frames = [
+            py("leaf", false),
+            py("cb", true),
+            py("work", false),
+            py("<module>", true),
+        ];
+        let runs = split_runs(&frames);
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[0].len(), 2);
+        assert_eq!(runs[1][1].function, "<module>");
+        assert!(split_runs(&[]).is_empty());
+        assert_eq!(split_runs(&[py("a", false)]).len(), 1);
+    }
+
+    #[test]
+    fn interpreter_internals_between_python_frames_go() {
+        let native = |name: &str, rt| Frame {
+            module: Some("libpython3.12.so".into()),
+            ..Frame::new(name, rt)
+        };
+        let py = |name: &str| Frame {
+            file: Some("x.py".into()),
+            ..Frame::new(name, Runtime::Python)
+        };
+        let mut leaf_first = vec![
+            native("PyLong_FromLong", Runtime::Python),
+            py("leaf"),
+            native("_PyEval_Vector", Runtime::Python),
+            native("PyCFuncPtr_call", Runtime::Glue),
+            py("caller"),
+            native("pythread_wrapper", Runtime::Python),
+        ];
+        drop_interpreter_internals(&mut leaf_first);
+        let names: Vec<&str> = leaf_first.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "PyLong_FromLong",
+                "leaf",
+                "PyCFuncPtr_call",
+                "caller",
+                "pythread_wrapper"
+            ]
+        );
+    }
+
+    #[test]
+    fn export_wrappers_are_glue() {
+        let mut frames = vec![
+            Frame::new("crosscall2", Runtime::Glue),
+            Frame::new("ChainWork", Runtime::C),
+            Frame::new("main", Runtime::C),
+        ];
+        mark_export_wrappers(&mut frames);
+        assert_eq!(frames[1].runtime, Runtime::Glue);
+        assert_eq!(frames[2].runtime, Runtime::C);
+    }
+
+    #[test]
+    fn callchain_contexts() {
+        let k = (-128i64) as u64;
+        let chain = [k, 0xffff1, 0xffff2, PERF_CONTEXT_USER, 0x401000, 0x402000];
+        assert_eq!(split_callchain(&chain), (&chain[1..3], &chain[4..]));
+        assert_eq!(
+            split_callchain(&[PERF_CONTEXT_USER, 1]),
+            (&[][..], &[1u64][..])
+        );
+        assert_eq!(split_callchain(&[]), (&[][..], &[][..]));
+    }
+}

@@ -1,0 +1,484 @@
+//! The target's address space: which file is mapped where, and what seam
+//! knows about each file (unwind tables, symbols, the Go pclntab, the
+//! language it was written in, the addresses where stacks switch or end).
+
+use crate::symbolize::gopclntab::GoPclntab;
+use memmap2::Mmap;
+use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
+use std::collections::{BTreeMap, HashMap};
+use std::ops::{Deref, Range};
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::Arc;
+
+const PAGE_SIZE: u64 = 4096;
+const VDSO: &str = "[vdso]";
+
+/// A byte range of a memory-mapped file, as framehop wants its section data.
+#[derive(Clone)]
+pub struct FileBytes {
+    map: Arc<Mmap>,
+    range: Range<usize>,
+}
+
+impl Deref for FileBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.map[self.range.clone()]
+    }
+}
+
+/// The language that owns a module's plain (C-ABI) symbols.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Language {
+    C,
+    Go,
+    Rust,
+    /// The CPython interpreter (the python binary or libpython).
+    Python,
+}
+
+/// Addresses where the unwinder must do something other than a plain step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameKind {
+    /// The root of a thread: `_start`, `start_thread`, `clone3`, `runtime.goexit`, `runtime.mstart`.
+    Root,
+    /// `runtime.asmcgocall`: the C callee runs on the g0 stack, its Go caller on the goroutine stack.
+    GoAsmcgocall,
+    /// `crosscall2`: Go assembly with no CFI between a cgo export wrapper and `runtime.cgocallback`.
+    Crosscall2,
+    /// CPython's eval loop, which stands for a run of Python frames.
+    EvalLoop,
+}
+
+const SPECIAL_SYMBOLS: &[(&str, FrameKind)] = &[
+    ("_start", FrameKind::Root),
+    ("start_thread", FrameKind::Root),
+    ("clone3", FrameKind::Root),
+    ("__clone3", FrameKind::Root),
+    ("clone", FrameKind::Root),
+    ("__clone", FrameKind::Root),
+    ("runtime.goexit", FrameKind::Root),
+    ("runtime.goexit.abi0", FrameKind::Root),
+    ("runtime.mstart", FrameKind::Root),
+    ("runtime.mstart.abi0", FrameKind::Root),
+    ("runtime.rt0_go", FrameKind::Root),
+    ("runtime.rt0_go.abi0", FrameKind::Root),
+    // mcall switches to the g0 stack to run the scheduler, which never returns
+    // there; Go's own traceback ends g0 stacks at it.
+    ("runtime.mcall", FrameKind::Root),
+    ("runtime.asmcgocall", FrameKind::GoAsmcgocall),
+    ("runtime.asmcgocall.abi0", FrameKind::GoAsmcgocall),
+    ("runtime.asmcgocall_landingpad", FrameKind::GoAsmcgocall),
+    (
+        "runtime.asmcgocall_landingpad.abi0",
+        FrameKind::GoAsmcgocall,
+    ),
+    ("crosscall2", FrameKind::Crosscall2),
+    ("_PyEval_EvalFrameDefault", FrameKind::EvalLoop),
+];
+
+fn special_kind(name: &str) -> Option<FrameKind> {
+    let base = name.split_once(".cold").map_or(name, |(b, _)| b);
+    SPECIAL_SYMBOLS
+        .iter()
+        .find(|(n, _)| *n == base)
+        .map(|&(_, k)| k)
+}
+
+/// What seam knows about one ELF file.
+pub struct ObjectInfo {
+    pub path: String,
+    pub language: Language,
+    pub go: Option<GoPclntab>,
+    /// (svma range, kind), sorted by start.
+    special: Vec<(Range<u64>, FrameKind)>,
+    /// PT_LOAD segments: (file offset, svma, file size, executable).
+    segments: Vec<(u64, u64, u64, bool)>,
+    /// Executable bytes by svma, to check call instructions before return addresses.
+    text: Option<(u64, FileBytes)>,
+    unwind_sections: framehop::ExplicitModuleSectionInfo<FileBytes>,
+    symbolizer: std::cell::OnceCell<Option<addr2line::Loader>>,
+}
+
+impl ObjectInfo {
+    pub fn open(path: &str, file_path: &Path) -> Result<ObjectInfo, String> {
+        let file =
+            std::fs::File::open(file_path).map_err(|e| format!("{}: {e}", file_path.display()))?;
+        // SAFETY: the file is mapped read-only; a library replaced on disk while we
+        // read it is a risk every profiler takes (perf, samply).
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| format!("{path}: mmap: {e}"))?;
+        ObjectInfo::from_map(path, Arc::new(map))
+    }
+
+    /// An object from bytes read out of the target (the vDSO, which has no file).
+    pub fn from_bytes(path: &str, bytes: &[u8]) -> Result<ObjectInfo, String> {
+        let mut map =
+            memmap2::MmapMut::map_anon(bytes.len().max(1)).map_err(|e| format!("{path}: {e}"))?;
+        map[..bytes.len()].copy_from_slice(bytes);
+        let map = map.make_read_only().map_err(|e| format!("{path}: {e}"))?;
+        ObjectInfo::from_map(path, Arc::new(map))
+    }
+
+    fn from_map(path: &str, map: Arc<Mmap>) -> Result<ObjectInfo, String> {
+        let elf =
+            object::File::parse(&map[..]).map_err(|e| format!("{path}: not an ELF file: {e}"))?;
+        let bytes_of = |name: &str| -> Option<(Range<u64>, FileBytes)> {
+            let s = elf.section_by_name(name)?;
+            let (off, size) = s.file_range()?;
+            Some((
+                s.address()..s.address() + s.size(),
+                FileBytes {
+                    map: map.clone(),
+                    range: off as usize..(off + size) as usize,
+                },
+            ))
+        };
+        let eh_frame = bytes_of(".eh_frame");
+        let eh_frame_hdr = bytes_of(".eh_frame_hdr");
+        let text = bytes_of(".text");
+        let debug_frame = if eh_frame.is_none() {
+            bytes_of(".debug_frame")
+        } else {
+            None
+        };
+        let unwind_sections = framehop::ExplicitModuleSectionInfo {
+            base_svma: 0,
+            text_svma: text.as_ref().map(|t| t.0.clone()),
+            text: text.as_ref().map(|t| t.1.clone()),
+            eh_frame_svma: eh_frame.as_ref().map(|t| t.0.clone()),
+            eh_frame: eh_frame.map(|t| t.1),
+            eh_frame_hdr_svma: eh_frame_hdr.as_ref().map(|t| t.0.clone()),
+            eh_frame_hdr: eh_frame_hdr.map(|t| t.1),
+            debug_frame: debug_frame.map(|t| t.1),
+            stubs_svma: None,
+            stub_helper_svma: None,
+            got_svma: None,
+            unwind_info: None,
+            text_segment_svma: None,
+            text_segment: None,
+        };
+        let segments = elf
+            .segments()
+            .filter_map(|s| {
+                let (off, size) = s.file_range();
+                let exec = matches!(s.flags(), object::SegmentFlags::Elf { p_flags } if p_flags & object::elf::PF_X != 0);
+                Some((off, s.address(), size, exec)).filter(|_| size > 0)
+            })
+            .collect();
+
+        let go = GoPclntab::parse(&map[..]).ok().flatten();
+        let mut special = Vec::new();
+        for sym in elf.symbols().chain(elf.dynamic_symbols()) {
+            if let (Ok(name), true) = (sym.name(), sym.is_definition()) {
+                if let Some(kind) = special_kind(name) {
+                    special.push((sym.address()..sym.address() + sym.size().max(1), kind));
+                }
+            }
+        }
+        if let Some(go) = &go {
+            for f in go.functions() {
+                if let Some(kind) = special_kind(f.name) {
+                    special.push((f.start..f.end, kind));
+                }
+            }
+        }
+        special.sort_by_key(|(r, _)| (r.start, r.end));
+        special.dedup_by(|a, b| a.0.start == b.0.start);
+
+        let file_name = path.rsplit('/').next().unwrap_or(path);
+        let language = if go.is_some() {
+            Language::Go
+        } else if is_python_module(file_name)
+            || special.iter().any(|(_, k)| *k == FrameKind::EvalLoop)
+        {
+            Language::Python
+        } else if elf
+            .section_by_name(".comment")
+            .and_then(|s| s.data().ok())
+            .is_some_and(|d| d.windows(5).any(|w| w == b"rustc"))
+        {
+            Language::Rust
+        } else {
+            Language::C
+        };
+        Ok(ObjectInfo {
+            path: path.to_string(),
+            language,
+            go,
+            special,
+            segments,
+            text: text.map(|(r, b)| (r.start, b)),
+            unwind_sections,
+            symbolizer: std::cell::OnceCell::new(),
+        })
+    }
+
+    /// The svma that a mapping starting at file offset `pgoff` (page aligned)
+    /// maps at its start. Segments need not start on a page boundary, so a
+    /// page can hold the end of one segment and the start of the next; an
+    /// executable mapping belongs to the executable segment.
+    pub fn svma_of_file_offset(&self, pgoff: u64, executable: bool) -> Option<u64> {
+        let page_start = |off: u64| off & !(PAGE_SIZE - 1);
+        let covers = |&&(off, _, size, _): &&(u64, u64, u64, bool)| {
+            pgoff >= page_start(off) && pgoff < off + size
+        };
+        let seg = self
+            .segments
+            .iter()
+            .filter(covers)
+            .find(|s| s.3 == executable)
+            .or_else(|| self.segments.iter().find(covers))?;
+        let (off, svma, _, _) = *seg;
+        Some((svma + pgoff).wrapping_sub(off))
+    }
+
+    pub fn kind_at(&self, svma: u64) -> Option<FrameKind> {
+        let i = self.special.partition_point(|(r, _)| r.start <= svma);
+        let (range, kind) = self.special.get(i.checked_sub(1)?)?;
+        range.contains(&svma).then_some(*kind)
+    }
+
+    /// Start address of a special symbol (e.g. `crosscall2`), if this module has it.
+    pub fn special_start(&self, kind: FrameKind) -> Option<u64> {
+        self.special
+            .iter()
+            .find(|(_, k)| *k == kind)
+            .map(|(r, _)| r.start)
+    }
+
+    /// Code bytes at `svma`, when inside `.text`.
+    pub fn code(&self, svma: u64, len: usize) -> Option<&[u8]> {
+        let (start, bytes) = self.text.as_ref()?;
+        let off = svma.checked_sub(*start)? as usize;
+        bytes.get(off..off.checked_add(len)?)
+    }
+
+    pub fn unwind_sections(&self) -> framehop::ExplicitModuleSectionInfo<FileBytes> {
+        self.unwind_sections.clone()
+    }
+
+    /// DWARF and symbol-table lookups, opened on first use.
+    pub fn symbolizer(&self, file_path: &Path) -> Option<&addr2line::Loader> {
+        self.symbolizer
+            .get_or_init(|| addr2line::Loader::new(file_path).ok())
+            .as_ref()
+    }
+}
+
+fn is_python_module(file_name: &str) -> bool {
+    file_name.starts_with("libpython3")
+        || (file_name.starts_with("python3") && !file_name.contains(".so"))
+}
+
+/// One executable mapping of a file in the target.
+#[derive(Clone, Debug)]
+pub struct Mapping {
+    pub start: u64,
+    pub end: u64,
+    pub pgoff: u64,
+    pub path: String,
+}
+
+/// A module as loaded in the target: the file and where its svma 0 sits.
+#[derive(Clone)]
+pub struct LoadedModule {
+    pub object: Rc<ObjectInfo>,
+    /// avma = svma + bias.
+    pub bias: u64,
+    pub avma: Range<u64>,
+}
+
+impl LoadedModule {
+    pub fn svma(&self, avma: u64) -> u64 {
+        avma.wrapping_sub(self.bias)
+    }
+}
+
+/// The executable mappings of one process and the objects behind them.
+#[derive(Default)]
+pub struct AddressSpace {
+    modules: BTreeMap<u64, LoadedModule>,
+    objects: HashMap<String, Option<Rc<ObjectInfo>>>,
+    /// Prefix for opening the target's files (`/proc/PID/root`).
+    root: String,
+    /// The live process, to read its vDSO (None for fixtures).
+    pid: Option<u32>,
+    /// Files that could not be read, with why.
+    pub unreadable: BTreeMap<String, String>,
+}
+
+impl AddressSpace {
+    pub fn new(pid: u32) -> AddressSpace {
+        AddressSpace {
+            root: format!("/proc/{pid}/root"),
+            pid: Some(pid),
+            ..Default::default()
+        }
+    }
+
+    /// Adds the executable file mappings listed in a /proc/PID/maps text.
+    pub fn add_maps_text(&mut self, maps: &str) -> Vec<LoadedModule> {
+        maps.lines()
+            .filter_map(parse_maps_line)
+            .filter_map(|m| self.add_mapping(m))
+            .collect()
+    }
+
+    /// Adds one executable mapping (from /proc/PID/maps or a PERF_RECORD_MMAP2).
+    /// Returns the module when it is new, for the unwinder to learn it.
+    pub fn add_mapping(&mut self, m: Mapping) -> Option<LoadedModule> {
+        let object = if m.path == VDSO {
+            self.vdso(&m)?
+        } else if m.path.starts_with('/') && !m.path.starts_with("/memfd:") {
+            self.object(&m.path)?
+        } else {
+            return None;
+        };
+        let svma = object.svma_of_file_offset(m.pgoff, true)?;
+        let bias = m.start.wrapping_sub(svma);
+        if let Some(existing) = self.modules.get(&m.start) {
+            if existing.bias == bias && Rc::ptr_eq(&existing.object, &object) {
+                return None;
+            }
+        }
+        // A new mapping replaces whatever it overlaps.
+        let overlapping: Vec<u64> = self
+            .modules
+            .range(..m.end)
+            .filter(|(_, lm)| lm.avma.end > m.start)
+            .map(|(&s, _)| s)
+            .collect();
+        for s in overlapping {
+            self.modules.remove(&s);
+        }
+        let module = LoadedModule {
+            object,
+            bias,
+            avma: m.start..m.end,
+        };
+        self.modules.insert(m.start, module.clone());
+        Some(module)
+    }
+
+    /// The vDSO has no file: its image is read from the target once.
+    fn vdso(&mut self, m: &Mapping) -> Option<Rc<ObjectInfo>> {
+        if let Some(o) = self.objects.get(VDSO) {
+            return o.clone();
+        }
+        let memory = crate::memory::ProcessMemory { pid: self.pid? };
+        let loaded =
+            crate::memory::ReadMemory::read_vec(&memory, m.start, (m.end - m.start) as usize)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| ObjectInfo::from_bytes(VDSO, &bytes));
+        let loaded = match loaded {
+            Ok(o) => Some(Rc::new(o)),
+            Err(e) => {
+                self.unreadable.insert(VDSO.to_string(), e);
+                None
+            }
+        };
+        self.objects.insert(VDSO.to_string(), loaded.clone());
+        loaded
+    }
+
+    fn object(&mut self, path: &str) -> Option<Rc<ObjectInfo>> {
+        if let Some(o) = self.objects.get(path) {
+            return o.clone();
+        }
+        let file_path = self.file_path(path);
+        let loaded = match ObjectInfo::open(path, Path::new(&file_path)) {
+            Ok(o) => Some(Rc::new(o)),
+            Err(e) => {
+                self.unreadable.insert(path.to_string(), e);
+                None
+            }
+        };
+        self.objects.insert(path.to_string(), loaded.clone());
+        loaded
+    }
+
+    /// Where to open the target's file `path` from seam's point of view.
+    pub fn file_path(&self, path: &str) -> String {
+        let inside = format!("{}{}", self.root, path);
+        if !self.root.is_empty() && Path::new(&inside).exists() {
+            inside
+        } else {
+            path.to_string()
+        }
+    }
+
+    pub fn module_at(&self, avma: u64) -> Option<&LoadedModule> {
+        let (_, m) = self.modules.range(..=avma).next_back()?;
+        m.avma.contains(&avma).then_some(m)
+    }
+
+    pub fn modules(&self) -> impl Iterator<Item = &LoadedModule> {
+        self.modules.values()
+    }
+}
+
+/// Parses one line of /proc/PID/maps, keeping executable file mappings.
+pub fn parse_maps_line(line: &str) -> Option<Mapping> {
+    let mut it = line.split_ascii_whitespace();
+    let range = it.next()?;
+    let perms = it.next()?;
+    let pgoff = u64::from_str_radix(it.next()?, 16).ok()?;
+    let _dev = it.next()?;
+    let _inode = it.next()?;
+    let path: Vec<&str> = it.collect();
+    if !perms.contains('x') || path.is_empty() || (path[0].starts_with('[') && path[0] != VDSO) {
+        return None;
+    }
+    let (start, end) = range.split_once('-')?;
+    Some(Mapping {
+        start: u64::from_str_radix(start, 16).ok()?,
+        end: u64::from_str_radix(end, 16).ok()?,
+        pgoff,
+        path: path.join(" "),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_lines() {
+        let m = parse_maps_line(
+            "7f00a000-7f00b000 r-xp 00002000 fd:01 1234   /usr/lib/libffi.so.8.1.2",
+        )
+        .unwrap();
+        assert_eq!(
+            (m.start, m.end, m.pgoff, m.path.as_str()),
+            (0x7f00a000, 0x7f00b000, 0x2000, "/usr/lib/libffi.so.8.1.2")
+        );
+        assert!(
+            parse_maps_line("7f00a000-7f00b000 r--p 00000000 fd:01 1234 /usr/lib/libffi.so")
+                .is_none()
+        );
+        assert!(parse_maps_line("7ffd0000-7ffd1000 r-xp 00000000 00:00 0 ").is_none());
+        assert!(parse_maps_line("garbage").is_none());
+    }
+
+    #[test]
+    fn special_symbols() {
+        for (name, kind) in [
+            ("_PyEval_EvalFrameDefault.cold", Some(FrameKind::EvalLoop)),
+            ("runtime.asmcgocall.abi0", Some(FrameKind::GoAsmcgocall)),
+            ("crosscall2", Some(FrameKind::Crosscall2)),
+            ("runtime.goexit.abi0", Some(FrameKind::Root)),
+            ("main.main", None),
+        ] {
+            assert_eq!(special_kind(name), kind, "{name}");
+        }
+    }
+
+    #[test]
+    fn reads_own_executable() {
+        let exe = std::env::current_exe().unwrap();
+        let o = ObjectInfo::open(exe.to_str().unwrap(), &exe).unwrap();
+        assert_eq!(o.language, Language::Rust);
+        assert!(o.svma_of_file_offset(0, false).is_some());
+    }
+}

@@ -1,0 +1,271 @@
+//! perf_event_open: one sampling event per (thread, CPU), inherited by the
+//! threads the target creates later, all events of a CPU writing into one
+//! ring buffer.
+//!
+//! We use `perf-event-open-sys` for the attr and the syscall and
+//! `linux-perf-event-reader` for parsing records: perf-event2 cannot parse
+//! context-switch records and has no uprobe event (see the README).
+
+mod ring;
+
+use crate::Error;
+use linux_perf_event_reader::{
+    Endianness, PerfEventAttr, RawData, RawEventRecord, RecordParseInfo, RecordType,
+};
+use perf_event_open_sys::bindings as sys;
+use ring::Ring;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// Registers copied with each sample: BP, SP, IP (x86_64 perf_regs.h order).
+pub const REGS_MASK: u64 = (1 << 6) | (1 << 7) | (1 << 8);
+pub const REG_BP: u64 = 6;
+pub const REG_SP: u64 = 7;
+pub const REG_IP: u64 = 8;
+
+/// How to sample.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SamplerOptions {
+    /// Samples per second per thread on CPU (cpu-clock). Default 999.
+    pub frequency_hz: u32,
+    /// Bytes of user stack copied with each sample, a multiple of 8, at most 65528. Default 32768.
+    pub stack_bytes: u32,
+    /// Size of each CPU's ring buffer in pages (a power of two). Default 1024 (4 MiB).
+    pub ring_pages: usize,
+}
+
+impl Default for SamplerOptions {
+    fn default() -> Self {
+        SamplerOptions {
+            frequency_hz: 999,
+            stack_bytes: 32768,
+            ring_pages: 1024,
+        }
+    }
+}
+
+/// The open events of one target and their ring buffers.
+pub struct Sampler {
+    rings: Vec<Ring>,
+    events: Vec<OwnedFd>,
+    parse_info: RecordParseInfo,
+    options: SamplerOptions,
+    enable_on_exec: bool,
+}
+
+impl Sampler {
+    /// Opens nothing yet; call [`Sampler::follow`] for each thread.
+    pub fn new(options: SamplerOptions, enable_on_exec: bool) -> Result<Sampler, Error> {
+        let attr = make_attr(&options, enable_on_exec);
+        // SAFETY: perf_event_attr is plain old data; we view its bytes to let the
+        // record parser learn the sample layout we asked for.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                &attr as *const sys::perf_event_attr as *const u8,
+                std::mem::size_of::<sys::perf_event_attr>(),
+            )
+        };
+        let (parsed, _) =
+            PerfEventAttr::parse::<_, byteorder::LittleEndian>(bytes).map_err(|e| Error::Io {
+                what: "parsing our own perf_event_attr".into(),
+                source: e,
+            })?;
+        let parse_info = RecordParseInfo::new(&parsed, Endianness::LittleEndian);
+        Ok(Sampler {
+            rings: Vec::new(),
+            events: Vec::new(),
+            parse_info,
+            options,
+            enable_on_exec,
+        })
+    }
+
+    /// Samples thread `tid` (and the threads it creates from now on) on every CPU.
+    pub fn follow(&mut self, tid: u32, pid: u32) -> Result<(), Error> {
+        let cpus = online_cpus();
+        for (i, &cpu) in cpus.iter().enumerate() {
+            let mut attr = make_attr(&self.options, self.enable_on_exec);
+            // SAFETY: attr is a valid, initialized perf_event_attr.
+            let fd = unsafe {
+                perf_event_open_sys::perf_event_open(
+                    &mut attr,
+                    tid as i32,
+                    cpu as i32,
+                    -1,
+                    sys::PERF_FLAG_FD_CLOEXEC as u64,
+                )
+            };
+            if fd < 0 {
+                let err = io::Error::last_os_error();
+                if err.raw_os_error() == Some(libc::ESRCH) && tid != pid {
+                    return Ok(()); // the thread exited in between: nothing to follow
+                }
+                return Err(Error::io(
+                    format!("perf_event_open for thread {tid} on cpu {cpu}"),
+                    err,
+                    Some(pid),
+                ));
+            }
+            // SAFETY: fd was just returned by perf_event_open and is owned by nobody else.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            if i >= self.rings.len() {
+                let ring = Ring::new(&fd, self.options.ring_pages).map_err(|e| {
+                    Error::io(
+                        format!("mmap of the perf ring buffer for cpu {cpu}"),
+                        e,
+                        None,
+                    )
+                })?;
+                self.rings.push(ring);
+            } else {
+                // SAFETY: both fds are perf events on the same CPU.
+                let rc = unsafe {
+                    perf_event_open_sys::ioctls::SET_OUTPUT(fd.as_raw_fd(), self.rings[i].fd())
+                };
+                if rc < 0 {
+                    return Err(Error::io(
+                        "PERF_EVENT_IOC_SET_OUTPUT",
+                        io::Error::last_os_error(),
+                        None,
+                    ));
+                }
+            }
+            self.events.push(fd);
+        }
+        Ok(())
+    }
+
+    /// Starts sampling (not needed with enable-on-exec).
+    pub fn enable(&self) -> Result<(), Error> {
+        for fd in &self.events {
+            // SAFETY: fd is an open perf event.
+            if unsafe { perf_event_open_sys::ioctls::ENABLE(fd.as_raw_fd(), 0) } < 0 {
+                return Err(Error::io(
+                    "PERF_EVENT_IOC_ENABLE",
+                    io::Error::last_os_error(),
+                    None,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops sampling; records already in the rings can still be read.
+    pub fn disable(&self) {
+        for fd in &self.events {
+            // SAFETY: fd is an open perf event.
+            unsafe { perf_event_open_sys::ioctls::DISABLE(fd.as_raw_fd(), 0) };
+        }
+    }
+
+    /// Waits up to `timeout_ms` for any ring to fill past its watermark.
+    pub fn wait(&self, timeout_ms: i32) {
+        let mut fds: Vec<libc::pollfd> = self
+            .rings
+            .iter()
+            .map(|r| libc::pollfd {
+                fd: r.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: fds is a valid array of pollfd.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    }
+
+    /// Hands every record waiting in the rings to `handle`, oldest first per CPU.
+    pub fn drain(&mut self, mut handle: impl FnMut(&RawEventRecord)) {
+        let parse_info = self.parse_info;
+        for ring in &mut self.rings {
+            ring.drain(|ty, misc, body| {
+                let record =
+                    RawEventRecord::new(RecordType(ty), misc, RawData::Single(body), parse_info);
+                handle(&record);
+            });
+        }
+    }
+}
+
+fn make_attr(options: &SamplerOptions, enable_on_exec: bool) -> sys::perf_event_attr {
+    let mut attr = sys::perf_event_attr {
+        type_: sys::PERF_TYPE_SOFTWARE,
+        size: std::mem::size_of::<sys::perf_event_attr>() as u32,
+        config: sys::PERF_COUNT_SW_CPU_CLOCK as u64,
+        ..Default::default()
+    };
+    attr.__bindgen_anon_1.sample_freq = options.frequency_hz as u64;
+    attr.sample_type = (sys::PERF_SAMPLE_IP
+        | sys::PERF_SAMPLE_TID
+        | sys::PERF_SAMPLE_TIME
+        | sys::PERF_SAMPLE_CPU
+        | sys::PERF_SAMPLE_PERIOD
+        | sys::PERF_SAMPLE_CALLCHAIN
+        | sys::PERF_SAMPLE_REGS_USER
+        | sys::PERF_SAMPLE_STACK_USER) as u64;
+    attr.sample_regs_user = REGS_MASK;
+    attr.sample_stack_user = options.stack_bytes & !7;
+    attr.sample_max_stack = 127;
+    attr.set_freq(1);
+    attr.set_disabled(1);
+    attr.set_inherit(1);
+    attr.set_enable_on_exec(enable_on_exec as u64);
+    attr.set_mmap(1);
+    attr.set_mmap2(1);
+    attr.set_comm(1);
+    attr.set_task(1);
+    attr.set_sample_id_all(1);
+    attr.set_use_clockid(1);
+    attr.clockid = libc::CLOCK_MONOTONIC;
+    attr.set_watermark(1);
+    // Wake the reader every few samples: frames on the other side of a stack
+    // switch are read from the live process, and the sooner the better.
+    attr.__bindgen_anon_2.wakeup_watermark = (options.stack_bytes + 1024) * 4;
+    attr
+}
+
+pub(crate) fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+}
+
+fn online_cpus() -> Vec<u32> {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|s| parse_cpu_list(s.trim()))
+        .unwrap_or_else(|| {
+            let n = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1);
+            (0..n as u32).collect()
+        })
+}
+
+/// Parses the kernel's CPU list format ("0-3,8,10-11").
+fn parse_cpu_list(s: &str) -> Option<Vec<u32>> {
+    let mut cpus = Vec::new();
+    for part in s.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => cpus.extend(a.parse::<u32>().ok()?..=b.parse::<u32>().ok()?),
+            None => cpus.push(part.parse().ok()?),
+        }
+    }
+    Some(cpus)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists() {
+        for (text, want) in [
+            ("0", Some(vec![0])),
+            ("0-3", Some(vec![0, 1, 2, 3])),
+            ("0,2-3", Some(vec![0, 2, 3])),
+            ("x", None),
+        ] {
+            assert_eq!(parse_cpu_list(text), want, "{text}");
+        }
+    }
+}

@@ -1,0 +1,473 @@
+//! Where the fields seam reads live inside CPython's structures, per minor
+//! version (x86_64 and aarch64 Linux, default non-debug, GIL builds).
+//!
+//! 3.11 and 3.12 are hard-coded tables. 3.13 reads every offset it can from
+//! `_Py_DebugOffsets`, the first field of `_PyRuntime`, and hard-codes only
+//! what that struct lacks (see [`Layout::from_debug_offsets`]).
+//!
+//! Every number here was checked with `offsetof` against the headers pyenv
+//! installs (3.11.7, 3.12.1, 3.13.0): the test `matches_installed_headers`
+//! compiles `fixtures/offsets.c` against each installed version and compares.
+
+/// `FRAME_OWNED_BY_CSTACK` (3.12+): the shim frame `_PyEval_EvalFrameDefault`
+/// pushes on entry. Checked by `fixtures/offsets.c`; 3.13's debug offsets
+/// do not carry it.
+pub(crate) const FRAME_OWNED_BY_CSTACK: u8 = 3;
+
+/// Bits of `PyASCIIObject.state` (a bitfield `interned:2, kind:3, compact:1,
+/// ascii:1, ...` in 3.11 to 3.13). Not in the debug offsets.
+pub(crate) const STATE_KIND_SHIFT: u32 = 2;
+pub(crate) const STATE_KIND_MASK: u32 = 0b111 << STATE_KIND_SHIFT;
+pub(crate) const STATE_COMPACT: u32 = 1 << 5;
+pub(crate) const STATE_ASCII: u32 = 1 << 6;
+
+/// Offset of `data` in `_PyStackChunk`, the blocks a thread's frames are
+/// pushed into (3.11 to 3.13; checked by `offsets.c`).
+pub(crate) const CHUNK_DATA: u64 = 24;
+
+/// Size of `_Py_DebugOffsets` in 3.13 (`sizeof`, checked by `offsets.c`).
+pub(crate) const DEBUG_OFFSETS_SIZE: usize = 584;
+pub(crate) const DEBUG_COOKIE: &[u8; 8] = b"xdebugpy";
+
+/// How to get from a `PyThreadState` to its innermost `_PyInterpreterFrame`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CurrentFrame {
+    /// 3.11, 3.12: `tstate->cframe->current_frame` (`_PyCFrame` lives on the C stack).
+    ViaCFrame { cframe: u64, current_frame: u64 },
+    /// 3.13: `tstate->current_frame`.
+    Direct(u64),
+}
+
+/// Byte offsets (and a few sizes) of the fields the reader uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Layout {
+    pub runtime_interpreters_head: u64,
+    pub interp_next: u64,
+    pub interp_threads_head: u64,
+    pub tstate_next: u64,
+    pub tstate_native_thread_id: u64,
+    /// `datastack_chunk`; `datastack_top` follows it (8 bytes later).
+    pub tstate_datastack_chunk: u64,
+    pub current_frame: CurrentFrame,
+    /// `f_code` (3.11, 3.12) or `f_executable` (3.13).
+    pub frame_code: u64,
+    pub frame_previous: u64,
+    /// `prev_instr` (3.11, 3.12) or `instr_ptr` (3.13).
+    pub frame_instr: u64,
+    /// A `char`.
+    pub frame_owner: u64,
+    /// 3.11 only: a `bool` marking the first frame of an eval-loop run.
+    pub frame_is_entry: Option<u64>,
+    pub code_filename: u64,
+    pub code_qualname: u64,
+    pub code_linetable: u64,
+    /// An `int`.
+    pub code_firstlineno: u64,
+    pub code_adaptive: u64,
+    pub ob_type: u64,
+    pub bytes_size: u64,
+    pub bytes_sval: u64,
+    pub unicode_length: u64,
+    /// A 32-bit bitfield, see `STATE_*`.
+    pub unicode_state: u64,
+    /// `sizeof(PyASCIIObject)`: where compact ASCII data starts.
+    pub unicode_ascii_size: u64,
+    /// `sizeof(PyCompactUnicodeObject)`: where compact non-ASCII data starts,
+    /// and where a legacy (non-compact) string keeps its data pointer.
+    pub unicode_compact_size: u64,
+}
+
+/// Offsets beyond this are treated as a corrupt `_Py_DebugOffsets`. The
+/// reader fetches thread states, frames, code and str headers in one read
+/// each, into 512-byte buffers.
+pub(crate) const MAX_FIELD_OFFSET: u64 = 496;
+/// `PyInterpreterState` is big (about 190 KB in 3.13), so its fields get more room.
+const MAX_INTERP_OFFSET: u64 = 1 << 20;
+
+impl Layout {
+    /// CPython 3.11 (checked against 3.11.7).
+    pub(crate) const V3_11: Layout = Layout {
+        runtime_interpreters_head: 40,
+        interp_next: 0,
+        interp_threads_head: 16,
+        tstate_next: 8,
+        tstate_native_thread_id: 160,
+        tstate_datastack_chunk: 296,
+        current_frame: CurrentFrame::ViaCFrame {
+            cframe: 56,
+            current_frame: 8,
+        },
+        frame_code: 32,
+        frame_previous: 48,
+        frame_instr: 56,
+        frame_owner: 69,
+        frame_is_entry: Some(68),
+        code_filename: 112,
+        code_qualname: 128,
+        code_linetable: 136,
+        code_firstlineno: 72,
+        code_adaptive: 184,
+        ob_type: 8,
+        bytes_size: 16,
+        bytes_sval: 32,
+        unicode_length: 16,
+        unicode_state: 32,
+        unicode_ascii_size: 48,
+        unicode_compact_size: 72,
+    };
+
+    /// CPython 3.12 (checked against 3.12.1).
+    pub(crate) const V3_12: Layout = Layout {
+        runtime_interpreters_head: 40,
+        interp_next: 0,
+        interp_threads_head: 72,
+        tstate_next: 8,
+        tstate_native_thread_id: 144,
+        tstate_datastack_chunk: 232,
+        current_frame: CurrentFrame::ViaCFrame {
+            cframe: 56,
+            current_frame: 0,
+        },
+        frame_code: 0,
+        frame_previous: 8,
+        frame_instr: 56,
+        frame_owner: 70,
+        frame_is_entry: None,
+        code_filename: 112,
+        code_qualname: 128,
+        code_linetable: 136,
+        code_firstlineno: 68,
+        code_adaptive: 192,
+        ob_type: 8,
+        bytes_size: 16,
+        bytes_sval: 32,
+        unicode_length: 16,
+        unicode_state: 32,
+        unicode_ascii_size: 40,
+        unicode_compact_size: 56,
+    };
+
+    /// Builds the 3.13 layout from the bytes of `_Py_DebugOffsets` (the start
+    /// of `_PyRuntime`). Checks the cookie, that `version` is 3.13.x and that
+    /// the build is not free-threaded.
+    ///
+    /// Hard-coded because the struct lacks them: the unicode `state` bit
+    /// layout, `sizeof(PyCompactUnicodeObject)` (= `asciiobject_size` + 16:
+    /// `utf8_length` and `utf8`), `FRAME_OWNED_BY_CSTACK`, `datastack_top`
+    /// (the field after `datastack_chunk`), `_PyStackChunk.data`, and the
+    /// field widths (`owner` is a `char`, `co_firstlineno` an `int`).
+    pub(crate) fn from_debug_offsets(d: &[u8]) -> Result<Layout, String> {
+        if d.len() < DEBUG_OFFSETS_SIZE {
+            return Err("_Py_DebugOffsets is truncated".into());
+        }
+        if &d[..8] != DEBUG_COOKIE {
+            return Err(
+                "_PyRuntime does not start with the _Py_DebugOffsets cookie \"xdebugpy\"".into(),
+            );
+        }
+        let u = |at: usize| u64::from_le_bytes(d[at..at + 8].try_into().expect("8 bytes"));
+        let version = u(8);
+        if version >> 16 != 0x030d {
+            return Err(format!(
+                "_Py_DebugOffsets says version {version:#x}, expected 3.13"
+            ));
+        }
+        if u(16) != 0 {
+            return Err("free-threaded (3.13t) builds are not supported".into());
+        }
+        // Section starts inside _Py_DebugOffsets (3.13), then field index * 8.
+        const RUNTIME: usize = 24;
+        const INTERP: usize = 48;
+        const TSTATE: usize = 152;
+        const FRAME: usize = 224;
+        const CODE: usize = 272;
+        const PYOBJECT: usize = 352;
+        const BYTES: usize = 512;
+        const UNICODE: usize = 536;
+        let field = |section: usize, index: usize| u(section + 8 * index);
+
+        let ascii_size = field(UNICODE, 3);
+        let layout = Layout {
+            runtime_interpreters_head: field(RUNTIME, 2),
+            interp_next: field(INTERP, 2),
+            interp_threads_head: field(INTERP, 3),
+            tstate_next: field(TSTATE, 2),
+            tstate_native_thread_id: field(TSTATE, 6),
+            tstate_datastack_chunk: field(TSTATE, 7),
+            current_frame: CurrentFrame::Direct(field(TSTATE, 4)),
+            frame_code: field(FRAME, 2),
+            frame_previous: field(FRAME, 1),
+            frame_instr: field(FRAME, 3),
+            frame_owner: field(FRAME, 5),
+            frame_is_entry: None,
+            code_filename: field(CODE, 1),
+            code_qualname: field(CODE, 3),
+            code_linetable: field(CODE, 4),
+            code_firstlineno: field(CODE, 5),
+            code_adaptive: field(CODE, 9),
+            ob_type: field(PYOBJECT, 1),
+            bytes_size: field(BYTES, 1),
+            bytes_sval: field(BYTES, 2),
+            unicode_length: field(UNICODE, 2),
+            unicode_state: field(UNICODE, 1),
+            unicode_ascii_size: ascii_size,
+            unicode_compact_size: ascii_size.saturating_add(16),
+        };
+        layout.check()?;
+        Ok(layout)
+    }
+
+    /// Rejects offsets that cannot be right, so garbage never drives a huge read.
+    fn check(&self) -> Result<(), String> {
+        let CurrentFrame::Direct(current_frame) = self.current_frame else {
+            unreachable!("only 3.13+ layouts are checked")
+        };
+        let small = [
+            self.tstate_next,
+            self.tstate_native_thread_id,
+            self.tstate_datastack_chunk,
+            current_frame,
+            self.frame_code,
+            self.frame_previous,
+            self.frame_instr,
+            self.frame_owner,
+            self.code_filename,
+            self.code_qualname,
+            self.code_linetable,
+            self.code_firstlineno,
+            self.code_adaptive,
+            self.ob_type,
+            self.bytes_size,
+            self.bytes_sval,
+            self.unicode_length,
+            self.unicode_state,
+            self.unicode_ascii_size,
+            self.unicode_compact_size,
+        ];
+        let big = [
+            self.runtime_interpreters_head,
+            self.interp_next,
+            self.interp_threads_head,
+        ];
+        let bad = small.iter().any(|&o| o > MAX_FIELD_OFFSET)
+            || big.iter().any(|&o| o > MAX_INTERP_OFFSET)
+            || self.bytes_size > 56;
+        if bad {
+            return Err("_Py_DebugOffsets holds implausible offsets".into());
+        }
+        Ok(())
+    }
+
+    /// The smallest read that covers `native_thread_id`, the current-frame
+    /// pointer and `datastack_chunk`/`datastack_top` of a `PyThreadState`.
+    pub(crate) fn tstate_block(&self) -> usize {
+        let frame_field = match self.current_frame {
+            CurrentFrame::ViaCFrame { cframe, .. } => cframe,
+            CurrentFrame::Direct(off) => off,
+        };
+        (self
+            .tstate_native_thread_id
+            .max(frame_field)
+            .max(self.tstate_datastack_chunk + 8)
+            + 8) as usize
+    }
+
+    /// The smallest read that covers the `_PyInterpreterFrame` fields used.
+    pub(crate) fn frame_block(&self) -> usize {
+        let last = [
+            self.frame_code + 8,
+            self.frame_previous + 8,
+            self.frame_instr + 8,
+            self.frame_owner + 1,
+        ];
+        let last = last
+            .into_iter()
+            .chain(self.frame_is_entry.map(|o| o + 1))
+            .max()
+            .unwrap_or(0);
+        last as usize
+    }
+
+    /// The smallest read that covers the code-object header fields used.
+    pub(crate) fn code_block(&self) -> usize {
+        [
+            self.ob_type + 8,
+            self.code_filename + 8,
+            self.code_qualname + 8,
+            self.code_linetable + 8,
+            self.code_firstlineno + 4,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::python::tests_support::{pyenv_prefix, require_or_skip};
+    use std::collections::BTreeMap;
+    use std::path::Path;
+    use std::process::Command;
+
+    /// Compiles and runs `fixtures/offsets.c` against one installed CPython.
+    fn header_offsets(prefix: &Path, minor: &str) -> Result<BTreeMap<String, u64>, String> {
+        let include = prefix.join(format!("include/python{minor}"));
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/python/fixtures/offsets.c");
+        let exe = std::env::temp_dir().join(format!("seam-offsets-{minor}-{}", std::process::id()));
+        let out = Command::new("gcc")
+            .arg(format!("-I{}", include.display()))
+            .arg(&src)
+            .arg("-o")
+            .arg(&exe)
+            .output()
+            .map_err(|e| format!("gcc: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "gcc failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let run = Command::new(&exe)
+            .output()
+            .map_err(|e| format!("{}: {e}", exe.display()));
+        let _ = std::fs::remove_file(&exe);
+        let run = run?;
+        Ok(String::from_utf8_lossy(&run.stdout)
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                Some((k.to_string(), v.parse().ok()?))
+            })
+            .collect())
+    }
+
+    fn named(l: &Layout) -> Vec<(&'static str, u64)> {
+        let mut v = vec![
+            ("runtime.interpreters_head", l.runtime_interpreters_head),
+            ("interp.next", l.interp_next),
+            ("interp.threads_head", l.interp_threads_head),
+            ("tstate.next", l.tstate_next),
+            ("tstate.native_thread_id", l.tstate_native_thread_id),
+            ("tstate.datastack_chunk", l.tstate_datastack_chunk),
+            ("tstate.datastack_top", l.tstate_datastack_chunk + 8),
+            ("chunk.data", CHUNK_DATA),
+            ("frame.code", l.frame_code),
+            ("frame.previous", l.frame_previous),
+            ("frame.instr", l.frame_instr),
+            ("frame.owner", l.frame_owner),
+            ("code.filename", l.code_filename),
+            ("code.qualname", l.code_qualname),
+            ("code.linetable", l.code_linetable),
+            ("code.firstlineno", l.code_firstlineno),
+            ("code.code_adaptive", l.code_adaptive),
+            ("object.ob_type", l.ob_type),
+            ("bytes.ob_size", l.bytes_size),
+            ("bytes.ob_sval", l.bytes_sval),
+            ("unicode.length", l.unicode_length),
+            ("unicode.state", l.unicode_state),
+            ("unicode.ascii_size", l.unicode_ascii_size),
+            ("unicode.compact_size", l.unicode_compact_size),
+            ("unicode.kind_mask", u64::from(STATE_KIND_MASK)),
+            ("unicode.compact_mask", u64::from(STATE_COMPACT)),
+            ("unicode.ascii_mask", u64::from(STATE_ASCII)),
+        ];
+        match l.current_frame {
+            CurrentFrame::ViaCFrame {
+                cframe,
+                current_frame,
+            } => {
+                v.push(("tstate.cframe", cframe));
+                v.push(("cframe.current_frame", current_frame));
+            }
+            CurrentFrame::Direct(off) => v.push(("tstate.current_frame", off)),
+        }
+        match l.frame_is_entry {
+            Some(off) => v.push(("frame.is_entry", off)),
+            None => v.push(("FRAME_OWNED_BY_CSTACK", u64::from(FRAME_OWNED_BY_CSTACK))),
+        }
+        v
+    }
+
+    #[test]
+    fn matches_installed_headers() {
+        for minor in ["3.11", "3.12", "3.13"] {
+            let Some(prefix) = pyenv_prefix(minor) else {
+                require_or_skip(&format!("layout: no pyenv CPython {minor} installed"));
+                continue;
+            };
+            let c = match header_offsets(&prefix, minor) {
+                Ok(c) => c,
+                Err(e) => {
+                    require_or_skip(&format!("layout: cannot build offsets.c for {minor}: {e}"));
+                    continue;
+                }
+            };
+            let layout = match minor {
+                "3.11" => Layout::V3_11,
+                "3.12" => Layout::V3_12,
+                _ => {
+                    assert_eq!(c["debug.size"], DEBUG_OFFSETS_SIZE as u64);
+                    let expected_sections = [
+                        ("debug.runtime_state", 24),
+                        ("debug.interpreter_state", 48),
+                        ("debug.thread_state", 152),
+                        ("debug.interpreter_frame", 224),
+                        ("debug.code_object", 272),
+                        ("debug.pyobject", 352),
+                        ("debug.bytes_object", 512),
+                        ("debug.unicode_object", 536),
+                    ];
+                    for (name, off) in expected_sections {
+                        assert_eq!(c[name], off, "{minor} {name}");
+                    }
+                    let lib = prefix.join(format!("lib/libpython{minor}.so.1.0"));
+                    let image = crate::python::locate::runtime_image_for_tests(&lib);
+                    Layout::from_debug_offsets(&image).expect("3.13 debug offsets parse")
+                }
+            };
+            for (name, ours) in named(&layout) {
+                let theirs = c
+                    .get(name)
+                    .unwrap_or_else(|| panic!("offsets.c printed no {name} for {minor}"));
+                assert_eq!(ours, *theirs, "CPython {minor}: {name}");
+            }
+        }
+    }
+
+    #[test]
+    fn debug_offsets_are_validated() {
+        let mut d = vec![0u8; DEBUG_OFFSETS_SIZE];
+        assert!(Layout::from_debug_offsets(&d)
+            .unwrap_err()
+            .contains("cookie"));
+        d[..8].copy_from_slice(DEBUG_COOKIE);
+        d[8..16].copy_from_slice(&0x030c_01f0u64.to_le_bytes());
+        assert!(Layout::from_debug_offsets(&d)
+            .unwrap_err()
+            .contains("expected 3.13"));
+        d[8..16].copy_from_slice(&0x030d_00f0u64.to_le_bytes());
+        d[16] = 1;
+        assert!(Layout::from_debug_offsets(&d)
+            .unwrap_err()
+            .contains("free-threaded"));
+        d[16] = 0;
+        d[200..208].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(Layout::from_debug_offsets(&d)
+            .unwrap_err()
+            .contains("implausible"));
+        assert!(Layout::from_debug_offsets(&d[..100])
+            .unwrap_err()
+            .contains("truncated"));
+    }
+
+    #[test]
+    fn block_sizes_cover_fields() {
+        assert_eq!(Layout::V3_11.tstate_block(), 312);
+        assert_eq!(Layout::V3_12.tstate_block(), 248);
+        assert_eq!(Layout::V3_11.frame_block(), 70);
+        assert_eq!(Layout::V3_12.frame_block(), 71);
+        assert_eq!(Layout::V3_11.code_block(), 144);
+    }
+}
