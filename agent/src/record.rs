@@ -70,12 +70,18 @@ pub struct Recording {
 }
 
 const POLL_MS: i32 = 10;
+const READER_NICE: i32 = -10;
 
 pub fn record(
     options: &RecordOptions,
     mut progress: impl FnMut(&Progress),
 ) -> Result<Recording, Error> {
     let cpu_start = process_cpu_seconds();
+    // Frames on the far side of a stack switch are read from the live process
+    // after the sample, so the reader should run as soon as samples arrive,
+    // not after the target's busy threads. Best effort: needs CAP_SYS_NICE.
+    // SAFETY: setpriority on our own process has no memory-safety preconditions.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, READER_NICE) };
     let mut sampler_options = SamplerOptions::default();
     sampler_options.frequency_hz = options.frequency_hz;
     let (pid, mut child, mut sampler, command) = match &options.target {

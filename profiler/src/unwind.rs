@@ -169,14 +169,16 @@ impl Unwinder {
             let step = match kind {
                 Some(FrameKind::Root) => break StackEnd::Root,
                 Some(FrameKind::GoAsmcgocall) if matches!(addr, StackAddress::Return(_)) => {
-                    switches
-                        .extend(SwitchKey::at(addr, &hop_regs, mem, 7).map(|k| (k, frames.len())));
+                    switches.extend(
+                        SwitchKey::at(addr, &hop_regs, mem, true).map(|k| (k, frames.len())),
+                    );
                     asmcgocall_caller(space, &mut hop_regs, mem)
                         .ok_or("runtime.asmcgocall: the goroutine has moved on since the sample")
                 }
                 Some(FrameKind::Crosscall2) => {
-                    switches
-                        .extend(SwitchKey::at(addr, &hop_regs, mem, 0).map(|k| (k, frames.len())));
+                    switches.extend(
+                        SwitchKey::at(addr, &hop_regs, mem, false).map(|k| (k, frames.len())),
+                    );
                     crosscall2_caller(module.unwrap(), addr, &mut hop_regs, mem)
                 }
                 _ => match module.and_then(|m| go_step(m, addr, &mut hop_regs, mem)) {
@@ -246,15 +248,16 @@ impl Unwinder {
     }
 }
 
-/// Identifies one pass through a stack switch: the switch frame's return
-/// address and stack pointer, and for asmcgocall the first words of its
-/// frame, where it saves the goroutine and its depth (crosscall2's frame
-/// holds the caller's registers, which differ from call to call).
+/// Identifies a stack switch as passed on one thread: the switch frame's
+/// return address and stack pointer and, for asmcgocall, the goroutine depth
+/// it saved (at 0(SP) or 40(SP), see [`asmcgocall_caller`]). The goroutine
+/// itself is left out: a server runs the same path on a new goroutine for
+/// each connection, and the same depth on the same path means the same frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct SwitchKey {
     ret: u64,
     sp: u64,
-    saved: [u64; 7],
+    depth: [u64; 2],
 }
 
 impl SwitchKey {
@@ -262,17 +265,18 @@ impl SwitchKey {
         addr: StackAddress,
         regs: &UnwindRegsX86_64,
         mem: &mut StackMemory,
-        words: usize,
+        with_depth: bool,
     ) -> Option<SwitchKey> {
         let sp = regs.sp();
-        let mut saved = [0; 7];
-        for (i, word) in saved.iter_mut().enumerate().take(words) {
-            *word = mem.read_u64(sp + 8 * i as u64)?;
-        }
+        let depth = if with_depth {
+            [mem.read_u64(sp)?, mem.read_u64(sp + 40)?]
+        } else {
+            [0, 0]
+        };
         Some(SwitchKey {
             ret: addr.raw(),
             sp,
-            saved,
+            depth,
         })
     }
 }
@@ -305,7 +309,17 @@ fn go_step(
         .iter()
         .any(|p| func.name.starts_with(p))
     {
-        return None;
+        // Follow the frame pointer wherever it leads: across the switch, the
+        // other stack may sit below this one (g0 to goroutine), which framehop
+        // refuses as a walk going backwards.
+        let bp = regs.bp();
+        let (Some(caller_bp), Some(ret)) = (mem.read_u64(bp), mem.read_u64(bp.wrapping_add(8)))
+        else {
+            return Some(Err("unreadable stack across a Go stack switch"));
+        };
+        regs.set_sp(bp + 16);
+        regs.set_bp(caller_bp);
+        return Some(Ok(ret));
     }
     let delta = u64::try_from(go.sp_delta(svma)?).ok()?;
     let sp = regs.sp();

@@ -220,7 +220,7 @@ fn make_attr(options: &SamplerOptions, enable_on_exec: bool) -> sys::perf_event_
     attr.set_watermark(1);
     // Wake the reader every few samples: frames on the other side of a stack
     // switch are read from the live process, and the sooner the better.
-    attr.__bindgen_anon_2.wakeup_watermark = (options.stack_bytes + 1024) * 4;
+    attr.__bindgen_anon_2.wakeup_watermark = options.stack_bytes + 1024;
     attr
 }
 
