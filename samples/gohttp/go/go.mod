@@ -1,0 +1,3 @@
+module seam.samples/gohttp
+
+go 1.19

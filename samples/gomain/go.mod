@@ -1,0 +1,3 @@
+module seam.samples/gomain
+
+go 1.19

@@ -1,0 +1,219 @@
+//! End-to-end tests of `seam record` on the polyglot samples: complete stacks
+//! through Python, C, Go and Rust, for each Python and Go toolchain.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+type F = (String, String, Option<String>, Option<u64>);
+
+fn rt(runtime: &'static str) -> impl Fn(&F) -> bool {
+    move |f: &F| f.0 == runtime
+}
+
+fn named(runtime: &'static str, prefix: &'static str) -> impl Fn(&F) -> bool {
+    move |f: &F| f.0 == runtime && f.1.starts_with(prefix)
+}
+
+fn python_at(file_suffix: &'static str) -> impl Fn(&F) -> bool {
+    move |f: &F| f.0 == "python" && f.2.as_deref().is_some_and(|p| p.ends_with(file_suffix)) && f.3.is_some_and(|l| l > 0)
+}
+
+/// The heaviest stack in `summary` whose leaf frame is in `leaf_runtime`.
+fn heaviest_with_leaf(summary: &Value, leaf_runtime: &str) -> Vec<F> {
+    summary["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(frames)
+        .find(|fr| fr.last().is_some_and(|f| f.0 == leaf_runtime))
+        .unwrap_or_else(|| panic!("no stack ends in {leaf_runtime} among the top stacks:\n{summary:#}"))
+}
+
+fn assert_order(stack: &[F], wanted: &[(&str, Box<dyn Fn(&F) -> bool>)]) {
+    if let Some(i) = first_missing(stack, wanted) {
+        let shown: Vec<String> = stack.iter().map(|f| format!("{}:{}", f.0, f.1)).collect();
+        panic!("expected {} (and what follows) in order, root first, in\n{}", wanted[i].0, shown.join("\n"));
+    }
+}
+
+/// The `chain` stack that ends in Rust, root first: Python driver frames with
+/// file and line, ctypes/libffi glue, the exported Go function, Go frames,
+/// the cgo call, then Rust.
+fn check_chain_rust_stack(summary: &Value) {
+    let stack = heaviest_with_leaf(summary, "rust");
+    assert_order(
+        &stack,
+        &[
+            ("the thread root", Box::new(|f: &F| f.1.contains("[libc.so") || f.1 == "_start" || f.1 == "start_thread")),
+            ("Python driver frames with file and line", Box::new(python_at("chain.py"))),
+            ("ctypes glue", Box::new(named("glue", "PyCFuncPtr_call"))),
+            ("libffi glue", Box::new(|f: &F| f.0 == "glue" && f.1.contains("ffi"))),
+            ("the cgo export wrapper", Box::new(named("glue", "ChainWork"))),
+            ("crosscall2", Box::new(named("glue", "crosscall2"))),
+            ("Go frames", Box::new(named("go", "main."))),
+            ("the cgo call", Box::new(named("glue", "runtime.cgocall"))),
+            ("Rust frames", Box::new(rt("rust"))),
+        ],
+    );
+}
+
+fn record_chain(python: &str, go: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["--python", python, "--go", go];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--threads", "4", "--seconds", "10"]);
+    let (_dir, summary) = record(&["--rate".into(), "999".into(), "--".into()].into_iter().chain(sample_command("chain", &args)).collect::<Vec<_>>());
+    summary
+}
+
+fn check_complete(summary: &Value, what: &str) {
+    let share = complete_share(summary);
+    eprintln!(
+        "{what}: {:.1}% complete stacks of {} samples, {} lost",
+        share * 100.0,
+        summary["samples"],
+        summary["lost"]
+    );
+    assert!(share >= 0.95, "{what}: only {:.1}% complete stacks; problems: {}", share * 100.0, summary["problems"]);
+}
+
+#[test]
+fn chain_complete_stacks_for_each_python_and_go() {
+    if !privileged("chain_complete_stacks_for_each_python_and_go") {
+        return;
+    }
+    samples_built();
+    let _one_at_a_time = exclusive();
+    for python in ["3.11", "3.12", "3.13"] {
+        for go in ["debian", "current"] {
+            let summary = record_chain(python, go, &[]);
+            check_complete(&summary, &format!("chain, Python {python}, Go {go}"));
+            check_chain_rust_stack(&summary);
+        }
+    }
+}
+
+/// Go function names from the folded stacks of a recording.
+fn go_names(summary: &Value) -> BTreeSet<String> {
+    summary["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(frames)
+        .filter(|f| f.0 == "go" && f.1.starts_with("main."))
+        .map(|f| f.1)
+        .collect()
+}
+
+#[test]
+fn stripped_go_keeps_its_function_names() {
+    if !privileged("stripped_go_keeps_its_function_names") {
+        return;
+    }
+    samples_built();
+    let _one_at_a_time = exclusive();
+    for go in ["debian", "current"] {
+        let plain = record_chain("3.11", go, &[]);
+        let stripped = record_chain("3.11", go, &["--stripped"]);
+        check_complete(&stripped, &format!("chain, stripped Go {go}"));
+        check_chain_rust_stack(&stripped);
+        let (a, b) = (go_names(&plain), go_names(&stripped));
+        assert!(!a.is_empty(), "no Go frames in the unstripped recording");
+        assert_eq!(a, b, "Go {go}: the stripped library names its Go functions differently");
+    }
+}
+
+#[test]
+fn gomain_complete_stacks() {
+    if !privileged("gomain_complete_stacks") {
+        return;
+    }
+    samples_built();
+    let _one_at_a_time = exclusive();
+    for go in ["debian", "current"] {
+        let mut args: Vec<String> = vec!["--".into()];
+        args.extend(sample_command("gomain", &["--go", go, "--seconds", "6"]));
+        let (_dir, summary) = record(&args);
+        check_complete(&summary, &format!("gomain, Go {go}"));
+        // Go calls C, which calls Rust.
+        assert_order(
+            &heaviest_with_leaf(&summary, "rust"),
+            &[
+                ("the goroutine root", Box::new(named("go", "runtime.goexit"))),
+                ("Go frames", Box::new(named("go", "main."))),
+                ("the cgo call", Box::new(named("glue", "runtime.cgocall"))),
+                ("the C code", Box::new(named("c", "c_work"))),
+                ("Rust frames", Box::new(rt("rust"))),
+            ],
+        );
+        // C calls back into Go.
+        let callback = summary["stacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(frames)
+            .find(|fr| fr.iter().any(|f| f.1.starts_with("_cgoexp_")) && fr.last().is_some_and(|f| f.0 == "go"))
+            .expect("a stack through the exported Go callback");
+        assert_order(
+            &callback,
+            &[
+                ("Go frames", Box::new(named("go", "main."))),
+                ("the cgo call", Box::new(named("glue", "runtime.cgocall"))),
+                ("the C code", Box::new(named("c", "c_work"))),
+                ("crosscall2", Box::new(named("glue", "crosscall2"))),
+                ("the callback's Go frames", Box::new(named("go", "main."))),
+            ],
+        );
+    }
+}
+
+#[test]
+fn gohttp_python_handlers_on_go_threads() {
+    if !privileged("gohttp_python_handlers_on_go_threads") {
+        return;
+    }
+    samples_built();
+    let _one_at_a_time = exclusive();
+    for (python, go) in [("3.11", "debian"), ("3.13", "current")] {
+        let mut args: Vec<String> = vec!["--".into()];
+        args.extend(sample_command("gohttp", &["--python", python, "--go", go, "--seconds", "6"]));
+        let (_dir, summary) = record(&args);
+        check_complete(&summary, &format!("gohttp, Python {python}, Go {go}"));
+        let handler = summary["stacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(frames)
+            .find(|fr| fr.iter().any(python_at("gohttp.py")) && fr.first().is_some_and(|f| f.1.starts_with("runtime.goexit")))
+            .unwrap_or_else(|| panic!("no handler stack from a Go thread's root:\n{summary:#}"));
+        assert_order(
+            &handler,
+            &[
+                ("Go's goroutine root", Box::new(named("go", "runtime.goexit"))),
+                ("the Go server frames", Box::new(named("go", "net/http."))),
+                ("the cgo call", Box::new(named("glue", "runtime.cgocall"))),
+                ("the C trampoline", Box::new(rt("c"))),
+                ("the cffi callback glue", Box::new(|f: &F| f.0 == "glue" && (f.1.contains("callback") || f.1.contains("ffi")))),
+                ("the handler's Python frames", Box::new(python_at("gohttp.py"))),
+            ],
+        );
+    }
+}
+
+#[test]
+fn attach_to_a_running_chain() {
+    if !privileged("attach_to_a_running_chain") {
+        return;
+    }
+    samples_built();
+    let _one_at_a_time = exclusive();
+    let sample = Sample::start("chain", &["--threads", "4", "--seconds", "30"]);
+    let (_dir, summary) = record(&["--pid".into(), sample.pid.to_string(), "--duration".into(), "6".into()]);
+    check_complete(&summary, "chain, attached with --pid");
+    check_chain_rust_stack(&summary);
+    assert_eq!(summary["target"]["pid"], sample.pid);
+    // Attaching must not harm the target: it is still running.
+    assert!(std::path::Path::new(&format!("/proc/{}", sample.pid)).exists(), "the target died");
+}
