@@ -338,7 +338,8 @@ fn go_step(
 
 /// At a return into `runtime.asmcgocall`: finds the goroutine stack pointer it
 /// saved and returns the address it returns to (in `runtime.cgocall`), with
-/// `regs` moved to that frame. The goroutine stack is read from the live
+/// `regs` moved to that frame (the saved depth points at asmcgocall's entry
+/// stack pointer). The goroutine stack is read from the live
 /// process after the sample; if the goroutine has moved on since, the saved
 /// slot no longer holds a return into a `cgocall` and the stack is cut there.
 /// Two layouts are known: Go ≤ 1.20 saves g at
@@ -369,13 +370,19 @@ fn asmcgocall_caller(
             }
             hi - depth
         };
-        let Some(ret) = mem.read_u64(caller_sp) else {
-            continue;
-        };
-        if go_function_name(space, ret).is_some_and(|n| n.contains("cgocall")) {
-            regs.set_sp(caller_sp + 8);
-            regs.set_ip(ret);
-            return Some(ret);
+        // Go ≥ 1.21 gives asmcgocall a frame pointer (PUSHQ BP) before it
+        // takes the stack pointer, so the return address sits one word higher,
+        // above the caller's saved frame pointer.
+        for pushed in [0, 8] {
+            let Some(ret) = mem.read_u64(caller_sp + pushed) else { continue };
+            if go_function_name(space, ret).is_some_and(|n| n.contains("cgocall")) {
+                if pushed == 8 {
+                    regs.set_bp(mem.read_u64(caller_sp)?);
+                }
+                regs.set_sp(caller_sp + pushed + 8);
+                regs.set_ip(ret);
+                return Some(ret);
+            }
         }
     }
     None
