@@ -6,7 +6,11 @@ use common::*;
 
 fn run_seam(args: &[&str]) -> (i32, String) {
     let out = seam().args(args).output().expect("running seam");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(!text.contains("panicked"), "seam panicked:\n{text}");
     (out.status.code().unwrap_or(-1), text)
 }
@@ -15,7 +19,13 @@ fn run_seam(args: &[&str]) -> (i32, String) {
 fn no_such_pid() {
     let dir = tempfile::tempdir().unwrap();
     // Pids above pid_max never exist.
-    let (code, text) = run_seam(&["record", "--pid", "2147483646", "-o", dir.path().to_str().unwrap()]);
+    let (code, text) = run_seam(&[
+        "record",
+        "--pid",
+        "2147483646",
+        "-o",
+        dir.path().to_str().unwrap(),
+    ]);
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("no process with pid 2147483646"), "{text}");
 }
@@ -33,10 +43,22 @@ fn command_not_found() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (code, text) = run_seam(&["record", "-o", dir.path().to_str().unwrap(), "--", "/nonexistent/program"]);
-    assert!(text.contains("cannot run \"/nonexistent/program\""), "{text}");
+    let (code, text) = run_seam(&[
+        "record",
+        "-o",
+        dir.path().to_str().unwrap(),
+        "--",
+        "/nonexistent/program",
+    ]);
+    assert!(
+        text.contains("cannot run \"/nonexistent/program\""),
+        "{text}"
+    );
     assert!(text.contains("exited with status 127"), "{text}");
-    assert_eq!(code, 0, "seam itself worked and wrote its (empty) outputs: {text}");
+    assert_eq!(
+        code, 0,
+        "seam itself worked and wrote its (empty) outputs: {text}"
+    );
 }
 
 #[test]
@@ -55,18 +77,33 @@ fn permission_denied_says_what_to_do() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
     let pid = std::process::id().to_string();
     let out = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(env!("CARGO_BIN_EXE_seam"))
-        .args(["record", "--pid", &pid, "--duration", "1", "-o", dir.path().to_str().unwrap()])
+        .args([
+            "record",
+            "--pid",
+            &pid,
+            "--duration",
+            "1",
+            "-o",
+            dir.path().to_str().unwrap(),
+        ])
         .output()
         .expect("running setpriv");
     let text = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("permission denied"), "{text}");
-    assert!(text.contains("perf_event_paranoid"), "the message should say what to set: {text}");
+    assert!(
+        text.contains("perf_event_paranoid"),
+        "the message should say what to set: {text}"
+    );
 }
 
 #[test]
@@ -76,17 +113,32 @@ fn unsupported_python_goes_on_with_native_frames() {
     }
     samples_built();
     let _one_at_a_time = exclusive();
-    if !std::fs::read_dir("/root/.pyenv/versions").is_ok_and(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("3.10"))) {
-        eprintln!("SKIPPED unsupported_python_goes_on_with_native_frames: no CPython 3.10 under pyenv");
+    if !std::fs::read_dir("/root/.pyenv/versions").is_ok_and(|d| {
+        d.flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("3.10"))
+    }) {
+        eprintln!(
+            "SKIPPED unsupported_python_goes_on_with_native_frames: no CPython 3.10 under pyenv"
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = seam();
-    cmd.args(["record", "-o", dir.path().to_str().unwrap(), "--"]).args(sample_command("chain", &["--python", "3.10", "--seconds", "3"]));
+    cmd.args(["record", "-o", dir.path().to_str().unwrap(), "--"])
+        .args(sample_command(
+            "chain",
+            &["--python", "3.10", "--seconds", "3"],
+        ));
     let out = cmd.output().unwrap();
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("CPython 3.10 is not supported"), "the warning should name the version: {text}");
+    assert!(
+        text.contains("CPython 3.10 is not supported"),
+        "the warning should name the version: {text}"
+    );
     let summary = read_json(&dir.path().join("summary.json"));
-    assert!(summary["runtimes"]["rust"]["self"].as_u64().unwrap() > 0, "native frames should still be there");
+    assert!(
+        summary["runtimes"]["rust"]["self"].as_u64().unwrap() > 0,
+        "native frames should still be there"
+    );
 }

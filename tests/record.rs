@@ -8,6 +8,8 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 
 type F = (String, String, Option<String>, Option<u64>);
+/// A frame wanted in a stack: what it is, and how to recognize it.
+type Want<'a> = (&'a str, Box<dyn Fn(&F) -> bool>);
 
 fn rt(runtime: &'static str) -> impl Fn(&F) -> bool {
     move |f: &F| f.0 == runtime
@@ -18,7 +20,11 @@ fn named(runtime: &'static str, prefix: &'static str) -> impl Fn(&F) -> bool {
 }
 
 fn python_at(file_suffix: &'static str) -> impl Fn(&F) -> bool {
-    move |f: &F| f.0 == "python" && f.2.as_deref().is_some_and(|p| p.ends_with(file_suffix)) && f.3.is_some_and(|l| l > 0)
+    move |f: &F| {
+        f.0 == "python"
+            && f.2.as_deref().is_some_and(|p| p.ends_with(file_suffix))
+            && f.3.is_some_and(|l| l > 0)
+    }
 }
 
 /// The heaviest stack in `summary` whose leaf frame is in `leaf_runtime`.
@@ -29,13 +35,19 @@ fn heaviest_with_leaf(summary: &Value, leaf_runtime: &str) -> Vec<F> {
         .iter()
         .map(frames)
         .find(|fr| fr.last().is_some_and(|f| f.0 == leaf_runtime))
-        .unwrap_or_else(|| panic!("no stack ends in {leaf_runtime} among the top stacks:\n{summary:#}"))
+        .unwrap_or_else(|| {
+            panic!("no stack ends in {leaf_runtime} among the top stacks:\n{summary:#}")
+        })
 }
 
-fn assert_order(stack: &[F], wanted: &[(&str, Box<dyn Fn(&F) -> bool>)]) {
+fn assert_order(stack: &[F], wanted: &[Want]) {
     if let Some(i) = first_missing(stack, wanted) {
         let shown: Vec<String> = stack.iter().map(|f| format!("{}:{}", f.0, f.1)).collect();
-        panic!("expected {} (and what follows) in order, root first, in\n{}", wanted[i].0, shown.join("\n"));
+        panic!(
+            "expected {} (and what follows) in order, root first, in\n{}",
+            wanted[i].0,
+            shown.join("\n")
+        );
     }
 }
 
@@ -47,11 +59,25 @@ fn check_chain_rust_stack(summary: &Value) {
     assert_order(
         &stack,
         &[
-            ("the thread root", Box::new(|f: &F| f.1.contains("[libc.so") || f.1 == "_start" || f.1 == "start_thread")),
-            ("Python driver frames with file and line", Box::new(python_at("chain.py"))),
+            (
+                "the thread root",
+                Box::new(|f: &F| {
+                    f.1.contains("[libc.so") || f.1 == "_start" || f.1 == "start_thread"
+                }),
+            ),
+            (
+                "Python driver frames with file and line",
+                Box::new(python_at("chain.py")),
+            ),
             ("ctypes glue", Box::new(named("glue", "PyCFuncPtr_call"))),
-            ("libffi glue", Box::new(|f: &F| f.0 == "glue" && f.1.contains("ffi"))),
-            ("the cgo export wrapper", Box::new(named("glue", "ChainWork"))),
+            (
+                "libffi glue",
+                Box::new(|f: &F| f.0 == "glue" && f.1.contains("ffi")),
+            ),
+            (
+                "the cgo export wrapper",
+                Box::new(named("glue", "ChainWork")),
+            ),
             ("crosscall2", Box::new(named("glue", "crosscall2"))),
             ("Go frames", Box::new(named("go", "main."))),
             ("the cgo call", Box::new(named("glue", "runtime.cgocall"))),
@@ -64,7 +90,12 @@ fn record_chain(python: &str, go: &str, extra: &[&str]) -> Value {
     let mut args = vec!["--python", python, "--go", go];
     args.extend_from_slice(extra);
     args.extend_from_slice(&["--threads", "4", "--seconds", "10"]);
-    let (_dir, summary) = record(&["--rate".into(), "999".into(), "--".into()].into_iter().chain(sample_command("chain", &args)).collect::<Vec<_>>());
+    let (_dir, summary) = record(
+        &["--rate".into(), "999".into(), "--".into()]
+            .into_iter()
+            .chain(sample_command("chain", &args))
+            .collect::<Vec<_>>(),
+    );
     summary
 }
 
@@ -76,7 +107,12 @@ fn check_complete(summary: &Value, what: &str) {
         summary["samples"],
         summary["lost"]
     );
-    assert!(share >= 0.95, "{what}: only {:.1}% complete stacks; problems: {}", share * 100.0, summary["problems"]);
+    assert!(
+        share >= 0.95,
+        "{what}: only {:.1}% complete stacks; problems: {}",
+        share * 100.0,
+        summary["problems"]
+    );
 }
 
 #[test]
@@ -121,7 +157,10 @@ fn stripped_go_keeps_its_function_names() {
         check_chain_rust_stack(&stripped);
         let (a, b) = (go_names(&plain), go_names(&stripped));
         assert!(!a.is_empty(), "no Go frames in the unstripped recording");
-        assert_eq!(a, b, "Go {go}: the stripped library names its Go functions differently");
+        assert_eq!(
+            a, b,
+            "Go {go}: the stripped library names its Go functions differently"
+        );
     }
 }
 
@@ -141,7 +180,10 @@ fn gomain_complete_stacks() {
         assert_order(
             &heaviest_with_leaf(&summary, "rust"),
             &[
-                ("the goroutine root", Box::new(named("go", "runtime.goexit"))),
+                (
+                    "the goroutine root",
+                    Box::new(named("go", "runtime.goexit")),
+                ),
                 ("Go frames", Box::new(named("go", "main."))),
                 ("the cgo call", Box::new(named("glue", "runtime.cgocall"))),
                 ("the C code", Box::new(named("c", "c_work"))),
@@ -154,7 +196,10 @@ fn gomain_complete_stacks() {
             .unwrap()
             .iter()
             .map(frames)
-            .find(|fr| fr.iter().any(|f| f.1.starts_with("_cgoexp_")) && fr.last().is_some_and(|f| f.0 == "go"))
+            .find(|fr| {
+                fr.iter().any(|f| f.1.starts_with("_cgoexp_"))
+                    && fr.last().is_some_and(|f| f.0 == "go")
+            })
             .expect("a stack through the exported Go callback");
         assert_order(
             &callback,
@@ -178,7 +223,10 @@ fn gohttp_python_handlers_on_go_threads() {
     let _one_at_a_time = exclusive();
     for (python, go) in [("3.11", "debian"), ("3.13", "current")] {
         let mut args: Vec<String> = vec!["--".into()];
-        args.extend(sample_command("gohttp", &["--python", python, "--go", go, "--seconds", "6"]));
+        args.extend(sample_command(
+            "gohttp",
+            &["--python", python, "--go", go, "--seconds", "6"],
+        ));
         let (_dir, summary) = record(&args);
         check_complete(&summary, &format!("gohttp, Python {python}, Go {go}"));
         let handler = summary["stacks"]
@@ -186,17 +234,33 @@ fn gohttp_python_handlers_on_go_threads() {
             .unwrap()
             .iter()
             .map(frames)
-            .find(|fr| fr.iter().any(python_at("gohttp.py")) && fr.first().is_some_and(|f| f.1.starts_with("runtime.goexit")))
+            .find(|fr| {
+                fr.iter().any(python_at("gohttp.py"))
+                    && fr
+                        .first()
+                        .is_some_and(|f| f.1.starts_with("runtime.goexit"))
+            })
             .unwrap_or_else(|| panic!("no handler stack from a Go thread's root:\n{summary:#}"));
         assert_order(
             &handler,
             &[
-                ("Go's goroutine root", Box::new(named("go", "runtime.goexit"))),
+                (
+                    "Go's goroutine root",
+                    Box::new(named("go", "runtime.goexit")),
+                ),
                 ("the Go server frames", Box::new(named("go", "net/http."))),
                 ("the cgo call", Box::new(named("glue", "runtime.cgocall"))),
                 ("the C trampoline", Box::new(rt("c"))),
-                ("the cffi callback glue", Box::new(|f: &F| f.0 == "glue" && (f.1.contains("callback") || f.1.contains("ffi")))),
-                ("the handler's Python frames", Box::new(python_at("gohttp.py"))),
+                (
+                    "the cffi callback glue",
+                    Box::new(|f: &F| {
+                        f.0 == "glue" && (f.1.contains("callback") || f.1.contains("ffi"))
+                    }),
+                ),
+                (
+                    "the handler's Python frames",
+                    Box::new(python_at("gohttp.py")),
+                ),
             ],
         );
     }
@@ -210,10 +274,18 @@ fn attach_to_a_running_chain() {
     samples_built();
     let _one_at_a_time = exclusive();
     let sample = Sample::start("chain", &["--threads", "4", "--seconds", "30"]);
-    let (_dir, summary) = record(&["--pid".into(), sample.pid.to_string(), "--duration".into(), "6".into()]);
+    let (_dir, summary) = record(&[
+        "--pid".into(),
+        sample.pid.to_string(),
+        "--duration".into(),
+        "6".into(),
+    ]);
     check_complete(&summary, "chain, attached with --pid");
     check_chain_rust_stack(&summary);
     assert_eq!(summary["target"]["pid"], sample.pid);
     // Attaching must not harm the target: it is still running.
-    assert!(std::path::Path::new(&format!("/proc/{}", sample.pid)).exists(), "the target died");
+    assert!(
+        std::path::Path::new(&format!("/proc/{}", sample.pid)).exists(),
+        "the target died"
+    );
 }

@@ -110,6 +110,10 @@ pub fn record(
             converter.add_maps_text(&maps);
         }
     }
+    // For seam's own tests: keep samples that cross Go's stack switches as fixtures.
+    if let Some(dir) = std::env::var_os("SEAM_CAPTURE_FIXTURES") {
+        converter.capture_fixtures(dir.into());
+    }
     converter.profile_mut().target.command = command;
     converter.profile_mut().rate_hz = options.frequency_hz;
 

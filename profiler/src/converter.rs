@@ -3,7 +3,8 @@
 //! recorded fixtures both feed this converter.
 
 use crate::classify::{classify_native, NativeFacts};
-use crate::memory::ProcessMemory;
+use crate::fixture::FixtureCapture;
+use crate::memory::{ProcessMemory, ReadMemory};
 use crate::modules::{AddressSpace, FrameKind, Mapping};
 use crate::python::{PyFrame, PythonProcess};
 use crate::symbolize::{KernelSymbols, Symbolizer};
@@ -50,6 +51,7 @@ pub struct Converter {
     python: PythonState,
     profile: Profile,
     last_maps_read: Option<Instant>,
+    capture: Option<FixtureCapture>,
 }
 
 impl Converter {
@@ -67,6 +69,7 @@ impl Converter {
             python: PythonState::NotYetFound { last_try: None },
             profile,
             last_maps_read: None,
+            capture: None,
         }
     }
 
@@ -122,6 +125,11 @@ impl Converter {
         self.profile.note_problem(why);
     }
 
+    /// Saves the first samples that cross Go's stack switches as test fixtures in `dir`.
+    pub fn capture_fixtures(&mut self, dir: std::path::PathBuf) {
+        self.capture = Some(FixtureCapture::new(dir));
+    }
+
     /// Files the target maps that seam could not read, with why.
     pub fn unreadable_files(&self) -> Vec<String> {
         self.space
@@ -165,8 +173,23 @@ impl Converter {
             self.count(leaf_first, true, s.tid);
             return;
         };
-        let mut mem = StackMemory::new(regs.sp, s.stack, self.memory);
+        let process = self.memory;
+        let mut mem = StackMemory::new(
+            regs.sp,
+            s.stack,
+            process.as_ref().map(|p| p as &dyn ReadMemory),
+        );
         let native = self.unwinder.unwind(&self.space, regs, &mut mem);
+        if let Some(capture) = &mut self.capture {
+            capture.offer(
+                &self.space,
+                &mut self.symbolizer,
+                regs,
+                s.stack,
+                &mem,
+                &native,
+            );
+        }
         if mem.reused_other_side {
             self.profile.note_problem(
                 "frames past a stack switch taken from an earlier walk (the thread had moved on)",

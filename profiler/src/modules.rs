@@ -272,7 +272,7 @@ fn is_python_module(file_name: &str) -> bool {
 }
 
 /// One executable mapping of a file in the target.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mapping {
     pub start: u64,
     pub end: u64,
@@ -287,6 +287,8 @@ pub struct LoadedModule {
     /// avma = svma + bias.
     pub bias: u64,
     pub avma: Range<u64>,
+    /// The mapping that loaded it.
+    pub mapping: Mapping,
 }
 
 impl LoadedModule {
@@ -313,6 +315,15 @@ impl AddressSpace {
         AddressSpace {
             root: format!("/proc/{pid}/root"),
             pid: Some(pid),
+            ..Default::default()
+        }
+    }
+
+    /// An address space whose files are opened under `root` (a folder of
+    /// recorded modules), with no live process behind it.
+    pub fn from_files(root: &Path) -> AddressSpace {
+        AddressSpace {
+            root: root.display().to_string(),
             ..Default::default()
         }
     }
@@ -356,6 +367,7 @@ impl AddressSpace {
             object,
             bias,
             avma: m.start..m.end,
+            mapping: m.clone(),
         };
         self.modules.insert(m.start, module.clone());
         Some(module)

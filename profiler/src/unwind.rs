@@ -16,7 +16,7 @@
 //! the live process. The frames there belong to callers that are blocked in
 //! the call we sampled, so they have not changed since the sample was taken.
 
-use crate::memory::{ProcessMemory, ReadMemory};
+use crate::memory::ReadMemory;
 use crate::modules::{AddressSpace, FileBytes, FrameKind, LoadedModule};
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
 use framehop::{FrameAddress, Unwinder as _};
@@ -65,7 +65,7 @@ pub struct NativeStack {
 }
 
 /// Registers at the sample.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Regs {
     pub ip: u64,
     pub sp: u64,
@@ -81,12 +81,14 @@ pub struct StackMemory<'a> {
     pub reused_other_side: bool,
     copy_base: u64,
     copy: &'a [u8],
-    process: Option<ProcessMemory>,
+    process: Option<&'a dyn ReadMemory>,
     pages: HashMap<u64, Option<Box<[u8]>>>,
 }
 
 impl<'a> StackMemory<'a> {
-    pub fn new(copy_base: u64, copy: &'a [u8], process: Option<ProcessMemory>) -> Self {
+    /// `copy` is the sample's stack copy starting at `copy_base`; `process`
+    /// reads anything else (the live target, or recorded pages in tests).
+    pub fn new(copy_base: u64, copy: &'a [u8], process: Option<&'a dyn ReadMemory>) -> Self {
         StackMemory {
             reused_other_side: false,
             copy_base,
@@ -115,6 +117,40 @@ impl<'a> StackMemory<'a> {
         bytes
             .as_ref()
             .map(|b| u64::from_le_bytes(b[off..off + 8].try_into().unwrap()))
+    }
+
+    /// The pages read from the process so far (for recording fixtures).
+    pub fn pages_read(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        self.pages
+            .iter()
+            .filter_map(|(&a, b)| Some((a, &b.as_ref()?[..])))
+    }
+}
+
+/// Memory made of whole pages, as recorded by [`StackMemory::pages_read`].
+#[derive(Clone, Debug, Default)]
+pub struct PageMemory {
+    pub pages: HashMap<u64, Vec<u8>>,
+}
+
+impl ReadMemory for PageMemory {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        let page = addr & !(PAGE - 1);
+        let off = (addr - page) as usize;
+        match self
+            .pages
+            .get(&page)
+            .and_then(|p| p.get(off..off + buf.len()))
+        {
+            Some(src) => {
+                buf.copy_from_slice(src);
+                Ok(())
+            }
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "page not recorded",
+            )),
+        }
     }
 }
 
@@ -374,7 +410,9 @@ fn asmcgocall_caller(
         // takes the stack pointer, so the return address sits one word higher,
         // above the caller's saved frame pointer.
         for pushed in [0, 8] {
-            let Some(ret) = mem.read_u64(caller_sp + pushed) else { continue };
+            let Some(ret) = mem.read_u64(caller_sp + pushed) else {
+                continue;
+            };
             if go_function_name(space, ret).is_some_and(|n| n.contains("cgocall")) {
                 if pushed == 8 {
                     regs.set_bp(mem.read_u64(caller_sp)?);

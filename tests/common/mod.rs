@@ -40,12 +40,18 @@ pub fn privileged(test: &str) -> bool {
 /// Fails with a clear message when the samples are not built.
 pub fn samples_built() {
     let build = repo().join("samples/build");
-    assert!(build.is_dir(), "the samples are not built: run `bash samples/build.sh` first");
+    assert!(
+        build.is_dir(),
+        "the samples are not built: run `bash samples/build.sh` first"
+    );
 }
 
 /// `samples/run NAME ARGS...` as a command.
 pub fn sample_command(name: &str, args: &[&str]) -> Vec<String> {
-    let mut v = vec![repo().join("samples/run").display().to_string(), name.to_string()];
+    let mut v = vec![
+        repo().join("samples/run").display().to_string(),
+        name.to_string(),
+    ];
     v.extend(args.iter().map(|s| s.to_string()));
     v
 }
@@ -78,7 +84,11 @@ impl Sample {
         };
         // Keep draining stdout so the sample never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        assert_eq!(pid, child.id(), "samples/run must exec the sample so the pid stays the same");
+        assert_eq!(
+            pid,
+            child.id(),
+            "samples/run must exec the sample so the pid stays the same"
+        );
         Sample { child, pid }
     }
 
@@ -108,13 +118,17 @@ pub fn record(args: &[String]) -> (tempfile::TempDir, Value) {
         .expect("running seam");
     let stderr = String::from_utf8_lossy(&output.stderr);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "seam record {args:?} failed:\n{stderr}\n{stdout}");
+    assert!(
+        output.status.success(),
+        "seam record {args:?} failed:\n{stderr}\n{stdout}"
+    );
     let summary = read_json(&out.path().join("summary.json"));
     (out, summary)
 }
 
 pub fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
 
