@@ -92,8 +92,11 @@ use objects::{invalid, u64_at, CodeCache, Types};
 pub const MAX_FRAMES: usize = 1024;
 
 /// After a tid was not found among the thread states, `stack` answers
-/// `Ok(None)` for it without looking again for this long.
-pub const RESCAN_INTERVAL: Duration = Duration::from_millis(50);
+/// `Ok(None)` for it without looking again for this long. Short, because
+/// threads that Python did not create (a Go server calling Python handlers)
+/// get a new thread state for each callback; the converter asks only for
+/// threads whose native stack shows the eval loop, so misses stay rare.
+pub const RESCAN_INTERVAL: Duration = Duration::from_millis(5);
 
 /// Limits on the interpreter and thread lists, against corrupt links.
 const MAX_INTERPRETERS: usize = 256;
