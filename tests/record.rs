@@ -86,6 +86,36 @@ fn check_chain_rust_stack(summary: &Value) {
     );
 }
 
+/// The boundaries a recording found, as (caller, callee, mechanism) with their samples.
+fn boundaries(summary: &Value) -> Vec<(String, String, String, u64)> {
+    summary["boundaries"]
+        .as_array()
+        .expect("a boundaries list in summary.json")
+        .iter()
+        .map(|b| {
+            (
+                b["caller"].as_str().unwrap().to_string(),
+                b["callee"].as_str().unwrap().to_string(),
+                b["mechanism"].as_str().unwrap().to_string(),
+                b["samples"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Checks that each (caller, callee, mechanism) was seen on at least 1% of the samples.
+fn assert_boundaries(summary: &Value, wanted: &[(&str, &str, &str)]) {
+    let found = boundaries(summary);
+    let samples = summary["samples"].as_u64().unwrap();
+    for (caller, callee, mechanism) in wanted {
+        let n = found
+            .iter()
+            .find(|b| b.0 == *caller && b.1 == *callee && b.2 == *mechanism)
+            .map_or(0, |b| b.3);
+        assert!(n * 100 >= samples, "boundary {caller} -> {callee} ({mechanism}) on {n} of {samples} samples; found {found:?}");
+    }
+}
+
 fn record_chain(python: &str, go: &str, extra: &[&str]) -> Value {
     let mut args = vec!["--python", python, "--go", go];
     args.extend_from_slice(extra);
@@ -127,6 +157,15 @@ fn chain_complete_stacks_for_each_python_and_go() {
             let summary = record_chain(python, go, &[]);
             check_complete(&summary, &format!("chain, Python {python}, Go {go}"));
             check_chain_rust_stack(&summary);
+            assert_boundaries(
+                &summary,
+                &[
+                    ("python", "go", "ctypes"),
+                    ("go", "rust", "cgo-call"),
+                    ("go", "c", "cgo-call"),
+                    ("c", "python", "callback"),
+                ],
+            );
         }
     }
 }
@@ -176,6 +215,14 @@ fn gomain_complete_stacks() {
         args.extend(sample_command("gomain", &["--go", go, "--seconds", "6"]));
         let (_dir, summary) = record(&args);
         check_complete(&summary, &format!("gomain, Go {go}"));
+        assert_boundaries(
+            &summary,
+            &[
+                ("go", "c", "cgo-call"),
+                ("c", "rust", "c-abi"),
+                ("c", "go", "cgo-export"),
+            ],
+        );
         // Go calls C, which calls Rust.
         assert_order(
             &heaviest_with_leaf(&summary, "rust"),
@@ -229,6 +276,10 @@ fn gohttp_python_handlers_on_go_threads() {
         ));
         let (_dir, summary) = record(&args);
         check_complete(&summary, &format!("gohttp, Python {python}, Go {go}"));
+        assert_boundaries(
+            &summary,
+            &[("go", "c", "cgo-call"), ("c", "python", "callback")],
+        );
         let handler = summary["stacks"]
             .as_array()
             .unwrap()

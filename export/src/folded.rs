@@ -30,6 +30,11 @@ pub fn folded_frame(frame: &Frame) -> String {
         }
         s.push(')');
     }
+    if let Some(m) = frame.seam {
+        s.push_str(" [seam ");
+        s.push_str(m.as_str());
+        s.push(']');
+    }
     s
 }
 
@@ -95,6 +100,7 @@ mod tests {
             module: Some("libx.so".into()),
             file: file.map(Into::into),
             line,
+            seam: None,
         }
     }
 
@@ -145,6 +151,17 @@ mod tests {
         for (frame, want) in cases {
             assert_eq!(folded_frame(&frame), want, "{frame:?}");
         }
+    }
+
+    #[test]
+    fn seams_are_marked() {
+        let mut f = frame("main.chainRun", Runtime::Go, None, None);
+        f.seam = Some(seam_proto::Mechanism::Ctypes);
+        assert_eq!(folded_frame(&f), "go:main.chainRun [seam ctypes]");
+        assert_eq!(
+            parse_folded_frame(&folded_frame(&f)),
+            Some((Runtime::Go, "main.chainRun [seam ctypes]"))
+        );
     }
 
     #[test]

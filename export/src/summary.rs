@@ -1,7 +1,7 @@
 //! The JSON summary of a profile (`summary.json`) and its short human form.
 
 use crate::ExportError;
-use seam_proto::{Frame, Lost, Profile, Runtime, Target};
+use seam_proto::{Boundary, Frame, Lost, Mechanism, Profile, Runtime, Target};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io;
@@ -49,6 +49,53 @@ pub struct Summary {
     pub threads: Vec<ThreadSummary>,
     /// Why stacks were truncated or frames were unreadable: reason -> number of times.
     pub problems: BTreeMap<String, u64>,
+    /// The boundaries the stacks crossed, most samples first.
+    pub boundaries: Vec<BoundarySummary>,
+}
+
+/// One boundary (caller runtime, callee runtime, mechanism) as the samples saw it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BoundarySummary {
+    pub caller: Runtime,
+    /// `unknown` when glue was sampled with no callee on the stack and no other
+    /// boundary with the same caller and mechanism to give it to.
+    pub callee: Runtime,
+    pub mechanism: Mechanism,
+    /// Samples whose stack passes through this boundary.
+    pub samples: u64,
+    /// Samples on CPU in this boundary's glue (and in kernel code the glue called).
+    pub glue_samples: u64,
+    /// `glue_samples / samples` of the whole profile: the share of the target's CPU
+    /// time spent in this boundary's glue.
+    pub glue_cpu_share: f64,
+    /// How many crossings there were; `null` until crossings are counted (sampling
+    /// alone cannot count calls).
+    pub crossings: Option<u64>,
+    /// `exact`, `extrapolated` or `none`: how `crossings` was obtained.
+    pub crossings_method: String,
+}
+
+/// Boundaries with an unknown callee go to the one boundary with the same caller and
+/// mechanism, when there is exactly one.
+fn merge_boundaries(boundaries: &[Boundary]) -> Vec<Boundary> {
+    let mut out: Vec<Boundary> = boundaries
+        .iter()
+        .filter(|b| b.callee != Runtime::Unknown)
+        .cloned()
+        .collect();
+    for pending in boundaries.iter().filter(|b| b.callee == Runtime::Unknown) {
+        let mut same = out
+            .iter_mut()
+            .filter(|b| b.caller == pending.caller && b.mechanism == pending.mechanism);
+        match (same.next(), same.next()) {
+            (Some(b), None) => {
+                b.samples += pending.samples;
+                b.glue_samples += pending.glue_samples;
+            }
+            _ => out.push(pending.clone()),
+        }
+    }
+    out
 }
 
 /// The samples of one runtime.
@@ -174,6 +221,24 @@ pub fn summarize(profile: &Profile, top_stacks: usize) -> Summary {
 
     let samples = profile.samples();
     let complete_stacks = profile.complete_samples();
+    let mut boundaries: Vec<BoundarySummary> = merge_boundaries(&profile.boundaries)
+        .into_iter()
+        .map(|b| BoundarySummary {
+            caller: b.caller,
+            callee: b.callee,
+            mechanism: b.mechanism,
+            samples: b.samples,
+            glue_samples: b.glue_samples,
+            glue_cpu_share: share(b.glue_samples, samples),
+            crossings: None,
+            crossings_method: "none".to_string(),
+        })
+        .collect();
+    boundaries.sort_by(|a, b| {
+        b.samples
+            .cmp(&a.samples)
+            .then(a.mechanism.cmp(&b.mechanism))
+    });
     Summary {
         format_version: SUMMARY_FORMAT_VERSION,
         samples,
@@ -188,6 +253,7 @@ pub fn summarize(profile: &Profile, top_stacks: usize) -> Summary {
         stacks,
         threads,
         problems: profile.problems.clone(),
+        boundaries,
     }
 }
 
@@ -233,6 +299,23 @@ pub fn print_summary(summary: &Summary, out: &mut impl io::Write) -> Result<(), 
             percent(summary.self_share(runtime)),
             percent(summary.total_share(runtime))
         )?;
+    }
+    if !summary.boundaries.is_empty() {
+        writeln!(
+            out,
+            "{:<24}{:<12}{:>9}{:>10}",
+            "boundary", "mechanism", "through", "glue CPU"
+        )?;
+        for b in &summary.boundaries {
+            writeln!(
+                out,
+                "{:<24}{:<12}{:>9}{:>10}",
+                format!("{} -> {}", b.caller, b.callee),
+                b.mechanism.as_str(),
+                percent(share(b.samples, summary.samples)),
+                percent(b.glue_cpu_share)
+            )?;
+        }
     }
     if !summary.problems.is_empty() {
         let mut problems: Vec<_> = summary.problems.iter().collect();

@@ -3,6 +3,7 @@
 //! recorded fixtures both feed this converter.
 
 use crate::classify::{classify_native, NativeFacts};
+use crate::crossing::{find_crossings, pending_mechanism};
 use crate::fixture::FixtureCapture;
 use crate::memory::{ProcessMemory, ReadMemory};
 use crate::modules::{AddressSpace, FrameKind, Mapping};
@@ -304,6 +305,7 @@ impl Converter {
                     module: sym.module.as_deref().map(str::to_string),
                     file: nf.file.clone(),
                     line: nf.line,
+                    seam: None,
                 });
             }
         }
@@ -337,12 +339,61 @@ impl Converter {
 
     fn count(&mut self, mut leaf_first: Vec<Frame>, complete: bool, tid: u32) {
         leaf_first.reverse();
+        let mut root_first = leaf_first;
+        self.count_boundaries(&mut root_first);
+        let leaf_first = root_first;
         let handles = leaf_first
             .into_iter()
             .map(|f| self.profile.intern_frame(f))
             .collect();
         let stack = self.profile.intern_stack(handles, complete);
         self.profile.add_samples(stack, tid, 1);
+    }
+
+    /// Marks the seams on a root-first stack and counts its boundaries: each
+    /// boundary once per sample, and the sample as glue time of the boundary
+    /// whose glue is on CPU (kernel frames called from glue included).
+    fn count_boundaries(&mut self, root_first: &mut [Frame]) {
+        let crossings = find_crossings(root_first);
+        let mut seen = Vec::new();
+        for c in &crossings {
+            root_first[c.callee_at].seam = Some(c.mechanism);
+            let key = (c.caller, c.callee, c.mechanism);
+            if !seen.contains(&key) {
+                seen.push(key);
+                self.profile
+                    .boundary_mut(c.caller, c.callee, c.mechanism)
+                    .samples += 1;
+            }
+        }
+        let Some(leaf) = root_first
+            .iter()
+            .rposition(|f| f.runtime != Runtime::Kernel)
+        else {
+            return;
+        };
+        if root_first[leaf].runtime != Runtime::Glue {
+            return;
+        }
+        // Glue on CPU belongs to a call whose callee is not on the stack (yet, or
+        // any more): the glue names the mechanism, the callee stays unknown until
+        // the summary matches it to the boundary with the same caller and mechanism.
+        let Some(owner) = root_first[..leaf].iter().rposition(|f| {
+            matches!(
+                f.runtime,
+                Runtime::Python | Runtime::C | Runtime::Go | Runtime::Rust
+            )
+        }) else {
+            return;
+        };
+        let Some(mechanism) = pending_mechanism(&root_first[owner], &root_first[owner + 1..=leaf])
+        else {
+            return;
+        };
+        let (caller, callee) = (root_first[owner].runtime, Runtime::Unknown);
+        let b = self.profile.boundary_mut(caller, callee, mechanism);
+        b.samples += 1;
+        b.glue_samples += 1;
     }
 
     /// The profile so far.
@@ -402,6 +453,7 @@ fn python_frame(f: &PyFrame) -> Frame {
         module: None,
         file: Some(f.file.clone()),
         line: f.line,
+        seam: None,
     }
 }
 

@@ -11,6 +11,7 @@
 
 pub mod classify;
 pub mod converter;
+pub mod crossing;
 pub mod fixture;
 pub mod memory;
 pub mod modules;

@@ -16,8 +16,10 @@
 //! assert_eq!(profile.samples(), 3);
 //! ```
 
+mod boundary;
 mod profile;
 mod runtime;
 
+pub use boundary::{Boundary, Mechanism};
 pub use profile::{Frame, FrameHandle, Lost, Profile, Stack, StackHandle, Target, ThreadInfo};
 pub use runtime::Runtime;

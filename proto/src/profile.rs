@@ -1,4 +1,4 @@
-use crate::Runtime;
+use crate::{Boundary, Mechanism, Runtime};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -15,6 +15,9 @@ pub struct Frame {
     pub file: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<u32>,
+    /// Set on the first frame of a callee reached through a crossing: the seam.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seam: Option<Mechanism>,
 }
 
 impl Frame {
@@ -25,6 +28,7 @@ impl Frame {
             module: None,
             file: None,
             line: None,
+            seam: None,
         }
     }
 
@@ -100,6 +104,8 @@ pub struct Profile {
     pub lost: Lost,
     /// Why samples were truncated or frames were unreadable, with counts.
     pub problems: BTreeMap<String, u64>,
+    /// The boundaries the stacks crossed, in the order first seen.
+    pub boundaries: Vec<Boundary>,
     #[serde(skip)]
     frame_index: HashMap<Frame, FrameHandle>,
     #[serde(skip)]
@@ -168,6 +174,33 @@ impl Profile {
             .collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         v
+    }
+
+    /// The counts of a boundary, created at zero when new.
+    pub fn boundary_mut(
+        &mut self,
+        caller: Runtime,
+        callee: Runtime,
+        mechanism: Mechanism,
+    ) -> &mut Boundary {
+        let i = match self
+            .boundaries
+            .iter()
+            .position(|b| b.caller == caller && b.callee == callee && b.mechanism == mechanism)
+        {
+            Some(i) => i,
+            None => {
+                self.boundaries.push(Boundary {
+                    caller,
+                    callee,
+                    mechanism,
+                    samples: 0,
+                    glue_samples: 0,
+                });
+                self.boundaries.len() - 1
+            }
+        };
+        &mut self.boundaries[i]
     }
 
     /// Counts one occurrence of a named problem (see [`Profile::problems`]).

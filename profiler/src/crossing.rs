@@ -1,0 +1,275 @@
+//! Crossings found on a stack: where a call passes from one runtime to
+//! another, through which mechanism, and which glue frames carry it.
+//!
+//! A crossing is read off a classified stack (root first): between two
+//! frames owned by different runtimes, the glue frames in between name the
+//! mechanism. CPython 3.11+ calls a warm C function straight from the eval
+//! loop, so a Python frame followed directly by another module's frame is a
+//! C-extension crossing even with no glue in between.
+
+use seam_proto::{Frame, Mechanism, Runtime};
+use std::ops::Range;
+
+/// One crossing on a stack.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Crossing {
+    pub caller: Runtime,
+    pub callee: Runtime,
+    pub mechanism: Mechanism,
+    /// Root-first indexes of the glue frames that carry the call (may be empty).
+    pub glue: Range<usize>,
+    /// Root-first index of the callee's first frame.
+    pub callee_at: usize,
+}
+
+/// Glue frame names that identify a mechanism, checked in order.
+const MECHANISM_BY_GLUE: &[(&str, Mechanism)] = &[
+    ("PyCFuncPtr_call", Mechanism::Ctypes),
+    ("_ctypes_callproc", Mechanism::Ctypes),
+    ("cdata_call", Mechanism::CffiAbi),
+    ("cffistatic_ffi_call", Mechanism::CffiAbi),
+    ("_cffi_f_", Mechanism::CffiApi),
+    ("pyo3::impl_::trampoline::", Mechanism::Pyo3),
+    ("crosscall2", Mechanism::CgoExport),
+    ("runtime.cgocall", Mechanism::CgoCall),
+    ("runtime.asmcgocall", Mechanism::CgoCall),
+];
+
+/// C libraries that every runtime calls as part of itself: a call into them
+/// is not a crossing into user C code.
+const SYSTEM_LIBRARIES: &[&str] = &[
+    "libc.so",
+    "libm.so",
+    "ld-linux",
+    "libpthread",
+    "libgcc_s",
+    "libdl.so",
+    "[vdso]",
+];
+
+fn owner(f: &Frame) -> bool {
+    matches!(
+        f.runtime,
+        Runtime::Python | Runtime::C | Runtime::Go | Runtime::Rust
+    )
+}
+
+fn is_system(f: &Frame) -> bool {
+    f.module
+        .as_deref()
+        .is_some_and(|m| SYSTEM_LIBRARIES.iter().any(|s| m.starts_with(s)))
+}
+
+/// The crossings on a root-first stack, rootmost first.
+pub fn find_crossings(frames: &[Frame]) -> Vec<Crossing> {
+    let mut out = Vec::new();
+    let mut last: Option<usize> = None;
+    for (i, f) in frames.iter().enumerate() {
+        if !owner(f) {
+            continue;
+        }
+        if let Some(prev) = last {
+            let caller = &frames[prev];
+            let glue = prev + 1..i;
+            if let Some(mechanism) = mechanism(caller, f, &frames[glue.clone()]) {
+                out.push(Crossing {
+                    caller: caller.runtime,
+                    callee: f.runtime,
+                    mechanism,
+                    glue,
+                    callee_at: i,
+                });
+            }
+        }
+        last = Some(i);
+    }
+    out
+}
+
+fn mechanism_of_glue(glue: &[Frame]) -> Option<Mechanism> {
+    glue.iter()
+        .filter(|g| g.runtime == Runtime::Glue)
+        .find_map(|g| {
+            MECHANISM_BY_GLUE
+                .iter()
+                .find(|(p, _)| g.name.starts_with(p))
+                .map(|&(_, m)| m)
+        })
+}
+
+/// The mechanism of a call still in its glue (its callee not yet on the
+/// stack), from the caller and the glue frames after it.
+pub fn pending_mechanism(caller: &Frame, glue: &[Frame]) -> Option<Mechanism> {
+    match (caller.runtime, mechanism_of_glue(glue)) {
+        (_, Some(m)) => Some(m),
+        (Runtime::Python, None)
+            if glue.iter().any(|g| {
+                g.name.starts_with("cfunction_") || g.name.starts_with("_PyObject_MakeTpCall")
+            }) =>
+        {
+            Some(Mechanism::Cext)
+        }
+        _ => None,
+    }
+}
+
+fn mechanism(caller: &Frame, callee: &Frame, glue: &[Frame]) -> Option<Mechanism> {
+    let by_glue = mechanism_of_glue(glue);
+    if caller.runtime == callee.runtime {
+        // Same runtime on both sides: only cgo's round trips through glue count
+        // (Go → C → Go shows as go, glue, go when the C part is inlined glue).
+        return None;
+    }
+    if is_system(callee) || is_system(caller) {
+        return None;
+    }
+    match (caller.runtime, callee.runtime, by_glue) {
+        (_, Runtime::Python, _) if glue.iter().any(|g| g.runtime == Runtime::Glue) => {
+            Some(Mechanism::Callback)
+        }
+        (_, Runtime::Python, _) => None,
+        (Runtime::Python, _, Some(m)) => Some(m),
+        // A Python frame calling another module directly: a C extension (3.11+ calls warm C functions from the eval loop).
+        (Runtime::Python, _, None)
+            if caller.module.is_none() || glue.iter().any(|g| g.runtime == Runtime::Glue) =>
+        {
+            Some(Mechanism::Cext)
+        }
+        (Runtime::Python, _, None) => None,
+        (_, _, Some(m @ (Mechanism::CgoExport | Mechanism::CgoCall))) => Some(m),
+        (Runtime::C, Runtime::Rust, _) | (Runtime::Rust, Runtime::C, _) => Some(Mechanism::CAbi),
+        (_, _, Some(m)) => Some(m),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(rt: Runtime, name: &str) -> Frame {
+        Frame {
+            module: Some("m.so".into()),
+            ..Frame::new(name, rt)
+        }
+    }
+
+    fn py(name: &str) -> Frame {
+        Frame {
+            file: Some("x.py".into()),
+            ..Frame::new(name, Runtime::Python)
+        }
+    }
+
+    fn crossings(frames: &[Frame]) -> Vec<(Runtime, Runtime, &'static str)> {
+        find_crossings(frames)
+            .iter()
+            .map(|c| (c.caller, c.callee, c.mechanism.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn chain_stack() {
+        use Runtime::*;
+        let stack = [
+            f(C, "start_thread"),
+            f(Python, "pythread_wrapper"),
+            py("Worker.run"),
+            f(Glue, "_PyObject_MakeTpCall"),
+            f(Glue, "PyCFuncPtr_call"),
+            f(Glue, "ffi_call"),
+            f(Glue, "ChainWork"),
+            f(Glue, "crosscall2"),
+            f(Glue, "runtime.cgocallback"),
+            f(Go, "main.chainRun"),
+            f(Glue, "runtime.cgocall"),
+            f(Glue, "_cgo_1_Cfunc_chain_invoke_cb"),
+            f(C, "chain_invoke_cb"),
+            f(Glue, "ffi_closure_unix64"),
+            f(Glue, "_CallPythonObject"),
+            py("Worker.callback"),
+        ];
+        assert_eq!(
+            crossings(&stack),
+            [
+                (Python, Go, "ctypes"),
+                (Go, C, "cgo-call"),
+                (C, Python, "callback")
+            ]
+        );
+    }
+
+    #[test]
+    fn table() {
+        use Runtime::*;
+        type Case = (Vec<Frame>, Vec<(Runtime, Runtime, &'static str)>);
+        let cases: Vec<Case> = vec![
+            (
+                vec![
+                    py("f"),
+                    f(Glue, "cdata_call"),
+                    f(Glue, "ffi_call"),
+                    f(C, "spin"),
+                ],
+                vec![(Python, C, "cffi-abi")],
+            ),
+            (
+                vec![py("f"), f(Glue, "_cffi_f_spin"), f(C, "spin")],
+                vec![(Python, C, "cffi-api")],
+            ),
+            (vec![py("f"), f(C, "ext_noop")], vec![(Python, C, "cext")]),
+            (
+                vec![
+                    py("f"),
+                    f(Glue, "pyo3::impl_::trampoline::trampoline"),
+                    f(Rust, "m::spin"),
+                ],
+                vec![(Python, Rust, "pyo3")],
+            ),
+            (
+                vec![
+                    f(Go, "main.main"),
+                    f(Glue, "runtime.cgocall"),
+                    f(Glue, "_cgo_x_Cfunc_f"),
+                    f(Rust, "seam_mix_work"),
+                ],
+                vec![(Go, Rust, "cgo-call")],
+            ),
+            (
+                vec![f(C, "c_work"), f(Rust, "seam_mix_work")],
+                vec![(C, Rust, "c-abi")],
+            ),
+            (
+                vec![
+                    f(C, "c_work"),
+                    f(Glue, "goCallback"),
+                    f(Glue, "crosscall2"),
+                    f(Go, "main.cb"),
+                ],
+                vec![(C, Go, "cgo-export")],
+            ),
+            // The interpreter calling libc, and libc starting a thread, are not crossings.
+            (
+                vec![
+                    f(C, "start_thread"),
+                    f(Python, "pythread_wrapper"),
+                    py("f"),
+                    Frame {
+                        module: Some("libc.so.6".into()),
+                        ..Frame::new("malloc", C)
+                    },
+                ],
+                vec![],
+            ),
+            (vec![f(Python, "_PyEval_Vector"), f(C, "memcpy")], vec![]),
+        ];
+        for (stack, want) in cases {
+            assert_eq!(
+                crossings(&stack),
+                want,
+                "{:?}",
+                stack.iter().map(|f| &f.name).collect::<Vec<_>>()
+            );
+        }
+    }
+}
