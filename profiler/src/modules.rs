@@ -99,6 +99,8 @@ pub struct ObjectInfo {
     text: Option<(u64, FileBytes)>,
     unwind_sections: framehop::ExplicitModuleSectionInfo<FileBytes>,
     symbolizer: std::cell::OnceCell<Option<addr2line::Loader>>,
+    /// Text symbols of an object with no file behind it: (start, end, name).
+    own_symbols: Vec<(u64, u64, String)>,
 }
 
 impl ObjectInfo {
@@ -117,7 +119,33 @@ impl ObjectInfo {
             memmap2::MmapMut::map_anon(bytes.len().max(1)).map_err(|e| format!("{path}: {e}"))?;
         map[..bytes.len()].copy_from_slice(bytes);
         let map = map.make_read_only().map_err(|e| format!("{path}: {e}"))?;
-        ObjectInfo::from_map(path, Arc::new(map))
+        let mut object = ObjectInfo::from_map(path, Arc::new(map))?;
+        // There is no file for addr2line to open: keep the symbol table here.
+        let elf = object::File::parse(bytes).map_err(|e| format!("{path}: {e}"))?;
+        let mut symbols: Vec<(u64, u64, String)> = elf
+            .dynamic_symbols()
+            .chain(elf.symbols())
+            .filter(|s| s.is_definition() && s.kind() == object::SymbolKind::Text)
+            .filter_map(|s| {
+                Some((
+                    s.address(),
+                    s.address() + s.size().max(1),
+                    s.name().ok()?.to_string(),
+                ))
+            })
+            .collect();
+        symbols.sort();
+        object.own_symbols = symbols;
+        Ok(object)
+    }
+
+    /// The symbol covering `svma` in an object read from memory (see [`ObjectInfo::from_bytes`]).
+    pub fn own_symbol(&self, svma: u64) -> Option<&str> {
+        let i = self
+            .own_symbols
+            .partition_point(|(start, _, _)| *start <= svma);
+        let (start, end, name) = self.own_symbols.get(i.checked_sub(1)?)?;
+        (*start..*end).contains(&svma).then_some(name.as_str())
     }
 
     fn from_map(path: &str, map: Arc<Mmap>) -> Result<ObjectInfo, String> {
@@ -211,6 +239,7 @@ impl ObjectInfo {
             text: text.map(|(r, b)| (r.start, b)),
             unwind_sections,
             symbolizer: std::cell::OnceCell::new(),
+            own_symbols: Vec::new(),
         })
     }
 
@@ -264,6 +293,22 @@ impl ObjectInfo {
             .get_or_init(|| addr2line::Loader::new(file_path).ok())
             .as_ref()
     }
+}
+
+/// This process's own vDSO image, when it is `len` bytes long.
+fn own_vdso(len: usize) -> Option<Vec<u8>> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let own = maps.lines().find(|l| l.ends_with("[vdso]"))?;
+    let (start, end) = own.split_whitespace().next()?.split_once('-')?;
+    let (start, end) = (
+        u64::from_str_radix(start, 16).ok()?,
+        u64::from_str_radix(end, 16).ok()?,
+    );
+    if (end - start) as usize != len {
+        return None;
+    }
+    // SAFETY: the vDSO is mapped readable in every process for its whole life.
+    Some(unsafe { std::slice::from_raw_parts(start as *const u8, len) }.to_vec())
 }
 
 fn is_python_module(file_name: &str) -> bool {
@@ -341,7 +386,10 @@ impl AddressSpace {
     pub fn add_mapping(&mut self, m: Mapping) -> Option<LoadedModule> {
         let object = if m.path == VDSO {
             self.vdso(&m)?
-        } else if m.path.starts_with('/') && !m.path.starts_with("/memfd:") {
+        } else if m.path.starts_with('/')
+            && !m.path.starts_with("//")
+            && !m.path.starts_with("/memfd:")
+        {
             self.object(&m.path)?
         } else {
             return None;
@@ -379,10 +427,13 @@ impl AddressSpace {
             return o.clone();
         }
         let memory = crate::memory::ProcessMemory { pid: self.pid? };
-        let loaded =
-            crate::memory::ReadMemory::read_vec(&memory, m.start, (m.end - m.start) as usize)
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| ObjectInfo::from_bytes(VDSO, &bytes));
+        let len = (m.end - m.start) as usize;
+        // The kernel refuses process_vm_readv on the vDSO (EFAULT); every process on
+        // this kernel maps the same image, so seam's own copy serves when the sizes agree.
+        let loaded = crate::memory::ReadMemory::read_vec(&memory, m.start, len)
+            .or_else(|e| own_vdso(len).ok_or(e))
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| ObjectInfo::from_bytes(VDSO, &bytes));
         let loaded = match loaded {
             Ok(o) => Some(Rc::new(o)),
             Err(e) => {

@@ -326,6 +326,10 @@ const GO_FRAME_POINTER_ONLY: &[&str] = &[
     "runtime.systemstack",
     "runtime.mcall",
     "runtime.morestack",
+    // Calls into the vDSO move to the g0 stack without telling the pcsp table.
+    "time.now",
+    "runtime.nanotime1",
+    "runtime.walltime",
 ];
 
 /// One step through a Go function with its pcsp table: the return address

@@ -125,6 +125,15 @@ fn symbolize_in_module(space: &AddressSpace, module: &LoadedModule, svma: u64) -
             }
         }
     }
+    if let (true, Some(name)) = (frames.is_empty(), object.own_symbol(svma)) {
+        frames.push(NativeFrame {
+            name: name.to_string(),
+            file: None,
+            line: None,
+            known: true,
+            go: false,
+        });
+    }
     if frames.is_empty() {
         frames.push(NativeFrame {
             name: format!("[{file_name}+0x{svma:x}]"),
