@@ -31,7 +31,9 @@ pub struct SamplerOptions {
     pub frequency_hz: u32,
     /// Bytes of user stack copied with each sample, a multiple of 8, at most 65528. Default 32768.
     pub stack_bytes: u32,
-    /// Size of each CPU's ring buffer in pages (a power of two). Default 1024 (4 MiB).
+    /// Size of each CPU's ring buffer in pages (a power of two). Default: 16 MiB per
+    /// CPU (about 500 samples with their stack copies, half a second of one busy
+    /// CPU at 999 Hz), less on machines with many CPUs so that all rings stay within 512 MiB.
     pub ring_pages: usize,
 }
 
@@ -40,7 +42,7 @@ impl Default for SamplerOptions {
         SamplerOptions {
             frequency_hz: 999,
             stack_bytes: 32768,
-            ring_pages: 1024,
+            ring_pages: default_ring_pages(),
         }
     }
 }
@@ -222,6 +224,11 @@ fn make_attr(options: &SamplerOptions, enable_on_exec: bool) -> sys::perf_event_
     // switch are read from the live process, and the sooner the better.
     attr.__bindgen_anon_2.wakeup_watermark = options.stack_bytes + 1024;
     attr
+}
+
+fn default_ring_pages() -> usize {
+    let per_cpu = (512 << 20) / page_size() / online_cpus().len().max(1);
+    per_cpu.clamp(256, 4096).next_power_of_two().min(4096)
 }
 
 pub(crate) fn page_size() -> usize {
