@@ -349,3 +349,51 @@ fn attach_to_a_running_chain() {
         "the target died"
     );
 }
+
+#[test]
+fn ctrl_c_ends_the_recording_and_keeps_it() {
+    if !privileged("ctrl_c_ends_the_recording_and_keeps_it") {
+        return;
+    }
+    samples_built();
+    let _one_at_a_time = exclusive();
+    let sample = Sample::start("chain", &["--threads", "2", "--seconds", "30"]);
+    let out = tempfile::tempdir().unwrap();
+    let mut seam = seam()
+        .args([
+            "record",
+            "--pid",
+            &sample.pid.to_string(),
+            "-o",
+            out.path().to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first progress line rather than for a fixed time.
+    let mut stderr = std::io::BufReader::new(seam.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains(" samples") {
+        let mut byte = [0u8; 1];
+        assert_eq!(
+            std::io::Read::read(&mut stderr, &mut byte).unwrap(),
+            1,
+            "seam ended before recording"
+        );
+        seen.push(byte[0]);
+    }
+    // SAFETY: sending SIGINT to our own child.
+    unsafe { libc::kill(seam.id() as i32, libc::SIGINT) };
+    let status = seam.wait().unwrap();
+    assert!(status.success(), "seam after Ctrl-C: {status}");
+    let summary = read_json(&out.path().join("summary.json"));
+    assert!(summary["samples"].as_u64().unwrap() > 0);
+    assert!(
+        out.path().join("flamegraph.svg").exists() && out.path().join("stacks.folded").exists()
+    );
+    assert!(
+        std::path::Path::new(&format!("/proc/{}", sample.pid)).exists(),
+        "Ctrl-C must not reach the target"
+    );
+}

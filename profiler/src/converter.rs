@@ -155,7 +155,7 @@ impl Converter {
         let mut leaf_first: Vec<Frame> = Vec::new();
         let mut complete = true;
 
-        let (kernel_chain, _) = split_callchain(s.callchain);
+        let (kernel_chain, user_chain) = split_callchain(s.callchain);
         for &addr in kernel_chain {
             leaf_first.push(Frame::new(self.kernel.name(addr), Runtime::Kernel));
         }
@@ -180,7 +180,9 @@ impl Converter {
             s.stack,
             process.as_ref().map(|p| p as &dyn ReadMemory),
         );
-        let native = self.unwinder.unwind(&self.space, regs, &mut mem);
+        let native = self
+            .unwinder
+            .unwind(&self.space, regs, user_chain, &mut mem);
         if let Some(capture) = &mut self.capture {
             capture.offer(
                 &self.space,

@@ -184,10 +184,14 @@ impl Unwinder {
         ));
     }
 
+    /// Unwinds one sample. `kernel_chain` is the user part of the kernel's
+    /// frame-pointer callchain taken at sample time (leaf first), used where it is
+    /// exact: a tail of Go frames down to the thread root.
     pub fn unwind(
         &mut self,
         space: &AddressSpace,
         regs: Regs,
+        kernel_chain: &[u64],
         mem: &mut StackMemory,
     ) -> NativeStack {
         let mut frames = Vec::new();
@@ -199,6 +203,10 @@ impl Unwinder {
             frames.push(addr);
             if frames.len() >= MAX_FRAMES {
                 break StackEnd::Truncated("too many frames");
+            }
+            if let Some(tail) = go_tail_from_kernel(space, addr, kernel_chain) {
+                frames.extend(tail.iter().map(|&a| StackAddress::Return(a)));
+                break StackEnd::Root;
             }
             let module = space.module_at(addr.lookup());
             let kind = module.and_then(|m| m.object.kind_at(m.svma(addr.lookup())));
@@ -428,6 +436,30 @@ fn asmcgocall_caller(
         }
     }
     None
+}
+
+/// The kernel walked the frame-pointer chain at sample time. Where our walk
+/// reaches a return address the kernel also saw, and from there on the kernel's
+/// frames are all Go code down to a thread root, they are exact: Go keeps frame
+/// pointers, and nothing has moved since the sample (unlike memory we read
+/// later). The leaf is never matched: the kernel's walk skips the caller of a
+/// frameless leaf.
+fn go_tail_from_kernel<'c>(
+    space: &AddressSpace,
+    addr: StackAddress,
+    chain: &'c [u64],
+) -> Option<&'c [u64]> {
+    let StackAddress::Return(ret) = addr else {
+        return None;
+    };
+    let k = chain.iter().skip(1).position(|&a| a == ret)? + 1;
+    let tail = &chain[k + 1..];
+    let last = *tail.last()?;
+    let all_go = tail.iter().all(|&a| go_function_name(space, a).is_some());
+    let ends_at_root = space
+        .module_at(last - 1)
+        .is_some_and(|m| m.object.kind_at(m.svma(last - 1)) == Some(FrameKind::Root));
+    (all_go && ends_at_root).then_some(tail)
 }
 
 /// The Go function that a return address returns into, if it is Go code.

@@ -51,7 +51,7 @@ fn replay(dir: &Path, name: &str) {
         pages: fx.pages.iter().cloned().collect(),
     };
     let mut mem = StackMemory::new(fx.regs.sp, &fx.stack, Some(&pages));
-    let native = unwinder.unwind(&space, fx.regs, &mut mem);
+    let native = unwinder.unwind(&space, fx.regs, &[], &mut mem);
     let mut symbolizer = Symbolizer::default();
     let names: Vec<String> = native
         .frames
