@@ -95,12 +95,11 @@ pub struct ObjectInfo {
     special: Vec<(Range<u64>, FrameKind)>,
     /// PT_LOAD segments: (file offset, svma, file size, executable).
     segments: Vec<(u64, u64, u64, bool)>,
-    /// Executable bytes by svma, to check call instructions before return addresses.
-    text: Option<(u64, FileBytes)>,
     unwind_sections: framehop::ExplicitModuleSectionInfo<FileBytes>,
     symbolizer: std::cell::OnceCell<Option<addr2line::Loader>>,
     /// Text symbols of an object with no file behind it: (start, end, name).
     own_symbols: Vec<(u64, u64, String)>,
+    cgocall_start: Option<u64>,
 }
 
 impl ObjectInfo {
@@ -204,10 +203,14 @@ impl ObjectInfo {
                 }
             }
         }
+        let mut cgocall_start = None;
         if let Some(go) = &go {
             for f in go.functions() {
                 if let Some(kind) = special_kind(f.name) {
                     special.push((f.start..f.end, kind));
+                }
+                if f.name == "runtime.cgocall" {
+                    cgocall_start = Some(f.start);
                 }
             }
         }
@@ -236,10 +239,10 @@ impl ObjectInfo {
             go,
             special,
             segments,
-            text: text.map(|(r, b)| (r.start, b)),
             unwind_sections,
             symbolizer: std::cell::OnceCell::new(),
             own_symbols: Vec::new(),
+            cgocall_start,
         })
     }
 
@@ -268,19 +271,9 @@ impl ObjectInfo {
         range.contains(&svma).then_some(*kind)
     }
 
-    /// Start address of a special symbol (e.g. `crosscall2`), if this module has it.
-    pub fn special_start(&self, kind: FrameKind) -> Option<u64> {
-        self.special
-            .iter()
-            .find(|(_, k)| *k == kind)
-            .map(|(r, _)| r.start)
-    }
-
-    /// Code bytes at `svma`, when inside `.text`.
-    pub fn code(&self, svma: u64, len: usize) -> Option<&[u8]> {
-        let (start, bytes) = self.text.as_ref()?;
-        let off = svma.checked_sub(*start)? as usize;
-        bytes.get(off..off.checked_add(len)?)
+    /// The start of `runtime.cgocall`, in a Go module.
+    pub fn cgocall_start(&self) -> Option<u64> {
+        self.cgocall_start
     }
 
     pub fn unwind_sections(&self) -> framehop::ExplicitModuleSectionInfo<FileBytes> {

@@ -119,6 +119,14 @@ impl<'a> StackMemory<'a> {
             .map(|b| u64::from_le_bytes(b[off..off + 8].try_into().unwrap()))
     }
 
+    /// Reads only from the sample's stack copy, never from the process.
+    pub fn read_u64_in_copy(&self, addr: u64) -> Option<u64> {
+        let off = usize::try_from(addr.checked_sub(self.copy_base)?).ok()?;
+        Some(u64::from_le_bytes(
+            self.copy.get(off..off.checked_add(8)?)?.try_into().unwrap(),
+        ))
+    }
+
     /// The pages read from the process so far (for recording fixtures).
     pub fn pages_read(&self) -> impl Iterator<Item = (u64, &[u8])> {
         self.pages
@@ -213,6 +221,20 @@ impl Unwinder {
             let step = match kind {
                 Some(FrameKind::Root) => break StackEnd::Root,
                 Some(FrameKind::GoAsmcgocall) if matches!(addr, StackAddress::Return(_)) => {
+                    if let Some(go_side) =
+                        kernel_go_side(space, module.unwrap(), &hop_regs, kernel_chain, mem)
+                    {
+                        frames.extend_from_slice(&go_side.frames);
+                        match go_side.next {
+                            None => break StackEnd::Root,
+                            Some((ret, sp, bp)) => {
+                                hop_regs.set_sp(sp);
+                                hop_regs.set_bp(bp);
+                                addr = StackAddress::Return(ret);
+                                continue;
+                            }
+                        }
+                    }
                     switches.extend(
                         SwitchKey::at(addr, &hop_regs, mem, true).map(|k| (k, frames.len())),
                     );
@@ -461,6 +483,75 @@ fn go_tail_from_kernel<'c>(
         .is_some_and(|m| m.object.kind_at(m.svma(last - 1)) == Some(FrameKind::Root));
     (all_go && ends_at_root).then_some(tail)
 }
+
+/// The Go side of a cgo call as the kernel's callchain saw it at sample time.
+struct KernelGoSide {
+    /// The Go frames, leaf first, from the caller of `runtime.asmcgocall`.
+    frames: Vec<StackAddress>,
+    /// Where to go on: the return address into `crosscall2` and the stack and
+    /// frame pointers at it; None when the Go frames reach the thread root.
+    next: Option<(u64, u64, u64)>,
+}
+
+/// At a return into `runtime.asmcgocall`: the Go side of the call from the
+/// kernel's callchain, when the C code under it left the frame pointer alone
+/// (so the kernel's walk went from the leaf straight into the Go caller). The
+/// callchain must enter Go at a cgo call (`runtime.cgocall` or a `_Cfunc_`
+/// stub) and stay in Go down to the thread root or to `crosscall2`; the
+/// frame of `runtime.cgocallback` under crosscall2 is found in the sample's
+/// own stack copy, next to asmcgocall's, so everything here is as it was at
+/// the sample. Go ≤ 1.20 calls asmcgocall without a frame pointer of its own,
+/// so the kernel skips `runtime.cgocall`; it is put back.
+fn kernel_go_side(
+    space: &AddressSpace,
+    module: &LoadedModule,
+    regs: &UnwindRegsX86_64,
+    chain: &[u64],
+    mem: &mut StackMemory,
+) -> Option<KernelGoSide> {
+    let first = chain
+        .iter()
+        .skip(1)
+        .position(|&a| go_function_name(space, a).is_some())?
+        + 1;
+    let entry = go_function_name(space, chain[first])?;
+    let via_cgocall = entry.starts_with("runtime.cgocall");
+    if !via_cgocall && !entry.contains("._Cfunc_") {
+        return None;
+    }
+    let mut frames = Vec::new();
+    if !via_cgocall {
+        // A return address just past the start of runtime.cgocall names it.
+        frames.push(StackAddress::Return(
+            module.object.cgocall_start()?.wrapping_add(module.bias) + 1,
+        ));
+    }
+    for &ret in chain.iter().skip(first) {
+        let name = go_function_name(space, ret)?;
+        if name == "crosscall2" {
+            // runtime.cgocallback's frame on the g0 stack holds this return address
+            // above its saved frame pointer; it sits just above asmcgocall's frame.
+            let sp = regs.sp();
+            let slot = (sp..sp + CGOCALLBACK_SCAN_BYTES)
+                .step_by(8)
+                .find(|&a| mem.read_u64_in_copy(a) == Some(ret))?;
+            let caller_bp = mem.read_u64_in_copy(slot - 8)?;
+            return Some(KernelGoSide {
+                frames,
+                next: Some((ret, slot + 8, caller_bp)),
+            });
+        }
+        frames.push(StackAddress::Return(ret));
+        let m = space.module_at(ret - 1)?;
+        if m.object.kind_at(m.svma(ret - 1)) == Some(FrameKind::Root) {
+            return Some(KernelGoSide { frames, next: None });
+        }
+    }
+    None
+}
+
+/// How far above asmcgocall's frame to look for runtime.cgocallback's.
+const CGOCALLBACK_SCAN_BYTES: u64 = 4096;
 
 /// The Go function that a return address returns into, if it is Go code.
 fn go_function_name(space: &AddressSpace, ret: u64) -> Option<&str> {
