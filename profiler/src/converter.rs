@@ -184,13 +184,21 @@ impl Converter {
             .unwinder
             .unwind(&self.space, regs, user_chain, &mut mem);
         if let Some(capture) = &mut self.capture {
+            // A second walk without the kernel's callchain, so that the fixture also
+            // holds what the process-memory path reads.
+            let mut mem2 = StackMemory::new(
+                regs.sp,
+                s.stack,
+                process.as_ref().map(|p| p as &dyn ReadMemory),
+            );
+            let native2 = self.unwinder.unwind(&self.space, regs, &[], &mut mem2);
             capture.offer(
                 &self.space,
                 &mut self.symbolizer,
                 regs,
                 s.stack,
-                &mem,
-                &native,
+                user_chain,
+                [(&mem, &native), (&mem2, &native2)],
             );
         }
         if mem.reused_other_side {

@@ -6,7 +6,7 @@
 use crate::modules::{AddressSpace, FrameKind, Mapping};
 use crate::symbolize::Symbolizer;
 use crate::unwind::{NativeStack, Regs, StackEnd, StackMemory};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// One recorded sample and what seam made of it.
@@ -14,12 +14,17 @@ use std::path::{Path, PathBuf};
 pub struct Fixture {
     pub regs: Regs,
     pub stack: Vec<u8>,
+    /// The user part of the kernel's callchain, leaf first.
+    pub chain: Vec<u64>,
     /// (page address, 4096 bytes).
     pub pages: Vec<(u64, Vec<u8>)>,
     /// Mappings with paths relative to the fixture folder (`/name`).
     pub mappings: Vec<Mapping>,
     /// The first symbol name of each native frame, leaf first.
     pub frames: Vec<String>,
+    /// The same walk without the kernel's callchain (reading the far side of each
+    /// stack switch from the pages instead).
+    pub frames_without_chain: Vec<String>,
 }
 
 impl Fixture {
@@ -31,6 +36,8 @@ impl Fixture {
             self.regs.ip, self.regs.sp, self.regs.bp
         );
         out += &format!("  \"stack\": \"{}\",\n", hex(&self.stack));
+        let chain: Vec<String> = self.chain.iter().map(u64::to_string).collect();
+        out += &format!("  \"chain\": [{}],\n", chain.join(", "));
         let pages: Vec<String> = self
             .pages
             .iter()
@@ -43,8 +50,17 @@ impl Fixture {
             .map(|m| format!("[{}, {}, {}, \"{}\"]", m.start, m.end, m.pgoff, m.path))
             .collect();
         out += &format!("  \"mappings\": [{}],\n", maps.join(", "));
-        let frames: Vec<String> = self.frames.iter().map(|f| format!("{f:?}")).collect();
-        out += &format!("  \"frames\": [{}]\n}}\n", frames.join(", "));
+        let names = |v: &[String]| {
+            v.iter()
+                .map(|f| format!("{f:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        out += &format!("  \"frames\": [{}],\n", names(&self.frames));
+        out += &format!(
+            "  \"frames_without_chain\": [{}]\n}}\n",
+            names(&self.frames_without_chain)
+        );
         out
     }
 }
@@ -69,10 +85,13 @@ impl FixtureCapture {
         symbolizer: &mut Symbolizer,
         regs: Regs,
         stack: &[u8],
-        mem: &StackMemory,
-        native: &NativeStack,
+        chain: &[u64],
+        walks: [(&StackMemory, &NativeStack); 2],
     ) {
-        if self.wanted.is_empty() || native.end != StackEnd::Root || mem.reused_other_side {
+        let [(mem, native), (mem2, native2)] = walks;
+        let clean =
+            |m: &StackMemory, n: &NativeStack| n.end == StackEnd::Root && !m.reused_other_side;
+        if self.wanted.is_empty() || !clean(mem, native) || !clean(mem2, native2) {
             return;
         }
         let kinds: Vec<Option<FrameKind>> = native
@@ -118,20 +137,46 @@ impl FixtureCapture {
         let fixture = Fixture {
             regs,
             stack: stack.to_vec(),
-            pages: mem.pages_read().map(|(a, b)| (a, b.to_vec())).collect(),
+            chain: chain.to_vec(),
+            pages: {
+                let mut pages: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+                pages.extend(
+                    mem.pages_read()
+                        .chain(mem2.pages_read())
+                        .map(|(a, b)| (a, b.to_vec())),
+                );
+                pages.into_iter().collect()
+            },
             mappings,
-            frames: native
-                .frames
-                .iter()
-                .map(|a| {
-                    symbolizer.symbolize(space, a.lookup()).frames[0]
-                        .name
-                        .clone()
-                })
-                .collect(),
+            frames: names(space, symbolizer, native),
+            frames_without_chain: names(space, symbolizer, native2),
         };
         let _ = std::fs::write(self.dir.join(format!("{name}.json")), fixture.to_json());
     }
+}
+
+fn names(space: &AddressSpace, symbolizer: &mut Symbolizer, native: &NativeStack) -> Vec<String> {
+    native
+        .frames
+        .iter()
+        .map(|a| {
+            symbolizer.symbolize(space, a.lookup()).frames[0]
+                .name
+                .clone()
+        })
+        .collect()
+}
+
+fn strings(v: &serde_json::Value) -> Result<Vec<String>, String> {
+    v.as_array()
+        .ok_or("no frames")?
+        .iter()
+        .map(|f| {
+            f.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| "a frame name".to_string())
+        })
+        .collect()
 }
 
 /// Reads a fixture written by [`Fixture::to_json`].
@@ -152,6 +197,9 @@ pub fn load(path: &Path) -> Result<Fixture, String> {
             bp: num(&r[2])?,
         },
         stack: unhex(v["stack"].as_str().ok_or("no stack")?)?,
+        chain: v["chain"].as_array().map_or(Ok(Vec::new()), |c| {
+            c.iter().map(num).collect::<Result<_, String>>()
+        })?,
         pages: v["pages"]
             .as_array()
             .ok_or("no pages")?
@@ -171,11 +219,7 @@ pub fn load(path: &Path) -> Result<Fixture, String> {
                 })
             })
             .collect::<Result<_, String>>()?,
-        frames: v["frames"]
-            .as_array()
-            .ok_or("no frames")?
-            .iter()
-            .map(|f| f.as_str().map(str::to_string).ok_or("frame"))
-            .collect::<Result<_, _>>()?,
+        frames: strings(&v["frames"])?,
+        frames_without_chain: strings(&v["frames_without_chain"])?,
     })
 }

@@ -36,7 +36,7 @@ fn unpack(dir: &Path) -> tempfile::TempDir {
     out
 }
 
-fn replay(dir: &Path, name: &str) {
+fn replay(dir: &Path, name: &str, with_chain: bool) {
     let modules = unpack(dir);
     let fx = fixture::load(&dir.join(format!("{name}.json"))).unwrap();
     let mut space = AddressSpace::from_files(modules.path());
@@ -51,7 +51,8 @@ fn replay(dir: &Path, name: &str) {
         pages: fx.pages.iter().cloned().collect(),
     };
     let mut mem = StackMemory::new(fx.regs.sp, &fx.stack, Some(&pages));
-    let native = unwinder.unwind(&space, fx.regs, &[], &mut mem);
+    let chain: &[u64] = if with_chain { &fx.chain } else { &[] };
+    let native = unwinder.unwind(&space, fx.regs, chain, &mut mem);
     let mut symbolizer = Symbolizer::default();
     let names: Vec<String> = native
         .frames
@@ -68,7 +69,17 @@ fn replay(dir: &Path, name: &str) {
         "{}/{name}: walk ended early: {names:?}",
         dir.display()
     );
-    assert_eq!(names, fx.frames, "{}/{name}", dir.display());
+    let want = if with_chain {
+        &fx.frames
+    } else {
+        &fx.frames_without_chain
+    };
+    assert_eq!(
+        &names,
+        want,
+        "{}/{name}, with the kernel's callchain: {with_chain}",
+        dir.display()
+    );
     assert!(!mem.reused_other_side);
 }
 
@@ -78,7 +89,9 @@ fn check(dir: &str, wants: &[(&str, &[&str])]) {
         bless(&dir);
     }
     for (name, must_contain) in wants {
-        replay(&dir, name);
+        // Both ways across the switches: the kernel's callchain, and the pages read from the process.
+        replay(&dir, name, true);
+        replay(&dir, name, false);
         // The recorded walk itself must show what makes it a crossing, in order.
         let fx = fixture::load(&dir.join(format!("{name}.json"))).unwrap();
         let mut at = 0;
