@@ -3,7 +3,7 @@
 # table: samples, the share of complete stacks, the share of those whose far
 # side of a stack switch was reconstructed from an earlier walk, lost samples,
 # and seam's own CPU time as a share of one core. Needs root and built samples:
-#   bash samples/build.sh && cargo build --release && sudo bench/complete_stacks.sh
+#   bash samples/build.sh && cargo build --release && bench/complete_stacks.sh   (as root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seam=./target/release/seam
