@@ -3,7 +3,7 @@
 //! recorded fixtures both feed this converter.
 
 use crate::classify::{classify_native, NativeFacts};
-use crate::crossing::{find_crossings, pending_mechanism};
+use crate::crossing::{find_crossings, pending_callee, pending_mechanism};
 use crate::fixture::FixtureCapture;
 use crate::memory::{ProcessMemory, ReadMemory};
 use crate::modules::{AddressSpace, FrameKind, Mapping};
@@ -386,8 +386,9 @@ impl Converter {
             return;
         }
         // Glue on CPU belongs to a call whose callee is not on the stack (yet, or
-        // any more): the glue names the mechanism, the callee stays unknown until
-        // the summary matches it to the boundary with the same caller and mechanism.
+        // any more): the glue names the mechanism, and the callee where the glue
+        // only leads one way; otherwise the callee stays unknown until the summary
+        // matches it to the one boundary with the same caller and mechanism.
         let Some(owner) = root_first[..leaf].iter().rposition(|f| {
             matches!(
                 f.runtime,
@@ -400,7 +401,10 @@ impl Converter {
         else {
             return;
         };
-        let (caller, callee) = (root_first[owner].runtime, Runtime::Unknown);
+        let (caller, callee) = (
+            root_first[owner].runtime,
+            pending_callee(&root_first[owner + 1..=leaf]),
+        );
         let b = self.profile.boundary_mut(caller, callee, mechanism);
         b.samples += 1;
         b.glue_samples += 1;

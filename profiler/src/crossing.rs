@@ -113,6 +113,26 @@ pub fn pending_mechanism(caller: &Frame, glue: &[Frame]) -> Option<Mechanism> {
     }
 }
 
+/// The callee of a call still in its glue, where the glue says: the cgo
+/// callback path (`crosscall2`, `runtime.cgocallback*`, `runtime.needm`) only
+/// ever leads into Go.
+pub fn pending_callee(glue: &[Frame]) -> Runtime {
+    const INTO_GO: &[&str] = &[
+        "crosscall2",
+        "runtime.cgocallback",
+        "runtime.needm",
+        "runtime.needAndBindM",
+    ];
+    if glue
+        .iter()
+        .any(|g| INTO_GO.iter().any(|p| g.name.starts_with(p)))
+    {
+        Runtime::Go
+    } else {
+        Runtime::Unknown
+    }
+}
+
 fn mechanism(caller: &Frame, callee: &Frame, glue: &[Frame]) -> Option<Mechanism> {
     let by_glue = mechanism_of_glue(glue);
     if caller.runtime == callee.runtime {
@@ -166,6 +186,28 @@ mod tests {
             .iter()
             .map(|c| (c.caller, c.callee, c.mechanism.as_str()))
             .collect()
+    }
+
+    #[test]
+    fn pending_calls() {
+        use Runtime::*;
+        let into_go = [
+            f(Glue, "PyCFuncPtr_call"),
+            f(Glue, "ChainWork"),
+            f(Glue, "crosscall2"),
+            f(Glue, "runtime.needm"),
+        ];
+        assert_eq!(
+            pending_mechanism(&py("f"), &into_go),
+            Some(Mechanism::Ctypes)
+        );
+        assert_eq!(pending_callee(&into_go), Go);
+        let in_ffi = [f(Glue, "PyCFuncPtr_call"), f(Glue, "ffi_call")];
+        assert_eq!(pending_callee(&in_ffi), Unknown);
+        assert_eq!(
+            pending_mechanism(&f(Go, "main.f"), &[f(Glue, "runtime.cgocall")]),
+            Some(Mechanism::CgoCall)
+        );
     }
 
     #[test]
