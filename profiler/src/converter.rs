@@ -160,11 +160,6 @@ impl Converter {
             leaf_first.push(Frame::new(self.kernel.name(addr), Runtime::Kernel));
         }
 
-        if let Some(regs) = s.regs {
-            if self.space.module_at(regs.ip).is_none() {
-                self.refresh_maps();
-            }
-        }
         let Some(regs) = s.regs else {
             // A kernel thread (or a sample with no user context): the kernel part is all there is.
             if leaf_first.is_empty() {
@@ -174,6 +169,9 @@ impl Converter {
             self.count(leaf_first, true, s.tid);
             return;
         };
+        if self.space.module_at(regs.ip).is_none() {
+            self.refresh_maps();
+        }
         let process = self.memory;
         let mut mem = StackMemory::new(
             regs.sp,
@@ -206,12 +204,9 @@ impl Converter {
                 "frames past a stack switch taken from an earlier walk (the thread had moved on)",
             );
         }
-        if native.end != StackEnd::Root {
+        if let StackEnd::Truncated(why) = native.end {
             complete = false;
-            self.profile.note_problem(match native.end {
-                StackEnd::Truncated(why) => why,
-                StackEnd::Root => unreachable!(),
-            });
+            self.profile.note_problem(why);
         }
         let eval_frames = native
             .frames
