@@ -253,27 +253,23 @@ fn handle_record(converter: &mut Converter, pid: u32, raw: &RawEventRecord) -> b
             });
         }
         EventRecord::Mmap2(m) if m.protection & libc::PROT_EXEC as u32 != 0 => {
-            let path = String::from_utf8_lossy(&m.path.as_slice()).into_owned();
-            converter.handle_mmap(
-                m.pid as u32,
-                Mapping {
-                    start: m.address,
-                    end: m.address + m.length,
-                    pgoff: m.page_offset,
-                    path,
-                },
+            handle_mmap(
+                converter,
+                m.pid,
+                m.address,
+                m.length,
+                m.page_offset,
+                &m.path.as_slice(),
             );
         }
         EventRecord::Mmap(m) if m.is_executable => {
-            let path = String::from_utf8_lossy(&m.path.as_slice()).into_owned();
-            converter.handle_mmap(
-                m.pid as u32,
-                Mapping {
-                    start: m.address,
-                    end: m.address + m.length,
-                    pgoff: m.page_offset,
-                    path,
-                },
+            handle_mmap(
+                converter,
+                m.pid,
+                m.address,
+                m.length,
+                m.page_offset,
+                &m.path.as_slice(),
             );
         }
         EventRecord::Comm(c) => {
@@ -288,6 +284,20 @@ fn handle_record(converter: &mut Converter, pid: u32, raw: &RawEventRecord) -> b
         _ => {}
     }
     false
+}
+
+/// An executable mapping, from a PERF_RECORD_MMAP or MMAP2.
+fn handle_mmap(converter: &mut Converter, pid: i32, start: u64, len: u64, pgoff: u64, path: &[u8]) {
+    let path = String::from_utf8_lossy(path).into_owned();
+    converter.handle_mmap(
+        pid as u32,
+        Mapping {
+            start,
+            end: start + len,
+            pgoff,
+            path,
+        },
+    );
 }
 
 fn process_cpu_seconds() -> f64 {
