@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use seam_agent::{record, RecordOptions, TargetSpec};
+use seam_agent::{record, CrossingsMode, RecordOptions, TargetSpec};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,6 +38,15 @@ struct RecordArgs {
     /// Samples per second per running thread.
     #[arg(long, short, default_value_t = 999)]
     rate: u32,
+    /// How to count boundary crossings: `exact` (uprobes on the functions that
+    /// carry them, within --overhead-budget) or `sampled` (boundaries and their
+    /// glue time from the samples only, nothing added to the target).
+    #[arg(long, default_value = "exact", value_parser = ["exact", "sampled"])]
+    crossings: String,
+    /// Keep the probes' cost under this percentage of the target's CPU time by
+    /// arming them in duty cycles and extrapolating; `none` for no limit.
+    #[arg(long, default_value = "3", value_name = "PERCENT|none")]
+    overhead_budget: String,
     /// Folder for flamegraph.svg, stacks.folded and summary.json.
     #[arg(long, short, default_value = "seam-out")]
     output: PathBuf,
@@ -64,6 +73,17 @@ impl RecordArgs {
             None => None,
         };
         options.stop = stop;
+        options.crossings = match self.crossings.as_str() {
+            "sampled" => CrossingsMode::Sampled,
+            _ => CrossingsMode::Exact,
+        };
+        options.overhead_budget = match self.overhead_budget.as_str() {
+            "none" => None,
+            p => match p.trim_end_matches('%').parse::<f64>() {
+                Ok(v) if v > 0.0 && v <= 100.0 => Some(v / 100.0),
+                _ => bail!("--overhead-budget takes a percentage between 0 and 100, or `none`"),
+            },
+        };
         Ok((options, self.output))
     }
 }

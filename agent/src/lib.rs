@@ -7,5 +7,8 @@
 mod launch;
 mod record;
 
-pub use record::{record, Progress, RecordOptions, Recording, TargetSpec};
+pub use record::{
+    monotonic_ns, record, CrossingsMode, Progress, RecordOptions, Recording, TargetSpec,
+    DEFAULT_BUDGET,
+};
 pub use seam_profiler::Error;

@@ -7,6 +7,8 @@ use seam_profiler::converter::{Converter, SampleEvent};
 use seam_profiler::memory::ProcessMemory;
 use seam_profiler::modules::Mapping;
 use seam_profiler::perf::{Sampler, SamplerOptions, REG_BP, REG_IP, REG_SP};
+pub use seam_profiler::probes::DEFAULT_BUDGET;
+use seam_profiler::probes::{ProbeOptions, Prober};
 use seam_profiler::unwind::Regs;
 use seam_profiler::Error;
 use seam_proto::Profile;
@@ -34,6 +36,19 @@ pub struct RecordOptions {
     pub frequency_hz: u32,
     /// Set to stop the recording early (Ctrl-C).
     pub stop: Arc<AtomicBool>,
+    /// How to count crossings. Default: exact, within [`DEFAULT_BUDGET`].
+    pub crossings: CrossingsMode,
+    /// The probes' budget as a share of the target's CPU (0.03 = 3%); None: no limit.
+    pub overhead_budget: Option<f64>,
+}
+
+/// How crossings are counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrossingsMode {
+    /// Uprobes on the functions that carry crossings (needs the uprobe PMU).
+    Exact,
+    /// Boundaries and their glue time from the samples only; no counts.
+    Sampled,
 }
 
 impl RecordOptions {
@@ -43,6 +58,8 @@ impl RecordOptions {
             duration: None,
             frequency_hz: 999,
             stop: Arc::new(AtomicBool::new(false)),
+            crossings: CrossingsMode::Exact,
+            overhead_budget: Some(DEFAULT_BUDGET),
         }
     }
 }
@@ -70,6 +87,7 @@ pub struct Recording {
 }
 
 const POLL_MS: i32 = 10;
+const PROBE_TICK: Duration = Duration::from_millis(100);
 const READER_NICE: i32 = -10;
 
 pub fn record(
@@ -94,10 +112,9 @@ pub fn record(
             (pid, None, sampler, command)
         }
         TargetSpec::Command(argv) => {
-            let mut child = Child::spawn_paused(argv)?;
+            let child = Child::spawn_paused(argv)?;
             let mut sampler = Sampler::new(sampler_options, true)?;
             sampler.follow(child.pid, child.pid)?;
-            child.release();
             (child.pid, Some(child), sampler, argv.clone())
         }
     };
@@ -116,6 +133,31 @@ pub fn record(
     }
     converter.profile_mut().target.command = command;
     converter.profile_mut().rate_hz = options.frequency_hz;
+    let start_ns = monotonic_ns();
+    converter.profile_mut().start_ns = start_ns;
+    let mut warnings = Vec::new();
+    // The prober measures its cost before a launched command runs, so that the
+    // command's first libraries are probed as soon as they load.
+    let mut prober = match options.crossings {
+        CrossingsMode::Exact => {
+            let mut probe_options = ProbeOptions::default();
+            probe_options.budget = options.overhead_budget;
+            match Prober::new(pid, probe_options, monotonic_ns()) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    warnings.push(format!("crossings are not counted: {e}"));
+                    None
+                }
+            }
+        }
+        CrossingsMode::Sampled => None,
+    };
+    if let Some(c) = &mut child {
+        c.release();
+    }
+    let ns_per_sample = 1e9 / options.frequency_hz.max(1) as f64;
+    let mut last_tick = Instant::now();
+    let mut samples_at_tick = 0u64;
 
     let start = Instant::now();
     let mut last_progress = Instant::now();
@@ -124,7 +166,23 @@ pub fn record(
     loop {
         sampler.wait(POLL_MS);
         let mut exited = false;
-        sampler.drain(|r| exited |= handle_record(&mut converter, pid, r));
+        sampler.drain(|r| exited |= handle_record(&mut converter, &mut prober, pid, r));
+        if let Some(p) = &mut prober {
+            let now = monotonic_ns();
+            p.scan_modules(converter.address_space(), now);
+            p.drain();
+            let candidates = converter.take_candidates();
+            if !candidates.is_empty() {
+                p.add_candidates(converter.address_space(), &candidates, now);
+            }
+            if last_tick.elapsed() >= PROBE_TICK {
+                last_tick = Instant::now();
+                let samples = converter.profile().samples();
+                let cpu = ((samples - samples_at_tick) as f64 * ns_per_sample) as u64;
+                samples_at_tick = samples;
+                p.tick(&converter.take_votes(), cpu, now);
+            }
+        }
         if let Some(c) = &mut child {
             if let Some(status) = c.try_wait() {
                 exit_status = Some(status);
@@ -154,18 +212,20 @@ pub fn record(
     }
     sampler.disable();
     sampler.drain(|r| {
-        handle_record(&mut converter, pid, r);
+        handle_record(&mut converter, &mut prober, pid, r);
     });
+    if let Some(p) = prober.take() {
+        let samples = converter.profile().samples();
+        let cpu = ((samples - samples_at_tick) as f64 * ns_per_sample) as u64;
+        let votes = converter.take_votes();
+        p.finish(&votes, cpu, monotonic_ns(), converter.profile_mut());
+    }
     if let Some(c) = child.take() {
         if exit_status.is_none() {
             exit_status = c.try_wait();
         }
     }
-    let mut warnings: Vec<String> = converter
-        .python_warning()
-        .map(str::to_string)
-        .into_iter()
-        .collect();
+    warnings.extend(converter.python_warning().map(str::to_string));
     warnings.extend(converter.unreadable_files());
     let mut profile = converter.into_profile();
     profile.duration_s = start.elapsed().as_secs_f64();
@@ -214,7 +274,12 @@ fn read_cmdline(pid: u32) -> Option<Vec<String>> {
 }
 
 /// Feeds one record to the converter; true when it says the target exited.
-fn handle_record(converter: &mut Converter, pid: u32, raw: &RawEventRecord) -> bool {
+fn handle_record(
+    converter: &mut Converter,
+    prober: &mut Option<Prober>,
+    pid: u32,
+    raw: &RawEventRecord,
+) -> bool {
     let record = match raw.parse() {
         Ok(r) => r,
         Err(_) => {
@@ -253,6 +318,11 @@ fn handle_record(converter: &mut Converter, pid: u32, raw: &RawEventRecord) -> b
             });
         }
         EventRecord::Mmap2(m) if m.protection & libc::PROT_EXEC as u32 != 0 => {
+            if let (Some(p), Ok(Some(t))) =
+                (prober.as_mut(), raw.common_data().map(|c| c.timestamp))
+            {
+                p.module_loaded(&String::from_utf8_lossy(&m.path.as_slice()), t);
+            }
             handle_mmap(
                 converter,
                 m.pid,
@@ -298,6 +368,17 @@ fn handle_mmap(converter: &mut Converter, pid: i32, start: u64, len: u64, pgoff:
             path,
         },
     );
+}
+
+/// CLOCK_MONOTONIC now, in ns: the clock of the samples' timestamps.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime fills the struct we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn process_cpu_seconds() -> f64 {

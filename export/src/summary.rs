@@ -1,7 +1,10 @@
 //! The JSON summary of a profile (`summary.json`) and its short human form.
 
 use crate::ExportError;
-use seam_proto::{Boundary, Frame, Lost, Mechanism, Profile, Runtime, Target};
+use seam_proto::{
+    Boundary, CrossingsMethod, Frame, Lost, Mechanism, ProbeOverhead, Profile, Runtime, Switches,
+    Target,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io;
@@ -51,6 +54,13 @@ pub struct Summary {
     pub problems: BTreeMap<String, u64>,
     /// The boundaries the stacks crossed, most samples first.
     pub boundaries: Vec<BoundarySummary>,
+    /// What seam's uprobes cost the target (exact crossing counts), or `null`.
+    pub probe_overhead: Option<ProbeOverhead>,
+    /// When the recording started, CLOCK_MONOTONIC ns.
+    pub start_ns: u64,
+    /// Off-CPU time of the target's threads over the recording, ms, and their context switches.
+    pub off_cpu_ms: f64,
+    pub context_switches: u64,
 }
 
 /// One boundary (caller runtime, callee runtime, mechanism) as the samples saw it.
@@ -68,15 +78,35 @@ pub struct BoundarySummary {
     /// `glue_samples / samples` of the whole profile: the share of the target's CPU
     /// time spent in this boundary's glue.
     pub glue_cpu_share: f64,
-    /// How many crossings there were; `null` until crossings are counted (sampling
-    /// alone cannot count calls).
+    /// How many crossings there were while seam's probes were armed (see
+    /// `armed_at_ns`), or extrapolated over the recording; `null` when not counted
+    /// (`--crossings sampled`, or no probe could be placed for this boundary).
     pub crossings: Option<u64>,
     /// `exact`, `extrapolated` or `none`: how `crossings` was obtained.
-    pub crossings_method: String,
+    pub crossings_method: CrossingsMethod,
+    /// One standard error of an extrapolated `crossings` (0 when exact).
+    pub crossings_error: u64,
+    /// Crossings per second over the time they were counted (from `armed_at_ns` to the end).
+    pub crossings_per_s: Option<f64>,
+    /// When counting began, CLOCK_MONOTONIC ns (the clock of `start_ns`).
+    pub armed_at_ns: Option<u64>,
+    /// Crossings by the function that carries them.
+    pub functions: BTreeMap<String, u64>,
+    /// On-CPU glue time per crossing, ns (samples in the probes' own breakpoint
+    /// handling are not glue time: see `probe_overhead`).
+    pub glue_ns_per_crossing: Option<f64>,
+    /// Time off CPU while in this boundary's glue, ms.
+    pub off_cpu_ms: f64,
+    /// Context switches while in this boundary's glue.
+    pub context_switches: Switches,
+    /// Off-CPU ms by cause: `gil`, `go-p-handoff`, `needm`, `runtime-start`, `lock`,
+    /// `io`, `sleep`, `preempted`, `other`.
+    pub causes: BTreeMap<String, f64>,
 }
 
-/// Boundaries with an unknown callee go to the one boundary with the same caller and
-/// mechanism, when there is exactly one.
+/// Boundaries with an unknown callee (glue on CPU with no callee on the stack) go to
+/// the boundaries with the same caller and mechanism: all to the one there is, or
+/// shared in proportion to their crossings (their samples when not counted).
 fn merge_boundaries(boundaries: &[Boundary]) -> Vec<Boundary> {
     let mut out: Vec<Boundary> = boundaries
         .iter()
@@ -84,15 +114,37 @@ fn merge_boundaries(boundaries: &[Boundary]) -> Vec<Boundary> {
         .cloned()
         .collect();
     for pending in boundaries.iter().filter(|b| b.callee == Runtime::Unknown) {
-        let mut same = out
-            .iter_mut()
-            .filter(|b| b.caller == pending.caller && b.mechanism == pending.mechanism);
-        match (same.next(), same.next()) {
-            (Some(b), None) => {
-                b.samples += pending.samples;
-                b.glue_samples += pending.glue_samples;
+        let same: Vec<usize> = (0..out.len())
+            .filter(|&i| out[i].caller == pending.caller && out[i].mechanism == pending.mechanism)
+            .collect();
+        let weight = |b: &Boundary| b.crossings.unwrap_or(0) as f64;
+        let counted = same.iter().all(|&i| out[i].crossings.is_some());
+        let weights: Vec<f64> = same
+            .iter()
+            .map(|&i| {
+                if counted {
+                    weight(&out[i])
+                } else {
+                    out[i].samples as f64
+                }
+            })
+            .collect();
+        let total: f64 = weights.iter().sum();
+        if same.is_empty() || total <= 0.0 {
+            out.push(pending.clone());
+            continue;
+        }
+        let part = |n: u64, w: f64| (n as f64 * w / total).round() as u64;
+        for (&i, &w) in same.iter().zip(&weights) {
+            let b = &mut out[i];
+            b.samples += part(pending.samples, w);
+            b.glue_samples += part(pending.glue_samples, w);
+            b.off_cpu_ns += part(pending.off_cpu_ns, w);
+            b.switches.voluntary += part(pending.switches.voluntary, w);
+            b.switches.involuntary += part(pending.switches.involuntary, w);
+            for (cause, &ns) in &pending.causes {
+                *b.causes.entry(cause.clone()).or_default() += part(ns, w);
             }
-            _ => out.push(pending.clone()),
         }
     }
     out
@@ -221,17 +273,44 @@ pub fn summarize(profile: &Profile, top_stacks: usize) -> Summary {
 
     let samples = profile.samples();
     let complete_stacks = profile.complete_samples();
+    let ns_per_sample = 1e9 / profile.rate_hz.max(1) as f64;
+    let end_ns = profile.start_ns + (profile.duration_s * 1e9) as u64;
     let mut boundaries: Vec<BoundarySummary> = merge_boundaries(&profile.boundaries)
         .into_iter()
-        .map(|b| BoundarySummary {
-            caller: b.caller,
-            callee: b.callee,
-            mechanism: b.mechanism,
-            samples: b.samples,
-            glue_samples: b.glue_samples,
-            glue_cpu_share: share(b.glue_samples, samples),
-            crossings: None,
-            crossings_method: "none".to_string(),
+        .map(|b| {
+            let counted = b.crossings.filter(|&c| c > 0);
+            let window_s = match (b.crossings_method, b.armed_at_ns) {
+                (CrossingsMethod::Extrapolated, Some(at)) | (CrossingsMethod::Exact, Some(at)) => {
+                    end_ns.saturating_sub(at) as f64 / 1e9
+                }
+                _ => profile.duration_s,
+            };
+            BoundarySummary {
+                caller: b.caller,
+                callee: b.callee,
+                mechanism: b.mechanism,
+                samples: b.samples,
+                glue_samples: b.glue_samples,
+                glue_cpu_share: share(b.glue_samples, samples),
+                crossings: b.crossings,
+                crossings_method: b.crossings_method,
+                crossings_error: b.crossings_error,
+                crossings_per_s: b
+                    .crossings
+                    .filter(|_| window_s > 0.0)
+                    .map(|c| c as f64 / window_s),
+                armed_at_ns: b.armed_at_ns,
+                functions: b.functions.clone(),
+                glue_ns_per_crossing: counted
+                    .map(|c| b.glue_samples as f64 * ns_per_sample / c as f64),
+                off_cpu_ms: b.off_cpu_ns as f64 / 1e6,
+                context_switches: b.switches,
+                causes: b
+                    .causes
+                    .iter()
+                    .map(|(k, ns)| (k.clone(), *ns as f64 / 1e6))
+                    .collect(),
+            }
         })
         .collect();
     boundaries.sort_by(|a, b| {
@@ -254,6 +333,10 @@ pub fn summarize(profile: &Profile, top_stacks: usize) -> Summary {
         threads,
         problems: profile.problems.clone(),
         boundaries,
+        probe_overhead: profile.probe_overhead.clone(),
+        start_ns: profile.start_ns,
+        off_cpu_ms: profile.off_cpu_ns.iter().sum::<u64>() as f64 / 1e6,
+        context_switches: profile.switch_counts.iter().sum(),
     }
 }
 
@@ -303,17 +386,47 @@ pub fn print_summary(summary: &Summary, out: &mut impl io::Write) -> Result<(), 
     if !summary.boundaries.is_empty() {
         writeln!(
             out,
-            "{:<24}{:<12}{:>9}{:>10}",
-            "boundary", "mechanism", "through", "glue CPU"
+            "{:<20}{:<11}{:>8}{:>9}{:>13}{:>10}{:>10}{:>9}",
+            "boundary",
+            "mechanism",
+            "through",
+            "glue CPU",
+            "crossings/s",
+            "glue ns/x",
+            "off-CPU",
+            "switches"
         )?;
         for b in &summary.boundaries {
+            let rate = match (b.crossings_per_s, b.crossings_method) {
+                (Some(r), CrossingsMethod::Extrapolated) => {
+                    format!("~{}", thousands(r.round() as u64))
+                }
+                (Some(r), _) => thousands(r.round() as u64),
+                (None, _) => "-".to_string(),
+            };
             writeln!(
                 out,
-                "{:<24}{:<12}{:>9}{:>10}",
+                "{:<20}{:<11}{:>8}{:>9}{:>13}{:>10}{:>10}{:>9}",
                 format!("{} -> {}", b.caller, b.callee),
                 b.mechanism.as_str(),
                 percent(share(b.samples, summary.samples)),
-                percent(b.glue_cpu_share)
+                percent(b.glue_cpu_share),
+                rate,
+                b.glue_ns_per_crossing
+                    .map_or("-".to_string(), |n| format!("{n:.0}")),
+                format!("{:.0} ms", b.off_cpu_ms),
+                thousands(b.context_switches.total()),
+            )?;
+        }
+        if let Some(p) = &summary.probe_overhead {
+            writeln!(
+                out,
+                "probes:          {} hits, about {} of the target's CPU ({:.1} µs a hit), armed {} of the time{}",
+                thousands(p.hits),
+                percent(p.share),
+                p.ns_per_hit_emulated / 1e3,
+                percent(p.armed_share),
+                p.budget.map_or(String::new(), |b| format!(", budget {}", percent(b)))
             )?;
         }
     }

@@ -3,14 +3,15 @@
 //! recorded fixtures both feed this converter.
 
 use crate::classify::{classify_native, NativeFacts};
-use crate::crossing::{find_crossings, pending_callee, pending_mechanism};
+use crate::crossing::{find_crossings, pending_callee, pending_mechanism, Crossing};
 use crate::fixture::FixtureCapture;
 use crate::memory::{ProcessMemory, ReadMemory};
 use crate::modules::{AddressSpace, FrameKind, Mapping};
+use crate::probes::{Candidate, Votes};
 use crate::python::{PyFrame, PythonProcess};
 use crate::symbolize::{KernelSymbols, Symbolizer};
 use crate::unwind::{NativeStack, Regs, StackAddress, StackEnd, StackMemory, Unwinder};
-use seam_proto::{Frame, Profile, Runtime};
+use seam_proto::{Frame, Mechanism, Profile, Runtime};
 use std::time::{Duration, Instant};
 
 /// perf's callchain context markers (PERF_CONTEXT_*), all above this value.
@@ -53,6 +54,11 @@ pub struct Converter {
     profile: Profile,
     last_maps_read: Option<Instant>,
     capture: Option<FixtureCapture>,
+    /// Since the last [`Converter::take_votes`]: for each function on a crossing, its boundaries.
+    votes: Votes,
+    /// Functions seen carrying a crossing that no symbol names ahead of time.
+    candidates: Vec<Candidate>,
+    candidates_seen: std::collections::HashSet<(String, String)>,
 }
 
 impl Converter {
@@ -71,6 +77,9 @@ impl Converter {
             profile,
             last_maps_read: None,
             capture: None,
+            votes: Votes::new(),
+            candidates: Vec::new(),
+            candidates_seen: Default::default(),
         }
     }
 
@@ -364,6 +373,19 @@ impl Converter {
         for c in &crossings {
             root_first[c.callee_at].seam = Some(c.mechanism);
             let key = (c.caller, c.callee, c.mechanism);
+            for f in &root_first[c.glue.start..=c.callee_at] {
+                *self
+                    .votes
+                    .entry(f.name.clone())
+                    .or_default()
+                    .entry(key)
+                    .or_default() += 1;
+            }
+            if let Some(site) = probe_candidate(root_first, c) {
+                if self.candidates_seen.insert(site.clone()) {
+                    self.candidates.push((site.0, site.1, key));
+                }
+            }
             if !seen.contains(&key) {
                 seen.push(key);
                 self.profile
@@ -405,6 +427,20 @@ impl Converter {
         b.glue_samples += 1;
     }
 
+    /// The samples' votes since the last call (see [`crate::probes`]).
+    pub fn take_votes(&mut self) -> Votes {
+        std::mem::take(&mut self.votes)
+    }
+
+    /// Functions newly seen carrying a crossing that could be probed.
+    pub fn take_candidates(&mut self) -> Vec<Candidate> {
+        std::mem::take(&mut self.candidates)
+    }
+
+    pub fn address_space(&self) -> &AddressSpace {
+        &self.space
+    }
+
     /// The profile so far.
     pub fn profile(&self) -> &Profile {
         &self.profile
@@ -417,6 +453,30 @@ impl Converter {
     pub fn into_profile(self) -> Profile {
         self.profile
     }
+}
+
+/// The function to probe to count a crossing that no symbol names ahead of
+/// time: (module file name, function name). A PyO3 call is counted at its
+/// trampoline; ctypes, cffi's ABI mode, C extensions and plain C calls at the
+/// callee's first frame. Go code is never probed, nor is the interpreter.
+fn probe_candidate(root_first: &[Frame], c: &Crossing) -> Option<(String, String)> {
+    let frame = match c.mechanism {
+        Mechanism::Pyo3 => root_first[c.glue.clone()]
+            .iter()
+            .find(|f| f.name.starts_with("pyo3::impl_::trampoline::"))?,
+        Mechanism::Ctypes | Mechanism::CffiAbi | Mechanism::Cext | Mechanism::CAbi => {
+            &root_first[c.callee_at]
+        }
+        _ => return None,
+    };
+    if !matches!(frame.runtime, Runtime::C | Runtime::Rust | Runtime::Glue) {
+        return None;
+    }
+    let module = frame.module.clone()?;
+    if module.starts_with("libpython") || module.starts_with("python3") {
+        return None;
+    }
+    Some((module, frame.name.clone()))
 }
 
 /// The C function that calls `crosscall2` is the wrapper cgo generates for an

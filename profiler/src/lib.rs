@@ -16,6 +16,7 @@ pub mod fixture;
 pub mod memory;
 pub mod modules;
 pub mod perf;
+pub mod probes;
 pub mod python;
 pub mod symbolize;
 pub mod unwind;

@@ -100,6 +100,19 @@ pub struct ObjectInfo {
     /// Text symbols of an object with no file behind it: (start, end, name).
     own_symbols: Vec<(u64, u64, String)>,
     cgocall_start: Option<u64>,
+    map: Arc<Mmap>,
+    /// Defined text symbols (.symtab and .dynsym), built on first use.
+    text_symbols: std::cell::OnceCell<Vec<TextSymbol>>,
+}
+
+/// A function symbol of an ELF file, for probing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TextSymbol {
+    pub svma: u64,
+    /// The name in the file (mangled).
+    pub name: String,
+    /// The name as frames show it (Rust names demangled, without the hash).
+    pub display: String,
 }
 
 impl ObjectInfo {
@@ -243,6 +256,8 @@ impl ObjectInfo {
             symbolizer: std::cell::OnceCell::new(),
             own_symbols: Vec::new(),
             cgocall_start,
+            map,
+            text_symbols: std::cell::OnceCell::new(),
         })
     }
 
@@ -263,6 +278,53 @@ impl ObjectInfo {
             .or_else(|| self.segments.iter().find(covers))?;
         let (off, svma, _, _) = *seg;
         Some((svma + pgoff).wrapping_sub(off))
+    }
+
+    /// The file offset of the byte at `svma`, through the PT_LOAD segments.
+    pub fn file_offset_of_svma(&self, svma: u64) -> Option<u64> {
+        self.segments
+            .iter()
+            .find(|&&(_, start, size, _)| svma >= start && svma < start + size)
+            .map(|&(off, start, _, _)| off + (svma - start))
+    }
+
+    /// Up to `len` bytes of the file at `svma`.
+    pub fn bytes_at_svma(&self, svma: u64, len: usize) -> &[u8] {
+        let Some(off) = self.file_offset_of_svma(svma) else {
+            return &[];
+        };
+        let off = off as usize;
+        self.map
+            .get(off..(off + len).min(self.map.len()))
+            .unwrap_or(&[])
+    }
+
+    /// The defined function symbols of the file, sorted by address.
+    pub fn text_symbols(&self) -> &[TextSymbol] {
+        self.text_symbols.get_or_init(|| {
+            let Ok(elf) = object::File::parse(&self.map[..]) else {
+                return Vec::new();
+            };
+            let mut out: Vec<TextSymbol> = elf
+                .symbols()
+                .chain(elf.dynamic_symbols())
+                .filter(|s| {
+                    s.is_definition() && s.kind() == object::SymbolKind::Text && s.address() != 0
+                })
+                .filter_map(|s| {
+                    let name = s.name().ok()?.to_string();
+                    let display = format!("{:#}", rustc_demangle::demangle(&name));
+                    Some(TextSymbol {
+                        svma: s.address(),
+                        name,
+                        display,
+                    })
+                })
+                .collect();
+            out.sort_by(|a, b| (a.svma, &a.name).cmp(&(b.svma, &b.name)));
+            out.dedup_by(|a, b| a.svma == b.svma && a.name == b.name);
+            out
+        })
     }
 
     pub fn kind_at(&self, svma: u64) -> Option<FrameKind> {

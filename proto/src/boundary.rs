@@ -1,5 +1,6 @@
 use crate::Runtime;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// How a call crosses from one runtime to another (DESIGN.md's vocabulary).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -32,9 +33,37 @@ impl Mechanism {
     }
 }
 
-/// A boundary (caller runtime, callee runtime, mechanism) and what the
-/// samples saw of it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// How a boundary's crossings were counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CrossingsMethod {
+    /// Not counted: only the samples saw this boundary.
+    #[default]
+    None,
+    /// Every crossing counted by seam's probes while they were armed.
+    Exact,
+    /// Counted while the probes were armed and extrapolated over the time they
+    /// were not (the overhead budget disarms them in duty cycles).
+    Extrapolated,
+}
+
+/// Context switches of the target's threads while in a boundary's glue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Switches {
+    /// The thread blocked (waited for a lock, the GIL, I/O, a futex).
+    pub voluntary: u64,
+    /// The thread was preempted while runnable.
+    pub involuntary: u64,
+}
+
+impl Switches {
+    pub fn total(&self) -> u64 {
+        self.voluntary + self.involuntary
+    }
+}
+
+/// A boundary (caller runtime, callee runtime, mechanism) and what seam saw of it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Boundary {
     pub caller: Runtime,
     /// `Unknown` while a call is still in its glue and its callee is not yet on the stack.
@@ -44,6 +73,82 @@ pub struct Boundary {
     pub samples: u64,
     /// Samples on CPU in this boundary's glue (kernel code called from the glue included).
     pub glue_samples: u64,
+    /// Crossings counted (or extrapolated, see `crossings_method`); None when not counted.
+    #[serde(default)]
+    pub crossings: Option<u64>,
+    #[serde(default)]
+    pub crossings_method: CrossingsMethod,
+    /// One standard error of an extrapolated count (0 when exact).
+    #[serde(default)]
+    pub crossings_error: u64,
+    /// When the first probe counting this boundary was armed (CLOCK_MONOTONIC ns):
+    /// crossings before that are not in `crossings`.
+    #[serde(default)]
+    pub armed_at_ns: Option<u64>,
+    /// Seconds during which this boundary's probes were armed.
+    #[serde(default)]
+    pub armed_s: f64,
+    /// Crossings by the probed function that carries them.
+    #[serde(default)]
+    pub functions: BTreeMap<String, u64>,
+    /// Time the target's threads spent off CPU while in this boundary's glue, ns.
+    #[serde(default)]
+    pub off_cpu_ns: u64,
+    #[serde(default)]
+    pub switches: Switches,
+    /// Off-CPU ns by cause (`gil`, `go-p-handoff`, `needm`, `runtime-start`, `lock`, `io`, `sleep`, `other`).
+    #[serde(default)]
+    pub causes: BTreeMap<String, u64>,
+}
+
+impl Boundary {
+    pub fn new(caller: Runtime, callee: Runtime, mechanism: Mechanism) -> Boundary {
+        Boundary {
+            caller,
+            callee,
+            mechanism,
+            samples: 0,
+            glue_samples: 0,
+            crossings: None,
+            crossings_method: CrossingsMethod::None,
+            crossings_error: 0,
+            armed_at_ns: None,
+            armed_s: 0.0,
+            functions: BTreeMap::new(),
+            off_cpu_ns: 0,
+            switches: Switches::default(),
+            causes: BTreeMap::new(),
+        }
+    }
+}
+
+/// What seam's own probes cost the target.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProbeOverhead {
+    /// Probe hits counted in the target.
+    pub hits: u64,
+    /// Hits in other processes that map a probed file (they paid for them too).
+    pub foreign_hits: u64,
+    /// Hits the kernel dropped (a full ring): missing from the counts.
+    pub lost_hits: u64,
+    /// Measured cost of one hit, ns, by how the kernel runs the probed instruction.
+    pub ns_per_hit_emulated: f64,
+    pub ns_per_hit_single_step: f64,
+    /// Estimated CPU time the probes added to the target, ns.
+    pub cost_ns: u64,
+    /// `cost_ns` as a share of the target's CPU time over the recording.
+    pub share: f64,
+    /// The budget asked for (a share), if any.
+    pub budget: Option<f64>,
+    /// Share of the recording during which the probes were armed.
+    pub armed_share: f64,
+    /// Probes armed (sites) and perf events opened for them.
+    pub sites: u64,
+    pub events_opened: u64,
+    /// Sites that could not be armed, with the reason.
+    pub failed: BTreeMap<String, String>,
+    /// Time from a module's load to its probes armed, ms (max over modules).
+    pub arm_latency_ms_max: Option<f64>,
 }
 
 #[cfg(test)]

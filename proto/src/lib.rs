@@ -20,6 +20,6 @@ mod boundary;
 mod profile;
 mod runtime;
 
-pub use boundary::{Boundary, Mechanism};
+pub use boundary::{Boundary, CrossingsMethod, Mechanism, ProbeOverhead, Switches};
 pub use profile::{Frame, FrameHandle, Lost, Profile, Stack, StackHandle, Target, ThreadInfo};
 pub use runtime::Runtime;

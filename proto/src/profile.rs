@@ -1,4 +1,4 @@
-use crate::{Boundary, Mechanism, Runtime};
+use crate::{Boundary, Mechanism, ProbeOverhead, Runtime};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -106,6 +106,19 @@ pub struct Profile {
     pub problems: BTreeMap<String, u64>,
     /// The boundaries the stacks crossed, in the order first seen.
     pub boundaries: Vec<Boundary>,
+    /// Off-CPU time per stack in ns, indexed by [`StackHandle`] (the stack at
+    /// switch-out; shorter than `stacks` when the last stacks were never off CPU).
+    #[serde(default)]
+    pub off_cpu_ns: Vec<u64>,
+    /// Context switches per stack at switch-out, indexed like `off_cpu_ns`.
+    #[serde(default)]
+    pub switch_counts: Vec<u64>,
+    /// When the recording started (CLOCK_MONOTONIC ns, the clock of sample timestamps).
+    #[serde(default)]
+    pub start_ns: u64,
+    /// What seam's probes cost the target, when crossings were counted.
+    #[serde(default)]
+    pub probe_overhead: Option<ProbeOverhead>,
     #[serde(skip)]
     frame_index: HashMap<Frame, FrameHandle>,
     #[serde(skip)]
@@ -139,6 +152,17 @@ impl Profile {
     pub fn add_samples(&mut self, stack: StackHandle, tid: u32, n: u64) {
         self.counts[stack.0 as usize] += n;
         self.threads.entry(tid).or_default().samples += n;
+    }
+
+    /// Adds off-CPU time (and one context switch) to the stack at switch-out.
+    pub fn add_off_cpu(&mut self, stack: StackHandle, ns: u64) {
+        let i = stack.0 as usize;
+        if self.off_cpu_ns.len() <= i {
+            self.off_cpu_ns.resize(i + 1, 0);
+            self.switch_counts.resize(i + 1, 0);
+        }
+        self.off_cpu_ns[i] += ns;
+        self.switch_counts[i] += 1;
     }
 
     pub fn frame(&self, h: FrameHandle) -> &Frame {
@@ -190,13 +214,8 @@ impl Profile {
         {
             Some(i) => i,
             None => {
-                self.boundaries.push(Boundary {
-                    caller,
-                    callee,
-                    mechanism,
-                    samples: 0,
-                    glue_samples: 0,
-                });
+                self.boundaries
+                    .push(Boundary::new(caller, callee, mechanism));
                 self.boundaries.len() - 1
             }
         };

@@ -7,6 +7,7 @@
 //! context-switch records and has no uprobe event (see the README).
 
 mod ring;
+pub mod uprobe;
 
 use crate::Error;
 use linux_perf_event_reader::{
@@ -236,7 +237,7 @@ pub(crate) fn page_size() -> usize {
     unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
 }
 
-fn online_cpus() -> Vec<u32> {
+pub(crate) fn online_cpus() -> Vec<u32> {
     std::fs::read_to_string("/sys/devices/system/cpu/online")
         .ok()
         .and_then(|s| parse_cpu_list(s.trim()))

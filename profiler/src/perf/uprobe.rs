@@ -1,0 +1,291 @@
+//! Counting uprobes through the uprobe PMU (no tracefs needed).
+//!
+//! [`UprobeSet`] opens one sampling event per (site, CPU) for all processes
+//! (pid -1), writing a small record per hit into one ring per CPU; the reader
+//! keeps the target's hits and counts the others. Why not per thread: opening
+//! a uprobe event costs 10-20 ms and closing one 60-80 ms here (each waits for
+//! an RCU grace period), so one event per (site, thread) cannot keep up with a
+//! target that starts threads, and a thread's first calls would be missed.
+//! Never `inherit`: an inherited uprobe event re-reads its path pointer in the
+//! target's address space when the target creates a thread, and the target's
+//! `clone()` fails with EFAULT (measured: Go aborts in `pthread_create`).
+//! The cost of pid -1: another process that maps the same file (another
+//! Python of the same build calling a ctypes callback) hits the breakpoint too;
+//! those hits are counted and reported.
+
+use super::ring::Ring;
+use perf_event_open_sys::bindings as sys;
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// The uprobe PMU's type number, from sysfs.
+pub fn uprobe_pmu_type() -> io::Result<u32> {
+    let text = std::fs::read_to_string("/sys/bus/event_source/devices/uprobe/type")?;
+    text.trim()
+        .parse()
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "uprobe/type is not a number"))
+}
+
+/// An id the kernel gives an event (PERF_EVENT_IOC_ID), carried by its samples.
+pub type EventId = u64;
+
+const RING_PAGES: usize = 256;
+
+/// Sampling uprobes on every CPU, all writing into one ring per CPU.
+pub struct UprobeSet {
+    pmu_type: u32,
+    cpus: Vec<u32>,
+    rings: Vec<Ring>,
+    /// A dummy event per CPU that owns the ring, so probes can come and go.
+    _anchors: Vec<OwnedFd>,
+}
+
+/// One probe hit: which event, which process, when (CLOCK_MONOTONIC ns).
+#[derive(Clone, Copy, Debug)]
+pub struct Hit {
+    pub id: EventId,
+    pub pid: u32,
+    pub time_ns: u64,
+}
+
+impl UprobeSet {
+    pub fn new(pmu_type: u32) -> io::Result<UprobeSet> {
+        let cpus = super::online_cpus();
+        let mut rings = Vec::new();
+        let mut anchors = Vec::new();
+        for &cpu in &cpus {
+            let mut attr = sampling_attr(sys::PERF_TYPE_SOFTWARE, sys::PERF_COUNT_SW_DUMMY as u64);
+            let fd = perf_open(&mut attr, -1, cpu as i32)?;
+            rings.push(Ring::new(&fd, RING_PAGES)?);
+            anchors.push(fd);
+        }
+        Ok(UprobeSet {
+            pmu_type,
+            cpus,
+            rings,
+            _anchors: anchors,
+        })
+    }
+
+    /// Arms each probe (path, file offset) on every CPU, opening the events in
+    /// parallel. Each probe gets its events, or the error that stopped it.
+    pub fn arm(&self, probes: &[(String, u64)]) -> Vec<io::Result<Vec<(EventId, OwnedFd)>>> {
+        let pmu_type = self.pmu_type;
+        let opened: Vec<Vec<io::Result<OwnedFd>>> = std::thread::scope(|scope| {
+            let handles: Vec<Vec<_>> = probes
+                .iter()
+                .map(|(path, offset)| {
+                    self.cpus
+                        .iter()
+                        .map(|&cpu| {
+                            scope.spawn(move || {
+                                open_uprobe(pmu_type, path, *offset, -1, cpu as i32, true)
+                            })
+                        })
+                        .collect()
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|hs| {
+                    hs.into_iter()
+                        .map(|h| {
+                            h.join()
+                                .unwrap_or_else(|_| Err(io::Error::other("open thread panicked")))
+                        })
+                        .collect()
+                })
+                .collect()
+        });
+        opened
+            .into_iter()
+            .map(|fds| {
+                let mut events = Vec::new();
+                for (i, fd) in fds.into_iter().enumerate() {
+                    let fd = fd?;
+                    // SAFETY: both fds are perf events on the same CPU with the same clock.
+                    if unsafe {
+                        perf_event_open_sys::ioctls::SET_OUTPUT(fd.as_raw_fd(), self.rings[i].fd())
+                    } < 0
+                    {
+                        return Err(io::Error::last_os_error());
+                    }
+                    let mut id = 0u64;
+                    // SAFETY: PERF_EVENT_IOC_ID writes the event's id into `id`.
+                    if unsafe { perf_event_open_sys::ioctls::ID(fd.as_raw_fd(), &mut id) } < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    events.push((id, fd));
+                }
+                Ok(events)
+            })
+            .collect()
+    }
+
+    /// Hands every hit waiting in the rings to `hit`, and the number of hits
+    /// the kernel dropped (a full ring) to `lost`.
+    pub fn drain(&mut self, mut hit: impl FnMut(Hit), mut lost: impl FnMut(u64)) {
+        for ring in &mut self.rings {
+            ring.drain(|ty, _misc, body| {
+                let u64_at = |i: usize| {
+                    body.get(i..i + 8)
+                        .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+                };
+                match ty {
+                    sys::PERF_RECORD_SAMPLE => {
+                        if let (Some(id), Some(pid_tid), Some(time_ns)) =
+                            (u64_at(0), u64_at(8), u64_at(16))
+                        {
+                            hit(Hit {
+                                id,
+                                pid: pid_tid as u32,
+                                time_ns,
+                            });
+                        }
+                    }
+                    sys::PERF_RECORD_LOST => lost(u64_at(8).unwrap_or(0)),
+                    _ => {}
+                }
+            });
+        }
+    }
+}
+
+fn sampling_attr(type_: u32, config: u64) -> sys::perf_event_attr {
+    let mut attr = sys::perf_event_attr {
+        type_,
+        size: std::mem::size_of::<sys::perf_event_attr>() as u32,
+        config,
+        ..Default::default()
+    };
+    attr.__bindgen_anon_1.sample_period = 1;
+    attr.sample_type =
+        (sys::PERF_SAMPLE_IDENTIFIER | sys::PERF_SAMPLE_TID | sys::PERF_SAMPLE_TIME) as u64;
+    attr.set_use_clockid(1);
+    attr.clockid = libc::CLOCK_MONOTONIC;
+    attr.set_exclude_kernel(1);
+    attr.set_exclude_hv(1);
+    // Read on the recorder's own schedule: no wake-ups.
+    attr.set_watermark(1);
+    attr.__bindgen_anon_2.wakeup_watermark = (RING_PAGES * super::page_size() / 2) as u32;
+    attr
+}
+
+fn perf_open(attr: &mut sys::perf_event_attr, pid: i32, cpu: i32) -> io::Result<OwnedFd> {
+    // SAFETY: attr is a valid perf_event_attr; any pointers in it live across the call.
+    let fd = unsafe {
+        perf_event_open_sys::perf_event_open(attr, pid, cpu, -1, sys::PERF_FLAG_FD_CLOEXEC as u64)
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just returned by perf_event_open and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Opens a uprobe on the instruction at `file_offset` in `path`: a counter
+/// (`sampling` false) or a sampling event with a record per hit.
+fn open_uprobe(
+    pmu_type: u32,
+    path: &str,
+    file_offset: u64,
+    pid: i32,
+    cpu: i32,
+    sampling: bool,
+) -> io::Result<OwnedFd> {
+    let cpath = CString::new(path).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut attr = if sampling {
+        sampling_attr(pmu_type, 0)
+    } else {
+        let mut a = sys::perf_event_attr {
+            type_: pmu_type,
+            size: std::mem::size_of::<sys::perf_event_attr>() as u32,
+            ..Default::default()
+        };
+        a.set_exclude_kernel(1);
+        a.set_exclude_hv(1);
+        a
+    };
+    // The kernel reads the path during the call only; `cpath` outlives it.
+    attr.__bindgen_anon_3.config1 = cpath.as_ptr() as u64;
+    attr.__bindgen_anon_4.config2 = file_offset;
+    perf_open(&mut attr, pid, cpu)
+}
+
+/// A counting uprobe on one thread.
+pub struct UprobeCounter {
+    fd: OwnedFd,
+}
+
+impl UprobeCounter {
+    /// Counts the executions of the instruction at `file_offset` in `path` by
+    /// thread `tid`. The probe is armed when this returns.
+    pub fn open(
+        pmu_type: u32,
+        path: &str,
+        file_offset: u64,
+        tid: i32,
+    ) -> io::Result<UprobeCounter> {
+        Ok(UprobeCounter {
+            fd: open_uprobe(pmu_type, path, file_offset, tid, -1, false)?,
+        })
+    }
+
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+
+    /// Hits so far. Still readable after the thread exited.
+    pub fn read(&self) -> u64 {
+        let mut value = 0u64;
+        // SAFETY: reading 8 bytes into a u64 from a perf event fd.
+        let n = unsafe {
+            libc::read(
+                self.fd.as_raw_fd(),
+                &mut value as *mut u64 as *mut libc::c_void,
+                8,
+            )
+        };
+        if n == 8 {
+            value
+        } else {
+            0
+        }
+    }
+}
+
+/// How the kernel runs a probed instruction, which sets what each hit costs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ProbeKind {
+    /// `push reg`: emulated in the breakpoint handler.
+    Emulated,
+    /// Anything else: copied out of line and single-stepped, about ten times dearer here.
+    SingleStep,
+}
+
+/// The kind of a probe on `code`, the first bytes of a function.
+pub fn probe_kind(code: &[u8]) -> ProbeKind {
+    match code {
+        [0x50..=0x57, ..] | [0x41, 0x50..=0x57, ..] => ProbeKind::Emulated,
+        _ => ProbeKind::SingleStep,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_by_first_instruction() {
+        for (code, want) in [
+            (&[0x55u8, 0x48, 0x89, 0xe5][..], ProbeKind::Emulated), // push %rbp
+            (&[0x41, 0x57], ProbeKind::Emulated),                   // push %r15
+            (&[0x48, 0x83, 0xec, 0x18], ProbeKind::SingleStep),     // sub $0x18,%rsp
+            (&[0x49, 0x3b, 0x66, 0x10], ProbeKind::SingleStep),     // cmp 0x10(%r14),%rsp
+            (&[], ProbeKind::SingleStep),
+        ] {
+            assert_eq!(probe_kind(code), want, "{code:x?}");
+        }
+    }
+}

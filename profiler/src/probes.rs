@@ -1,0 +1,828 @@
+//! Exact crossing counts: uprobes on the functions that carry crossings.
+//!
+//! Sites come from two places. When a module loads, its symbols name the
+//! functions that carry crossings whatever calls them: the C wrappers cgo
+//! generates for `//export`ed Go functions (into Go), the `_cgo_<hash>_Cfunc_*`
+//! wrappers (out of Go; they run on the system stack), ctypes' and cffi's
+//! callback entries (into Python) and cffi's `_cffi_f_*` wrappers. Those are
+//! armed at once, so their counts start with the module. Crossings that no
+//! symbol names ahead of time (ctypes or cffi into a C or Rust function, a C
+//! extension's method, a PyO3 trampoline, C calling Rust) are found on the
+//! samples' stacks and their callee's entry is probed from then on; the
+//! boundary's `armed_at_ns` says when.
+//!
+//! A site counts calls of a function; which boundary a call belongs to comes
+//! from the stacks: the samples vote, tick by tick, for the boundaries whose
+//! crossing passes through the site's function.
+//!
+//! Safety for the target: entry probes only (never a uretprobe: on a goroutine
+//! stack it crashes the target), never on Go code (its prologue may restart
+//! after `morestack` and the probe would count twice), one event per (site,
+//! thread) and never inherited (see [`crate::perf::uprobe`]). Each hit costs
+//! the target about a microsecond (ten or more when the first instruction must
+//! be single-stepped); seam measures that cost on itself at start, adds it up,
+//! and with a budget disarms the probes in duty cycles and extrapolates.
+
+use crate::modules::{AddressSpace, Language, ObjectInfo};
+use crate::perf::uprobe::{
+    probe_kind, uprobe_pmu_type, EventId, ProbeKind, UprobeCounter, UprobeSet,
+};
+use crate::Error;
+use seam_proto::{CrossingsMethod, Mechanism, ProbeOverhead, Profile, Runtime};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::os::fd::OwnedFd;
+
+/// (caller, callee, mechanism).
+pub type BoundaryKey = (Runtime, Runtime, Mechanism);
+
+/// Votes of the samples: for each function name on a crossing, the boundaries it carried.
+pub type Votes = HashMap<String, HashMap<BoundaryKey, u64>>;
+
+/// A function seen on a crossing that could be probed: (module file name, function name, boundary).
+pub type Candidate = (String, String, BoundaryKey);
+
+/// How to count.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ProbeOptions {
+    /// Keep the probes' estimated cost under this share of the target's CPU
+    /// time (0.03 = 3%) by disarming them in duty cycles. None: always armed.
+    pub budget: Option<f64>,
+}
+
+impl Default for ProbeOptions {
+    fn default() -> Self {
+        ProbeOptions {
+            budget: Some(DEFAULT_BUDGET),
+        }
+    }
+}
+
+pub const DEFAULT_BUDGET: f64 = 0.03;
+
+/// Shortest armed or disarmed spell of a duty cycle.
+const MIN_SPELL_NS: u64 = 200_000_000;
+/// The budget is first checked after this much recording, so that start-up
+/// (few target CPU samples yet) does not disarm everything at once.
+const BUDGET_WARMUP_NS: u64 = 500_000_000;
+/// Probe cost below which the budget is not enforced (1 ms of target CPU).
+const MIN_COST_NS: f64 = 1e6;
+
+struct Site {
+    module: String,
+    /// The function's name as frames show it.
+    symbol: String,
+    /// The name crossings are reported under (`functions` in the summary).
+    function: String,
+    file: String,
+    offset: u64,
+    kind: ProbeKind,
+    default_key: BoundaryKey,
+    /// Found in the module's symbols at load (not on a sample's stack).
+    is_static: bool,
+    events: Vec<OwnedFd>,
+    /// Events handed to the closer and not yet closed: they still count.
+    closing: usize,
+    /// Hits by the target, and by other processes that map the same file.
+    hits: u64,
+    foreign: u64,
+    last_hits: u64,
+    /// The spells during which the site was armed, oldest first.
+    spells: Vec<Spell>,
+    load_ns: Option<u64>,
+    attributed: HashMap<BoundaryKey, u64>,
+    votes: HashMap<BoundaryKey, u64>,
+}
+
+/// One armed spell of a site: from `start` to `end` (None while armed), with
+/// the hits whose timestamps fall in it.
+#[derive(Clone, Copy, Debug)]
+struct Spell {
+    start: u64,
+    end: Option<u64>,
+    hits: u64,
+    first_hit: Option<u64>,
+    last_hit: Option<u64>,
+}
+
+impl Spell {
+    fn len(&self, now: u64) -> u64 {
+        self.end.unwrap_or(now).saturating_sub(self.start)
+    }
+}
+
+/// The crossings a site missed between its armed spells, estimated from the
+/// rates of the spells on either side of each gap, with one standard error
+/// (counting noise and the change of rate across the gap).
+fn extrapolate_gaps(spells: &[Spell], now: u64) -> (f64, f64) {
+    let mut missed = 0.0;
+    let mut var = 0.0;
+    for pair in spells.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        // The rates next to the gap: the spell before from its first hit (not
+        // the idle time before the target started crossing), the spell after
+        // up to its last hit.
+        let la = a
+            .end
+            .unwrap_or(now)
+            .saturating_sub(a.first_hit.unwrap_or(a.start));
+        let lb = b.last_hit.unwrap_or(b.start).saturating_sub(b.start);
+        let (la, lb) = (la.max(1) as f64, lb.max(1) as f64);
+        let gap = b.start.saturating_sub(a.end.unwrap_or(b.start)) as f64;
+        if gap <= 0.0 {
+            continue;
+        }
+        let (ra, rb) = (a.hits as f64 / la, b.hits as f64 / lb);
+        missed += gap * (ra + rb) / 2.0;
+        let counting = gap * gap * (a.hits as f64 / (la * la) + b.hits as f64 / (lb * lb)) / 4.0;
+        let drift = (gap * (ra - rb) / 2.0).powi(2);
+        var += counting + drift;
+    }
+    (missed, var.sqrt())
+}
+
+impl Site {
+    fn key(&self) -> String {
+        format!("{}:{}", self.module, self.symbol)
+    }
+}
+
+/// Measured cost of one probe hit on this machine, ns.
+#[derive(Clone, Copy, Debug)]
+pub struct HitCost {
+    pub emulated_ns: f64,
+    pub single_step_ns: f64,
+}
+
+impl HitCost {
+    fn of(&self, kind: ProbeKind) -> f64 {
+        match kind {
+            ProbeKind::Emulated => self.emulated_ns,
+            ProbeKind::SingleStep => self.single_step_ns,
+        }
+    }
+}
+
+/// The uprobes on one target.
+pub struct Prober {
+    pid: u32,
+    set: UprobeSet,
+    options: ProbeOptions,
+    cost: HitCost,
+    sites: Vec<Site>,
+    by_event: HashMap<EventId, usize>,
+    site_keys: HashSet<(String, u64)>,
+    scanned: HashSet<String>,
+    candidates_seen: HashSet<(String, String)>,
+    /// Closing a uprobe event takes tens of ms: a thread does it, and says
+    /// when each site's events are closed.
+    closer: std::sync::mpsc::Sender<Vec<(usize, OwnedFd)>>,
+    closed: std::sync::mpsc::Receiver<(usize, u64)>,
+    armed: bool,
+    spell_start_ns: u64,
+    /// How long the probes have been disarmed in a row.
+    spell_len_ns: u64,
+    start_ns: u64,
+    cost_ns: f64,
+    target_cpu_ns: u64,
+    armed_wall_ns: u64,
+    events_opened: u64,
+    lost_hits: u64,
+    load_times: HashMap<String, u64>,
+    failed: BTreeMap<String, String>,
+}
+
+impl Prober {
+    /// Prepares probes on `pid` (nothing is armed until a module is scanned).
+    /// Measures what a probe hit costs, which takes about a tenth of a second.
+    pub fn new(pid: u32, options: ProbeOptions, now_ns: u64) -> Result<Prober, Error> {
+        let pmu_type = uprobe_pmu_type().map_err(|e| {
+            Error::Unsupported(format!(
+                "exact crossing counts need the uprobe PMU (/sys/bus/event_source/devices/uprobe): {e}; \
+                 use --crossings sampled"
+            ))
+        })?;
+        raise_fd_limit();
+        let (closer, closing) = std::sync::mpsc::channel::<Vec<(usize, OwnedFd)>>();
+        let (closed_tx, closed) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("seam-probe-closer".into())
+            .spawn(move || {
+                for batch in closing {
+                    // Each close waits for an RCU grace period: close them side by side.
+                    std::thread::scope(|scope| {
+                        for (site, fd) in batch {
+                            let tx = closed_tx.clone();
+                            scope.spawn(move || {
+                                drop(fd);
+                                let _ = tx.send((site, monotonic_now()));
+                            });
+                        }
+                    });
+                }
+            })
+            .map_err(|e| Error::io("starting a thread", e, None))?;
+        let cost = calibrate(pmu_type, &closer)?;
+        let set = UprobeSet::new(pmu_type)
+            .map_err(|e| Error::io("opening the probes' ring buffers", e, None))?;
+        Ok(Prober {
+            pid,
+            set,
+            options,
+            cost,
+            sites: Vec::new(),
+            by_event: HashMap::new(),
+            site_keys: HashSet::new(),
+            scanned: HashSet::new(),
+            candidates_seen: HashSet::new(),
+            closer,
+            closed,
+            armed: true,
+            spell_start_ns: now_ns,
+            spell_len_ns: 0,
+            start_ns: now_ns,
+            cost_ns: 0.0,
+            target_cpu_ns: 0,
+            armed_wall_ns: 0,
+            events_opened: 0,
+            lost_hits: 0,
+            load_times: HashMap::new(),
+            failed: BTreeMap::new(),
+        })
+    }
+
+    pub fn hit_cost(&self) -> HitCost {
+        self.cost
+    }
+
+    /// Notes when a file was mapped executable (for the load-to-armed latency).
+    pub fn module_loaded(&mut self, path: &str, time_ns: u64) {
+        self.load_times.entry(path.to_string()).or_insert(time_ns);
+    }
+
+    /// Finds the static sites of modules loaded since the last call and arms them.
+    pub fn scan_modules(&mut self, space: &AddressSpace, now_ns: u64) {
+        let mut new = Vec::new();
+        for m in space.modules() {
+            if !self.scanned.contains(&m.object.path) {
+                self.scanned.insert(m.object.path.clone());
+                new.push((m.object.clone(), space.file_path(&m.object.path)));
+            }
+        }
+        let first = self.sites.len();
+        for (object, file) in new {
+            for (symbol, function, svma, key) in static_sites(&object) {
+                self.add_site(&object, &file, symbol, function, svma, key, true);
+            }
+        }
+        self.arm_from(first, now_ns);
+    }
+
+    /// Probes the functions that samples showed carrying crossings no symbol
+    /// named ahead of time.
+    pub fn add_candidates(&mut self, space: &AddressSpace, candidates: &[Candidate], now_ns: u64) {
+        let first = self.sites.len();
+        for (module, name, key) in candidates {
+            if !self.candidates_seen.insert((module.clone(), name.clone())) {
+                continue;
+            }
+            let Some(m) = space.modules().find(|m| {
+                m.object.path.rsplit('/').next() == Some(module.as_str())
+                    && m.object.language != Language::Go
+            }) else {
+                continue;
+            };
+            let object = m.object.clone();
+            let file = space.file_path(&object.path);
+            let found = object
+                .text_symbols()
+                .iter()
+                .find(|s| s.display == *name || s.name == *name)
+                .map(|s| s.svma);
+            match found {
+                Some(svma) => self.add_site(
+                    &object,
+                    &file,
+                    name.clone(),
+                    name.clone(),
+                    svma,
+                    *key,
+                    false,
+                ),
+                None => {
+                    self.failed.insert(
+                        format!("{module}:{name}"),
+                        "no symbol of that name (inlined?)".into(),
+                    );
+                }
+            }
+        }
+        self.arm_from(first, now_ns);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_site(
+        &mut self,
+        object: &ObjectInfo,
+        file: &str,
+        symbol: String,
+        function: String,
+        svma: u64,
+        key: BoundaryKey,
+        is_static: bool,
+    ) {
+        let Some(offset) = object.file_offset_of_svma(svma) else {
+            return;
+        };
+        if !self.site_keys.insert((object.path.clone(), offset)) {
+            return;
+        }
+        self.sites.push(Site {
+            module: object.path.rsplit('/').next().unwrap_or("").to_string(),
+            symbol,
+            function,
+            file: file.to_string(),
+            offset,
+            kind: probe_kind(object.bytes_at_svma(svma, 2)),
+            default_key: key,
+            is_static,
+            events: Vec::new(),
+            closing: 0,
+            hits: 0,
+            foreign: 0,
+            last_hits: 0,
+            spells: Vec::new(),
+            load_ns: self.load_times.get(&object.path).copied(),
+            attributed: HashMap::new(),
+            votes: HashMap::new(),
+        });
+    }
+
+    /// Arms sites `first..` that are not armed (nor still closing) if the
+    /// probes are armed now.
+    fn arm_from(&mut self, first: usize, now_ns: u64) {
+        if !self.armed || first >= self.sites.len() {
+            return;
+        }
+        let todo: Vec<usize> = (first..self.sites.len())
+            .filter(|&i| self.sites[i].events.is_empty() && self.sites[i].closing == 0)
+            .filter(|&i| !self.failed.contains_key(&self.sites[i].key()))
+            .collect();
+        if todo.is_empty() {
+            return;
+        }
+        let probes: Vec<(String, u64)> = todo
+            .iter()
+            .map(|&i| (self.sites[i].file.clone(), self.sites[i].offset))
+            .collect();
+        let results = self.set.arm(&probes);
+        let armed_at = monotonic_now().max(now_ns);
+        for (&i, result) in todo.iter().zip(results) {
+            let site = &mut self.sites[i];
+            match result {
+                Ok(events) => {
+                    for (id, fd) in events {
+                        self.by_event.insert(id, i);
+                        site.events.push(fd);
+                        self.events_opened += 1;
+                    }
+                    site.spells.push(Spell {
+                        start: armed_at,
+                        end: None,
+                        hits: 0,
+                        first_hit: None,
+                        last_hit: None,
+                    });
+                    log::debug!(
+                        "armed {} at {} ns ({} ms after its load)",
+                        site.key(),
+                        armed_at,
+                        site.load_ns
+                            .map_or(-1.0, |l| armed_at.saturating_sub(l) as f64 / 1e6)
+                    );
+                }
+                Err(e) => {
+                    self.failed.insert(site.key(), e.to_string());
+                }
+            }
+        }
+    }
+
+    /// Hands every event to the closer. A closing event stops firing at once
+    /// (its breakpoint goes first) but takes tens of ms to close: the site
+    /// counts as disarmed from now, and is not re-armed until it is closed (two
+    /// live events on one site would count each hit twice).
+    fn disarm_all(&mut self) {
+        self.drain();
+        let now = monotonic_now();
+        let mut fds = Vec::new();
+        for (i, site) in self.sites.iter_mut().enumerate() {
+            if site.events.is_empty() {
+                continue;
+            }
+            site.closing += site.events.len();
+            fds.extend(site.events.drain(..).map(|fd| (i, fd)));
+            if let Some(spell) = site.spells.last_mut() {
+                spell.end = Some(now);
+            }
+        }
+        let _ = self.closer.send(fds);
+        self.armed = false;
+    }
+
+    /// Notes the events the closer has closed.
+    fn reap_closed(&mut self) {
+        while let Ok((i, _)) = self.closed.try_recv() {
+            if let Some(site) = self.sites.get_mut(i) {
+                site.closing -= 1;
+            }
+        }
+    }
+
+    /// Reads the hits waiting in the rings.
+    pub fn drain(&mut self) {
+        self.reap_closed();
+        let (pid, by_event, sites) = (self.pid, &self.by_event, &mut self.sites);
+        let mut lost = 0;
+        self.set.drain(
+            |hit| {
+                if let Some(&i) = by_event.get(&hit.id) {
+                    let site = &mut sites[i];
+                    if hit.pid != pid {
+                        site.foreign += 1;
+                        return;
+                    }
+                    site.hits += 1;
+                    // The spell the hit fell in (a closing event may fire after its spell ended).
+                    let k = site.spells.partition_point(|s| s.start <= hit.time_ns);
+                    if let Some(spell) = site.spells.get_mut(k.saturating_sub(1)) {
+                        spell.hits += 1;
+                        spell.first_hit.get_or_insert(hit.time_ns);
+                        spell.last_hit = Some(hit.time_ns);
+                    }
+                }
+            },
+            |n| lost += n,
+        );
+        self.lost_hits += lost;
+    }
+
+    /// Gives each site's new hits to boundaries by the samples' votes of this
+    /// tick, and keeps the budget. `target_cpu_ns` is the target's CPU time
+    /// since the last tick.
+    pub fn tick(&mut self, votes: &Votes, target_cpu_ns: u64, now_ns: u64) {
+        self.drain();
+        let mut cost = 0.0;
+        for site in &mut self.sites {
+            let delta = site.hits - site.last_hits;
+            site.last_hits = site.hits;
+            // Stray votes (a stack caught mid-call, classified differently) would
+            // split the hits; keep the boundaries with a real share of the tick.
+            let tick_votes: Option<HashMap<BoundaryKey, u64>> = votes.get(&site.symbol).map(|v| {
+                let total: u64 = v.values().sum();
+                v.iter()
+                    .filter(|(_, &n)| n * 20 >= total)
+                    .map(|(k, n)| (*k, *n))
+                    .collect()
+            });
+            if let Some(v) = &tick_votes {
+                for (k, n) in v {
+                    *site.votes.entry(*k).or_default() += n;
+                }
+            }
+            cost += delta as f64 * self.cost.of(site.kind);
+            if delta == 0 {
+                continue;
+            }
+            let by = match tick_votes {
+                Some(v) if !v.is_empty() => v,
+                _ if !site.votes.is_empty() => site.votes.clone(),
+                _ => HashMap::from([(site.default_key, 1)]),
+            };
+            for (k, n) in split(delta, &by) {
+                *site.attributed.entry(k).or_default() += n;
+            }
+        }
+        self.cost_ns += cost;
+        self.target_cpu_ns += target_cpu_ns;
+        let spell = now_ns.saturating_sub(self.spell_start_ns);
+        if self.armed {
+            self.armed_wall_ns += spell;
+        }
+        self.spell_start_ns = now_ns;
+        let Some(budget) = self.options.budget else {
+            return;
+        };
+        if now_ns.saturating_sub(self.start_ns) < BUDGET_WARMUP_NS {
+            return;
+        }
+        // A few hits while the target idles are not worth a duty cycle.
+        let over = self.cost_ns > budget * self.target_cpu_ns as f64 && self.cost_ns > MIN_COST_NS;
+        if self.armed && over {
+            self.disarm_all();
+            self.spell_len_ns = 0;
+        } else if !self.armed {
+            self.spell_len_ns += spell;
+            if !over && self.spell_len_ns >= MIN_SPELL_NS {
+                self.armed = true;
+            }
+        }
+        // Sites whose events were still closing when the probes were re-armed.
+        self.arm_from(0, now_ns);
+    }
+
+    /// Writes the counts into the profile's boundaries and the probes' cost.
+    pub fn finish(mut self, votes: &Votes, target_cpu_ns: u64, now_ns: u64, profile: &mut Profile) {
+        self.tick(votes, target_cpu_ns, now_ns);
+        self.disarm_all();
+        // The counts are final once every event is closed (a few tens of ms).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while self.sites.iter().any(|s| s.closing > 0) && std::time::Instant::now() < deadline {
+            if let Ok((i, _)) = self
+                .closed
+                .recv_timeout(std::time::Duration::from_millis(100))
+            {
+                if let Some(site) = self.sites.get_mut(i) {
+                    site.closing -= 1;
+                }
+            }
+        }
+        self.drain();
+        let mut hits = 0;
+        let mut foreign = 0;
+        let mut latency_ms: Option<f64> = None;
+        for site in &self.sites {
+            hits += site.hits;
+            foreign += site.foreign;
+            let Some(first) = site.spells.first().map(|s| s.start) else {
+                continue;
+            };
+            if let (Some(load), true) = (site.load_ns, site.is_static) {
+                let ms = first.saturating_sub(load) as f64 / 1e6;
+                latency_ms = Some(latency_ms.map_or(ms, |m: f64| m.max(ms)));
+            }
+            let armed_ns: u64 = site.spells.iter().map(|s| s.len(now_ns)).sum();
+            let (missed, missed_error) = extrapolate_gaps(&site.spells, now_ns);
+            let duty_cycled = site.spells.len() > 1;
+            let attributed: u64 = site.attributed.values().sum();
+            log::debug!(
+                "site {}: {} hits in {} spells, armed {} ms, missed about {missed:.0} ± {missed_error:.0}",
+                site.key(),
+                site.hits,
+                site.spells.len(),
+                armed_ns / 1_000_000,
+            );
+            for (key, &n) in &site.attributed {
+                let b = profile.boundary_mut(key.0, key.1, key.2);
+                let share = n as f64 / attributed.max(1) as f64;
+                let count = n + (missed * share).round() as u64;
+                let error = (missed_error * share).round() as u64;
+                b.crossings = Some(b.crossings.unwrap_or(0) + count);
+                b.crossings_error += error;
+                *b.functions.entry(site.function.clone()).or_default() += count;
+                b.crossings_method = match (b.crossings_method, duty_cycled) {
+                    (CrossingsMethod::Extrapolated, _) | (_, true) => CrossingsMethod::Extrapolated,
+                    _ => CrossingsMethod::Exact,
+                };
+                b.armed_at_ns = Some(b.armed_at_ns.map_or(first, |a| a.min(first)));
+                b.armed_s = b.armed_s.max(armed_ns as f64 / 1e9);
+            }
+        }
+        let wall = now_ns.saturating_sub(self.start_ns).max(1);
+        profile.probe_overhead = Some(ProbeOverhead {
+            hits,
+            foreign_hits: foreign,
+            lost_hits: self.lost_hits,
+            ns_per_hit_emulated: self.cost.emulated_ns,
+            ns_per_hit_single_step: self.cost.single_step_ns,
+            cost_ns: self.cost_ns as u64,
+            share: if self.target_cpu_ns > 0 {
+                self.cost_ns / self.target_cpu_ns as f64
+            } else {
+                0.0
+            },
+            budget: self.options.budget,
+            armed_share: (self.armed_wall_ns as f64 / wall as f64).min(1.0),
+            sites: self.sites.len() as u64,
+            events_opened: self.events_opened,
+            failed: self.failed,
+            arm_latency_ms_max: latency_ms,
+        });
+    }
+}
+
+fn monotonic_now() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime fills the struct we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Splits `n` in proportion to `weights`, exactly (largest remainders).
+fn split(n: u64, weights: &HashMap<BoundaryKey, u64>) -> Vec<(BoundaryKey, u64)> {
+    let total: u64 = weights.values().sum();
+    let mut keys: Vec<(&BoundaryKey, &u64)> = weights.iter().collect();
+    keys.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    if total == 0 {
+        return vec![(*keys[0].0, n)];
+    }
+    let mut out: Vec<(BoundaryKey, u64)> = keys
+        .iter()
+        .map(|(k, w)| (**k, (n as u128 * **w as u128 / total as u128) as u64))
+        .collect();
+    let mut rest = n - out.iter().map(|(_, v)| v).sum::<u64>();
+    for o in out.iter_mut() {
+        if rest == 0 {
+            break;
+        }
+        o.1 += 1;
+        rest -= 1;
+    }
+    out.retain(|(_, v)| *v > 0);
+    out
+}
+
+/// Functions of `object` that carry crossings whatever calls them:
+/// (frame name, reported function name, svma, default boundary).
+fn static_sites(object: &ObjectInfo) -> Vec<(String, String, u64, BoundaryKey)> {
+    let symbols = object.text_symbols();
+    let file = object.path.rsplit('/').next().unwrap_or("");
+    let by_name: HashMap<&str, u64> = symbols.iter().map(|s| (s.name.as_str(), s.svma)).collect();
+    let mut out = Vec::new();
+    for s in symbols {
+        let name = s.name.as_str();
+        if object.go.is_some() {
+            if let Some(export) = name.strip_prefix("_cgoexp_").and_then(after_hash) {
+                if let Some(&svma) = by_name.get(export) {
+                    out.push((
+                        export.to_string(),
+                        export.to_string(),
+                        svma,
+                        (Runtime::C, Runtime::Go, Mechanism::CgoExport),
+                    ));
+                }
+                continue;
+            }
+            if let Some(f) = name
+                .strip_prefix("_cgo_")
+                .and_then(after_hash)
+                .and_then(|r| r.strip_prefix("Cfunc_"))
+            {
+                out.push((
+                    name.to_string(),
+                    f.to_string(),
+                    s.svma,
+                    (Runtime::Go, Runtime::C, Mechanism::CgoCall),
+                ));
+                continue;
+            }
+        }
+        let key = match name {
+            "_CallPythonObject" if file.starts_with("_ctypes") => {
+                (Runtime::C, Runtime::Python, Mechanism::Callback)
+            }
+            "general_invoke_callback" if file.starts_with("_cffi_backend") => {
+                (Runtime::C, Runtime::Python, Mechanism::Callback)
+            }
+            _ if name.starts_with("_cffi_f_") => (Runtime::Python, Runtime::C, Mechanism::CffiApi),
+            _ => continue,
+        };
+        let function = name.strip_prefix("_cffi_f_").unwrap_or(name);
+        out.push((name.to_string(), function.to_string(), s.svma, key));
+    }
+    out
+}
+
+/// `<hex hash>_<rest>` -> rest.
+fn after_hash(s: &str) -> Option<&str> {
+    let (hash, rest) = s.split_once('_')?;
+    (!hash.is_empty() && hash.bytes().all(|b| b.is_ascii_hexdigit()) && !rest.is_empty())
+        .then_some(rest)
+}
+
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on our own process with a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+// Two functions to measure probe hits on: one whose first instruction the
+// kernel emulates (push) and one it must single-step (sub).
+std::arch::global_asm!(
+    ".text",
+    ".globl seam_probe_calibrate_push",
+    ".type seam_probe_calibrate_push,@function",
+    "seam_probe_calibrate_push:",
+    "push rbp",
+    "pop rbp",
+    "ret",
+    ".size seam_probe_calibrate_push, .-seam_probe_calibrate_push",
+    ".globl seam_probe_calibrate_step",
+    ".type seam_probe_calibrate_step,@function",
+    "seam_probe_calibrate_step:",
+    "sub rsp, 8",
+    "add rsp, 8",
+    "ret",
+    ".size seam_probe_calibrate_step, .-seam_probe_calibrate_step",
+);
+
+extern "C" {
+    fn seam_probe_calibrate_push();
+    fn seam_probe_calibrate_step();
+}
+
+/// Measures one probe hit of each kind on seam's own thread.
+fn calibrate(
+    pmu_type: u32,
+    closer: &std::sync::mpsc::Sender<Vec<(usize, OwnedFd)>>,
+) -> Result<HitCost, Error> {
+    let measure = |f: unsafe extern "C" fn(), calls: u32| -> Result<f64, Error> {
+        let (file, offset) = own_file_offset(f as usize).ok_or_else(|| {
+            Error::Unsupported(
+                "cannot find seam's own executable mapping to measure probe costs".into(),
+            )
+        })?;
+        let run = || {
+            let t = std::time::Instant::now();
+            for _ in 0..calls {
+                // SAFETY: the calibration functions take nothing and return nothing.
+                unsafe { std::hint::black_box(f)() };
+            }
+            t.elapsed().as_nanos() as f64 / calls as f64
+        };
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        let bare = (0..3).map(|_| run()).fold(f64::MAX, f64::min);
+        let counter = UprobeCounter::open(pmu_type, &file, offset, tid).map_err(|e| {
+            Error::io(
+                "opening a uprobe to measure its cost (exact crossing counts need root or CAP_PERFMON)",
+                e,
+                None,
+            )
+        })?;
+        let probed = (0..3).map(|_| run()).fold(f64::MAX, f64::min);
+        let fired = counter.read();
+        let _ = closer.send(vec![(usize::MAX, counter.into_fd())]);
+        if fired < calls as u64 {
+            return Err(Error::Unsupported("uprobes on seam itself did not fire; exact crossing counts are unavailable here (use --crossings sampled)".into()));
+        }
+        Ok((probed - bare).max(0.0))
+    };
+    Ok(HitCost {
+        emulated_ns: measure(seam_probe_calibrate_push, 20_000)?,
+        single_step_ns: measure(seam_probe_calibrate_step, 2_000)?,
+    })
+}
+
+/// The file and file offset of an address in this process's own code.
+fn own_file_offset(addr: usize) -> Option<(String, u64)> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    for line in maps.lines() {
+        let Some(m) = crate::modules::parse_maps_line(line) else {
+            continue;
+        };
+        if (m.start..m.end).contains(&(addr as u64)) {
+            return Some((m.path, addr as u64 - m.start + m.pgoff));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_is_exact_and_proportional() {
+        let a = (Runtime::Python, Runtime::C, Mechanism::Ctypes);
+        let b = (Runtime::Python, Runtime::C, Mechanism::CffiAbi);
+        let w = HashMap::from([(a, 3), (b, 1)]);
+        let s: HashMap<_, _> = split(10, &w).into_iter().collect();
+        assert_eq!(s[&a] + s[&b], 10);
+        assert_eq!(s[&a], 8);
+        let one = HashMap::from([(a, 0)]);
+        assert_eq!(split(5, &one), vec![(a, 5)]);
+    }
+
+    #[test]
+    fn cgo_names() {
+        assert_eq!(after_hash("516a0f779a83_GoSpin"), Some("GoSpin"));
+        assert_eq!(
+            after_hash("516a0f779a83_Cfunc_c_spin"),
+            Some("Cfunc_c_spin")
+        );
+        assert_eq!(after_hash("thread_start"), None);
+        assert_eq!(after_hash("_x"), None);
+    }
+}
