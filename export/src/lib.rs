@@ -1,5 +1,6 @@
 //! seam's views of a [`Profile`](seam_proto::Profile): folded stacks, a flamegraph SVG
-//! coloured by runtime, and the JSON summary (`summary.json`) with its short human form.
+//! coloured by runtime, the JSON summary (`summary.json`) with its short human form, and pprof
+//! (gzipped protobuf, for `go tool pprof`, Pyroscope and Parca).
 //!
 //! Every view is a function from a `&Profile` to a writer: nothing here prints, reads the
 //! clock or picks anything at random, so the same profile always gives the same bytes and the
@@ -30,12 +31,14 @@ mod error;
 mod flamegraph;
 mod folded;
 mod palette;
+mod pprof;
 mod summary;
 
 pub use error::ExportError;
 pub use flamegraph::{flamegraph_title, write_flamegraph};
 pub use folded::{folded_frame, parse_folded_frame, write_folded};
 pub use palette::{frame_color, runtime_color, Rgb};
+pub use pprof::{write_pprof, LABEL_COMPLETE, LABEL_RUNTIME, LABEL_RUNTIMES, LABEL_SEAMS};
 pub use summary::{
     print_summary, summarize, write_summary_json, RuntimeSamples, StackSummary, Summary,
     ThreadSummary, DEFAULT_TOP_STACKS, SUMMARY_FORMAT_VERSION,
