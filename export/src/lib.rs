@@ -1,6 +1,6 @@
 //! seam's views of a [`Profile`](seam_proto::Profile): folded stacks, a flamegraph SVG
-//! coloured by runtime, the JSON summary (`summary.json`) with its short human form, and pprof
-//! (gzipped protobuf, for `go tool pprof`, Pyroscope and Parca).
+//! coloured by runtime, the JSON summary (`summary.json`) with its short human form, pprof
+//! (gzipped protobuf, for `go tool pprof`, Pyroscope and Parca) and speedscope's JSON.
 //!
 //! Every view is a function from a `&Profile` to a writer: nothing here prints, reads the
 //! clock or picks anything at random, so the same profile always gives the same bytes and the
@@ -32,6 +32,7 @@ mod flamegraph;
 mod folded;
 mod palette;
 mod pprof;
+mod speedscope;
 mod summary;
 
 pub use error::ExportError;
@@ -39,6 +40,7 @@ pub use flamegraph::{flamegraph_title, write_flamegraph};
 pub use folded::{folded_frame, parse_folded_frame, write_folded};
 pub use palette::{frame_color, runtime_color, Rgb};
 pub use pprof::{write_pprof, LABEL_COMPLETE, LABEL_RUNTIME, LABEL_RUNTIMES, LABEL_SEAMS};
+pub use speedscope::{speedscope_frame_name, write_speedscope, SPEEDSCOPE_SCHEMA};
 pub use summary::{
     print_summary, summarize, write_summary_json, RuntimeSamples, StackSummary, Summary,
     ThreadSummary, DEFAULT_TOP_STACKS, SUMMARY_FORMAT_VERSION,
