@@ -4,6 +4,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use seam_agent::{record, CrossingsMode, RecordOptions, TargetSpec};
+use seam_export::Format;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,7 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Sample a process's on-CPU stacks, then write a flamegraph, folded stacks and a summary.
+    /// Sample a process's on-CPU stacks, then write a flamegraph, folded stacks and a summary
+    /// (or the views chosen with --format).
     Record(RecordArgs),
 }
 
@@ -47,16 +49,27 @@ struct RecordArgs {
     /// arming them in duty cycles and extrapolating; `none` for no limit.
     #[arg(long, default_value = "3", value_name = "PERCENT|none")]
     overhead_budget: String,
-    /// Folder for flamegraph.svg, stacks.folded and summary.json.
+    /// Folder for the files written (see --format).
     #[arg(long, short, default_value = "seam-out")]
     output: PathBuf,
+    /// Files to write, comma-separated: svg (flamegraph.svg), folded (stacks.folded), json
+    /// (summary.json), pprof (profile.pb.gz), speedscope (profile.speedscope.json).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "svg,folded,json", value_parser = str::parse::<Format>)]
+    format: Vec<Format>,
     /// The command to launch and record (after `--`).
     #[arg(last = true)]
     command: Vec<String>,
 }
 
+/// Where the views go and which ones.
+struct Outputs {
+    dir: PathBuf,
+    /// Each format once, in the order first asked for.
+    formats: Vec<Format>,
+}
+
 impl RecordArgs {
-    fn into_options(self, stop: Arc<AtomicBool>) -> Result<(RecordOptions, PathBuf)> {
+    fn into_options(self, stop: Arc<AtomicBool>) -> Result<(RecordOptions, Outputs)> {
         let target = match (self.pid, self.command.is_empty()) {
             (Some(pid), true) => TargetSpec::Pid(pid),
             (None, false) => TargetSpec::Command(self.command),
@@ -84,7 +97,14 @@ impl RecordArgs {
                 _ => bail!("--overhead-budget takes a percentage between 0 and 100, or `none`"),
             },
         };
-        Ok((options, self.output))
+        let mut formats = self.format;
+        let mut seen = std::collections::HashSet::new();
+        formats.retain(|f| seen.insert(*f));
+        let outputs = Outputs {
+            dir: self.output,
+            formats,
+        };
+        Ok((options, outputs))
     }
 }
 
@@ -108,7 +128,8 @@ fn main() {
 
 fn run_record(args: RecordArgs) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
-    let (options, out_dir) = args.into_options(stop.clone())?;
+    let (options, outputs) = args.into_options(stop.clone())?;
+    let out_dir = &outputs.dir;
     // SAFETY: the handler only stores to an atomic.
     unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
     let watcher_stop = stop.clone();
@@ -119,7 +140,7 @@ fn run_record(args: RecordArgs) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(50));
     });
-    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
 
     let what = match &options.target {
         TargetSpec::Pid(pid) => format!("pid {pid}"),
@@ -151,27 +172,16 @@ fn run_record(args: RecordArgs) -> Result<()> {
 
     let profile = &recording.profile;
     let summary = seam_export::summarize(profile, 50);
-    let write = |name: &str,
-                 f: &dyn Fn(&mut std::io::BufWriter<std::fs::File>) -> Result<()>|
-     -> Result<PathBuf> {
-        let path = out_dir.join(name);
+    let mut written = Vec::new();
+    for format in &outputs.formats {
+        let path = out_dir.join(format.file_name());
         let file =
             std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-        let mut w = std::io::BufWriter::new(file);
-        f(&mut w)?;
-        w.flush()?;
-        Ok(path)
-    };
-    let title = format!("seam: {}", profile.target.command.join(" "));
-    let svg = write("flamegraph.svg", &|w| {
-        Ok(seam_export::write_flamegraph(profile, &title, w)?)
-    })?;
-    let folded = write("stacks.folded", &|w| {
-        Ok(seam_export::write_folded(profile, w)?)
-    })?;
-    let json = write("summary.json", &|w| {
-        Ok(seam_export::write_summary_json(&summary, w)?)
-    })?;
+        format
+            .write(profile, &summary, &mut std::io::BufWriter::new(file))
+            .with_context(|| format!("writing {}", path.display()))?;
+        written.push(path.display().to_string());
+    }
 
     let mut out = std::io::stdout().lock();
     seam_export::print_summary(&summary, &mut out)?;
@@ -180,12 +190,27 @@ fn run_record(args: RecordArgs) -> Result<()> {
         "seam's own CPU: {:.2} s over {:.1} s",
         recording.seam_cpu_s, profile.duration_s
     )?;
-    writeln!(
-        out,
-        "wrote {}, {}, {}",
-        svg.display(),
-        folded.display(),
-        json.display()
-    )?;
+    writeln!(out, "wrote {}", written.join(", "))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn formats(args: &[&str]) -> Result<Vec<Format>> {
+        let cli = Cli::try_parse_from(["seam", "record"].iter().chain(args).chain(&["--", "x"]))?;
+        let Command::Record(args) = cli.command;
+        Ok(args.into_options(Arc::default())?.1.formats)
+    }
+
+    #[test]
+    fn formats_default_dedupe_and_keep_their_order() {
+        assert_eq!(formats(&[]).unwrap(), seam_export::DEFAULT_FORMATS);
+        assert_eq!(
+            formats(&["--format", "pprof,svg,pprof"]).unwrap(),
+            [Format::Pprof, Format::Svg]
+        );
+        assert!(formats(&["--format", "svg,"]).is_err());
+    }
 }

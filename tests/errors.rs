@@ -31,6 +31,18 @@ fn no_such_pid() {
 }
 
 #[test]
+fn unknown_format_lists_the_formats() {
+    let (code, text) = run_seam(&["record", "--format", "svg,png", "--", "true"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains(
+            "unknown format \"png\"; the formats are svg, folded, json, pprof, speedscope"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
 fn nothing_to_record() {
     let (code, text) = run_seam(&["record"]);
     assert_ne!(code, 0);

@@ -1,15 +1,28 @@
 //! Folded stacks: the text format flamegraph tools read, one line per stack.
 
 use crate::ExportError;
-use seam_proto::{Frame, Profile, Runtime};
+use seam_proto::{Frame, Profile, Runtime, Stack};
 use std::collections::BTreeMap;
 use std::io;
 
 /// What a `;` inside a frame name becomes, since `;` separates frames.
 const SEMICOLON_STANDIN: char = ',';
 
-/// The folded name of a stack with no frames at all, so that its samples still show.
-pub(crate) const EMPTY_STACK: &str = "unknown:[no frames]";
+/// The frame that stands for a stack with no frames at all, so that its samples still show
+/// in every view.
+pub(crate) fn no_frames() -> Frame {
+    Frame::new("[no frames]", Runtime::Unknown)
+}
+
+/// The stacks that have samples, in the order they were interned, with their counts.
+pub(crate) fn sampled_stacks(profile: &Profile) -> impl Iterator<Item = (&Stack, u64)> {
+    profile
+        .stacks
+        .iter()
+        .zip(&profile.counts)
+        .filter(|(_, &count)| count > 0)
+        .map(|(stack, &count)| (stack, count))
+}
 
 /// A frame as it appears in folded stacks and in the flamegraph: `<runtime>:<name>`,
 /// and for Python frames `python:<function> (<file>:<line>)`.
@@ -60,10 +73,7 @@ pub fn parse_folded_frame(s: &str) -> Option<(Runtime, &str)> {
 pub(crate) fn folded_stacks(profile: &Profile) -> BTreeMap<String, u64> {
     let names: Vec<String> = profile.frames.iter().map(folded_frame).collect();
     let mut lines = BTreeMap::new();
-    for (stack, &count) in profile.stacks.iter().zip(&profile.counts) {
-        if count == 0 {
-            continue;
-        }
+    for (stack, count) in sampled_stacks(profile) {
         let mut line = String::new();
         for (i, h) in stack.frames.iter().enumerate() {
             if i > 0 {
@@ -72,7 +82,7 @@ pub(crate) fn folded_stacks(profile: &Profile) -> BTreeMap<String, u64> {
             line.push_str(&names[h.0 as usize]);
         }
         if line.is_empty() {
-            line.push_str(EMPTY_STACK);
+            line.push_str(&folded_frame(&no_frames()));
         }
         *lines.entry(line).or_default() += count;
     }

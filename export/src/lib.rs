@@ -1,5 +1,7 @@
 //! seam's views of a [`Profile`](seam_proto::Profile): folded stacks, a flamegraph SVG
-//! coloured by runtime, and the JSON summary (`summary.json`) with its short human form.
+//! coloured by runtime, the JSON summary (`summary.json`) with its short human form, pprof
+//! (gzipped protobuf, for `go tool pprof`, Pyroscope and Parca) and speedscope's JSON. A
+//! [`Format`] names each file view, as `seam record --format` does.
 //!
 //! Every view is a function from a `&Profile` to a writer: nothing here prints, reads the
 //! clock or picks anything at random, so the same profile always gives the same bytes and the
@@ -29,13 +31,19 @@
 mod error;
 mod flamegraph;
 mod folded;
+mod format;
 mod palette;
+mod pprof;
+mod speedscope;
 mod summary;
 
 pub use error::ExportError;
 pub use flamegraph::{flamegraph_title, write_flamegraph};
 pub use folded::{folded_frame, parse_folded_frame, write_folded};
+pub use format::{Format, DEFAULT_FORMATS};
 pub use palette::{frame_color, runtime_color, Rgb};
+pub use pprof::{write_pprof, LABEL_COMPLETE, LABEL_RUNTIME, LABEL_RUNTIMES, LABEL_SEAMS};
+pub use speedscope::{speedscope_frame_name, write_speedscope, SPEEDSCOPE_SCHEMA};
 pub use summary::{
     print_summary, summarize, write_summary_json, RuntimeSamples, StackSummary, Summary,
     ThreadSummary, DEFAULT_TOP_STACKS, SUMMARY_FORMAT_VERSION,

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test file uses a different part of these helpers
 
+pub mod readers;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
