@@ -230,8 +230,9 @@ def summarize(name, n, runs):
 def main():
     stop = seam_sample.Stop()
     seam_sample.install_signal_handlers(stop)
-    p = seam_sample.arg_parser(NAME, __doc__.splitlines()[0])
-    p.set_defaults(seconds=None)
+    p = seam_sample.arg_parser(
+        NAME, __doc__.splitlines()[0], seconds_default=None,
+        seconds_help="a cap: no new repeat starts after S seconds of work (default: no cap)")
     p.add_argument("--mechanisms", default=",".join(MECHANISMS),
                    help="comma-separated subset of: %s (default all)" % ", ".join(MECHANISMS))
     p.add_argument("--calls", type=int, default=200000,
