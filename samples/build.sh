@@ -284,15 +284,20 @@ find_python() {
 # module _ffib_cffi for one CPython, into build/ffibench/py3.X/.
 PYMOD_FLAGS="-g -O2 -fPIC -fno-omit-frame-pointer -shared"
 build_pymods() {
-    local mm="$1" py="$2" info inc suffix cffiv hash dir t0 tmp
+    local mm="$1" py="$2" info inc suffix pyv cffiv hash dir t0 tmp
     local -a files
     info="$("$py" -c 'import sys, sysconfig
 print(sysconfig.get_paths()["include"])
 print(sysconfig.get_config_var("EXT_SUFFIX"))
-print("%d.%d.%d" % sys.version_info[:3])')" || die "$py does not run"
-    { read -r inc; read -r suffix; read -r pyv; } <<<"$info"
+print("%d.%d.%d" % sys.version_info[:3])
+try:
+    import cffi
+    print(cffi.__version__)
+except ImportError:
+    print("")')" || die "$py does not run"
+    { read -r inc; read -r suffix; read -r pyv; read -r cffiv; } <<<"$info"
     [ -f "$inc/Python.h" ] || die "$py has no headers ($inc/Python.h missing)"
-    cffiv="$("$py" -c 'import cffi; print(cffi.__version__)' 2>/dev/null)" ||
+    [ -n "$cffiv" ] ||
         die "$py has no cffi (ffibench's cffi API-mode module needs it): $py -m pip install cffi"
     files=("$SAMPLES/ffibench/cext/ffibext.c" "$SAMPLES/ffibench/cffi_build.py" "$SAMPLES/ffibench/c/ffib.h")
     hash="$(input_hash "$py $pyv $suffix cffi=$cffiv $(gcc --version | head -n 1) $PYMOD_FLAGS" "${files[@]}")"
