@@ -24,7 +24,9 @@ CLOCK_MONOTONIC window around each.
 Every library and module is loaded, and every mechanism called once (warm-up,
 not counted in `crossings` but listed in `warmup_calls`), before the ready
 line. `--seconds S` is a cap: no new repeat starts after S seconds of work
-(default: no cap; the default run takes a few seconds).
+(default: no cap; the default run takes a few seconds); mechanisms left
+without a repeat report calls 0 and null timings. SIGINT/SIGTERM stop the
+run after the loop in progress (the counts stay exact).
 
 Run it through samples/run (which passes --lib, the Go library of the chosen
 variant): samples/run ffibench --go current --truth /tmp/ffib.json
