@@ -4,7 +4,7 @@
     python3 samples/selftest.py [--seconds 2] [--pythons 3.11,3.12,3.13]
                                 [--variants go119,go119-stripped,gocur,gocur-stripped]
                                 [--samples chain,gomain,gohttp,ffibench,gilwait,cgolong]
-                                [--ffibench-calls 20000]
+                                [--ffibench-calls 100000]
 
 For each run: the ready line must be the first stdout line and name the pid
 of the process started (samples/run execs), the exit status must be 0, and
@@ -13,7 +13,7 @@ from the fixed call pattern; no HTTP errors; ffibench: every crossing count
 equals the calls made, ns per crossing is positive; gilwait: the wait share
 lies between 0 and 1; cgolong: calls were made, on GOMAXPROCS=1). gomain and
 cgolong have no Python part and run once per Go variant; gilwait has no Go
-part and runs once per Python. ffibench runs --calls N --repeat 3 without a
+part and runs once per Python. ffibench runs --calls N --repeat 5 without a
 time cap (its --seconds is a cap, not a duration). Standard library only;
 any python3 runs it.
 Exit status: 0 when every run passes.
@@ -187,7 +187,10 @@ NO_PYTHON = {"gomain", "cgolong"}
 NO_GO = {"gilwait"}
 
 
-def run_one(sample, python, variant, seconds, tmpdir, ffibench_calls=20000):
+FFIBENCH_REPEAT = 5  # the median of 5 keeps a preempted loop from deciding
+
+
+def run_one(sample, python, variant, seconds, tmpdir, ffibench_calls=100000):
     truth_path = os.path.join(tmpdir, "%s-%s-%s.json" % (sample, python or "none", variant))
     if os.path.exists(truth_path):
         os.unlink(truth_path)
@@ -199,7 +202,8 @@ def run_one(sample, python, variant, seconds, tmpdir, ffibench_calls=20000):
     if python:
         cmd += ["--python", python]
     if sample == "ffibench":
-        cmd += ["--calls", str(ffibench_calls), "--repeat", "3", "--truth", truth_path]
+        cmd += ["--calls", str(ffibench_calls), "--repeat", str(FFIBENCH_REPEAT),
+                "--truth", truth_path]
     else:
         cmd += ["--seconds", str(seconds), "--truth", truth_path]
     t0 = time.monotonic()
@@ -246,8 +250,8 @@ def main():
     ap.add_argument("--pythons", default="3.11,3.12,3.13")
     ap.add_argument("--variants", default="go119,go119-stripped,gocur,gocur-stripped")
     ap.add_argument("--samples", default="chain,gomain,gohttp,ffibench,gilwait,cgolong")
-    ap.add_argument("--ffibench-calls", type=int, default=20000,
-                    help="ffibench --calls (per mechanism and repeat; default 20000)")
+    ap.add_argument("--ffibench-calls", type=int, default=100000,
+                    help="ffibench --calls (per mechanism and repeat; default 100000)")
     args = ap.parse_args()
 
     failures = 0
