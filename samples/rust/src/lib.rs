@@ -4,6 +4,9 @@
 //! non-inlined functions of the `mix` module (`mix::round` and `mix::fold`,
 //! driven by `mix::run`), so a profiler sees at least three Rust frames:
 //! `seam_mix_work -> seam_mix::mix::run -> seam_mix::mix::round`.
+//!
+//! A second export, `seam_noop`, returns its argument: the empty Rust
+//! function that the ffibench sample calls through ctypes (`ctypes-rust`).
 
 pub mod mix {
     /// Width of the mixing state.
@@ -72,4 +75,12 @@ pub extern "C" fn seam_mix_work(seed: u64, rounds: u32) -> u64 {
     let digest = mix::run(std::hint::black_box(seed), rounds);
     // Again: no tail call, so `seam_mix_work` stays on the stack.
     std::hint::black_box(digest).wrapping_add(rounds as u64)
+}
+
+/// C ABI entry point of ffibench's `ctypes-rust` mechanism: returns `x`.
+/// Being `#[no_mangle]` and exported, it stays a real function although
+/// nothing in this crate calls it (it compiles to `mov %rdi,%rax; ret`).
+#[no_mangle]
+pub extern "C" fn seam_noop(x: i64) -> i64 {
+    x
 }

@@ -1,0 +1,3 @@
+module seam.samples/cgolong
+
+go 1.19

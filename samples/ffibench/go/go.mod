@@ -1,0 +1,3 @@
+module seam.samples/ffibench
+
+go 1.19
