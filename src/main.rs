@@ -53,8 +53,10 @@ struct RecordArgs {
     #[arg(long, short, default_value = "seam-out")]
     output: PathBuf,
     /// Files to write, comma-separated: svg (flamegraph.svg), folded (stacks.folded), json
-    /// (summary.json), pprof (profile.pb.gz), speedscope (profile.speedscope.json).
-    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "svg,folded,json", value_parser = str::parse::<Format>)]
+    /// (summary.json), pprof (profile.pb.gz), speedscope (profile.speedscope.json),
+    /// offcpu-svg (offcpu.svg: off-CPU time by the stack at switch-out), offcpu-folded
+    /// (offcpu.folded, weights in µs).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "svg,offcpu-svg,folded,json", value_parser = str::parse::<Format>)]
     format: Vec<Format>,
     /// The command to launch and record (after `--`).
     #[arg(last = true)]

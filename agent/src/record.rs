@@ -2,8 +2,8 @@
 //! target exits or the caller asks to stop, then return the profile.
 
 use crate::launch::Child;
-use linux_perf_event_reader::{EventRecord, RawEventRecord};
-use seam_profiler::converter::{Converter, SampleEvent};
+use linux_perf_event_reader::{ContextSwitchRecord, EventRecord, RawEventRecord, TaskWasPreempted};
+use seam_profiler::converter::{Converter, SampleEvent, SwitchOut};
 use seam_profiler::memory::ProcessMemory;
 use seam_profiler::modules::Mapping;
 use seam_profiler::perf::{Sampler, SamplerOptions, REG_BP, REG_IP, REG_SP};
@@ -12,6 +12,7 @@ use seam_profiler::probes::{ProbeOptions, Prober};
 use seam_profiler::unwind::Regs;
 use seam_profiler::Error;
 use seam_proto::Profile;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -155,6 +156,10 @@ pub fn record(
     if let Some(c) = &mut child {
         c.release();
     }
+    let mut switches = Switches {
+        ids: sampler.switch_ids(),
+        ..Switches::default()
+    };
     let ns_per_sample = 1e9 / options.frequency_hz.max(1) as f64;
     let mut last_tick = Instant::now();
     let mut samples_at_tick = 0u64;
@@ -166,7 +171,8 @@ pub fn record(
     loop {
         sampler.wait(POLL_MS);
         let mut exited = false;
-        sampler.drain(|r| exited |= handle_record(&mut converter, &mut prober, pid, r));
+        sampler
+            .drain(|r| exited |= handle_record(&mut converter, &mut prober, &mut switches, pid, r));
         if let Some(p) = &mut prober {
             let now = monotonic_ns();
             p.scan_modules(converter.address_space(), now);
@@ -212,7 +218,7 @@ pub fn record(
     }
     sampler.disable();
     sampler.drain(|r| {
-        handle_record(&mut converter, &mut prober, pid, r);
+        handle_record(&mut converter, &mut prober, &mut switches, pid, r);
     });
     if let Some(p) = prober.take() {
         let samples = converter.profile().samples();
@@ -274,9 +280,20 @@ fn read_cmdline(pid: u32) -> Option<Vec<String>> {
 }
 
 /// Feeds one record to the converter; true when it says the target exited.
+/// Context switches in flight: a thread's switch-out (its stack, from the
+/// context-switch event's sample, and whether it was preempted, from the
+/// switch record) waits for its switch-in.
+#[derive(Default)]
+struct Switches {
+    ids: HashSet<u64>,
+    out: HashMap<u32, (SwitchOut, u64)>,
+    preempted: HashMap<u32, bool>,
+}
+
 fn handle_record(
     converter: &mut Converter,
     prober: &mut Option<Prober>,
+    switches: &mut Switches,
     pid: u32,
     raw: &RawEventRecord,
 ) -> bool {
@@ -292,6 +309,7 @@ fn handle_record(
             let (Some(spid), Some(tid)) = (s.pid, s.tid) else {
                 return false;
             };
+            let is_switch = s.id.is_some_and(|id| switches.ids.contains(&id));
             let regs = s.user_regs.as_ref().and_then(|r| {
                 Some(Regs {
                     ip: r.get(REG_IP)?,
@@ -309,13 +327,19 @@ fn handle_record(
                 .as_ref()
                 .map(|c| (0..c.len()).filter_map(|i| c.get(i)).collect())
                 .unwrap_or_default();
-            converter.handle_sample(&SampleEvent {
+            let event = SampleEvent {
                 pid: spid as u32,
                 tid: tid as u32,
                 regs,
                 stack: stack_bytes.as_deref().unwrap_or(&[]),
                 callchain: &callchain,
-            });
+            };
+            if !is_switch {
+                converter.handle_sample(&event);
+            } else if let (Some(out), Some(t)) = (converter.handle_switch_out(&event), s.timestamp)
+            {
+                switches.out.insert(tid as u32, (out, t));
+            }
         }
         EventRecord::Mmap2(m) if m.protection & libc::PROT_EXEC as u32 != 0 => {
             if let (Some(p), Ok(Some(t))) =
@@ -350,6 +374,28 @@ fn handle_record(
             );
         }
         EventRecord::Lost(l) => converter.handle_lost(l.count),
+        EventRecord::ContextSwitch(c) => {
+            let Ok(common) = raw.common_data() else {
+                return false;
+            };
+            let (Some(tid), Some(t)) = (common.tid, common.timestamp) else {
+                return false;
+            };
+            let tid = tid as u32;
+            match c {
+                ContextSwitchRecord::Out { preempted, .. } => {
+                    switches
+                        .preempted
+                        .insert(tid, matches!(preempted, TaskWasPreempted::Yes));
+                }
+                ContextSwitchRecord::In { .. } => {
+                    let preempted = switches.preempted.remove(&tid).unwrap_or(false);
+                    if let Some((out, t_out)) = switches.out.remove(&tid) {
+                        converter.add_off_cpu(&out, t.saturating_sub(t_out), preempted);
+                    }
+                }
+            }
+        }
         EventRecord::Exit(e) => return e.pid as u32 == pid && e.tid as u32 == pid,
         _ => {}
     }

@@ -45,6 +45,53 @@ pub fn write_flamegraph(
 ) -> Result<(), ExportError> {
     let summary = summarize(profile, 0);
     let subtitle = subtitle(&summary);
+    write_graph(profile, &summary, title, subtitle, "samples", out)
+}
+
+/// Writes the off-CPU flamegraph: the stacks at which the target's threads left the
+/// CPU, each weighted by the microseconds until it came back, coloured by runtime like
+/// [`write_flamegraph`].
+pub fn write_off_cpu_flamegraph(
+    profile: &Profile,
+    title: &str,
+    out: &mut impl io::Write,
+) -> Result<(), ExportError> {
+    let view = off_cpu_view(profile);
+    let summary = summarize(&view, 0);
+    let subtitle = format!(
+        "{:.1} ms off CPU in {} context switches, {:.1} s recorded (weights: µs off CPU)",
+        profile.off_cpu_ns.iter().sum::<u64>() as f64 / 1e6,
+        thousands(profile.switch_counts.iter().sum()),
+        profile.duration_s
+    );
+    write_graph(&view, &summary, title, subtitle, "µs off CPU", out)
+}
+
+/// The profile with each stack weighted by its off-CPU time in µs instead of samples.
+pub fn off_cpu_view(profile: &Profile) -> Profile {
+    let mut view = profile.clone();
+    view.counts = (0..profile.stacks.len())
+        .map(|i| {
+            profile
+                .off_cpu_ns
+                .get(i)
+                .copied()
+                .unwrap_or(0)
+                .div_ceil(1000)
+        })
+        .collect();
+    view.rate_hz = 1_000_000;
+    view
+}
+
+fn write_graph(
+    profile: &Profile,
+    summary: &Summary,
+    title: &str,
+    subtitle: String,
+    count_name: &str,
+    out: &mut impl io::Write,
+) -> Result<(), ExportError> {
     let stacks = folded_stacks(profile);
     if stacks.is_empty() {
         out.write_all(no_samples_svg(title, &subtitle).as_bytes())?;
@@ -70,7 +117,7 @@ pub fn write_flamegraph(
     options.font_size = FONT_SIZE;
     options.font_width = FONT_WIDTH;
     options.name_type = "Frame:".to_string();
-    options.count_name = "samples".to_string();
+    options.count_name = count_name.to_string();
     options.hash = true;
     options.deterministic = true;
     options.palette_map = Some(&mut palette);
@@ -84,7 +131,7 @@ pub fn write_flamegraph(
         .map_err(ExportError::Flamegraph)?;
     let svg = String::from_utf8(svg)
         .map_err(|e| ExportError::Flamegraph(io::Error::new(io::ErrorKind::InvalidData, e)))?;
-    out.write_all(with_legend(svg, &summary).as_bytes())?;
+    out.write_all(with_legend(svg, summary).as_bytes())?;
     out.flush()?;
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! The files a recording can be written as, by name: what `seam record --format` chooses from.
 
 use crate::{
-    flamegraph_title, write_flamegraph, write_folded, write_pprof, write_speedscope,
-    write_summary_json, ExportError, Summary,
+    flamegraph_title, off_cpu_view, write_flamegraph, write_folded, write_off_cpu_flamegraph,
+    write_pprof, write_speedscope, write_summary_json, ExportError, Summary,
 };
 use seam_proto::Profile;
 use std::fmt;
@@ -22,18 +22,25 @@ pub enum Format {
     Pprof,
     /// `profile.speedscope.json`: [`write_speedscope`].
     Speedscope,
+    /// `offcpu.svg`: [`write_off_cpu_flamegraph`].
+    OffcpuSvg,
+    /// `offcpu.folded`: folded stacks of [`off_cpu_view`], weights in µs off CPU.
+    OffcpuFolded,
 }
 
 /// The formats written unless others are asked for.
-pub const DEFAULT_FORMATS: [Format; 3] = [Format::Svg, Format::Folded, Format::Json];
+pub const DEFAULT_FORMATS: [Format; 4] =
+    [Format::Svg, Format::OffcpuSvg, Format::Folded, Format::Json];
 
 impl Format {
-    pub const ALL: [Format; 5] = [
+    pub const ALL: [Format; 7] = [
         Format::Svg,
         Format::Folded,
         Format::Json,
         Format::Pprof,
         Format::Speedscope,
+        Format::OffcpuSvg,
+        Format::OffcpuFolded,
     ];
 
     /// The name that `--format` takes.
@@ -44,6 +51,8 @@ impl Format {
             Format::Json => "json",
             Format::Pprof => "pprof",
             Format::Speedscope => "speedscope",
+            Format::OffcpuSvg => "offcpu-svg",
+            Format::OffcpuFolded => "offcpu-folded",
         }
     }
 
@@ -55,6 +64,8 @@ impl Format {
             Format::Json => "summary.json",
             Format::Pprof => "profile.pb.gz",
             Format::Speedscope => "profile.speedscope.json",
+            Format::OffcpuSvg => "offcpu.svg",
+            Format::OffcpuFolded => "offcpu.folded",
         }
     }
 
@@ -72,6 +83,12 @@ impl Format {
             Format::Json => write_summary_json(summary, out),
             Format::Pprof => write_pprof(profile, out),
             Format::Speedscope => write_speedscope(profile, out),
+            Format::OffcpuSvg => write_off_cpu_flamegraph(
+                profile,
+                &format!("{} (off CPU)", flamegraph_title(profile)),
+                out,
+            ),
+            Format::OffcpuFolded => write_folded(&off_cpu_view(profile), out),
         }
     }
 }
@@ -111,7 +128,7 @@ mod tests {
         assert_eq!(
             "png".parse::<Format>(),
             Err(
-                "unknown format \"png\"; the formats are svg, folded, json, pprof, speedscope"
+                "unknown format \"png\"; the formats are svg, folded, json, pprof, speedscope, offcpu-svg, offcpu-folded"
                     .to_string()
             )
         );

@@ -38,7 +38,7 @@ mod speedscope;
 mod summary;
 
 pub use error::ExportError;
-pub use flamegraph::{flamegraph_title, write_flamegraph};
+pub use flamegraph::{flamegraph_title, off_cpu_view, write_flamegraph, write_off_cpu_flamegraph};
 pub use folded::{folded_frame, parse_folded_frame, write_folded};
 pub use format::{Format, DEFAULT_FORMATS};
 pub use palette::{frame_color, runtime_color, Rgb};

@@ -3,7 +3,7 @@
 //! recorded fixtures both feed this converter.
 
 use crate::classify::{classify_native, NativeFacts};
-use crate::crossing::{find_crossings, pending_callee, pending_mechanism, Crossing};
+use crate::crossing::{find_crossings, is_system, pending_callee, pending_mechanism, Crossing};
 use crate::fixture::FixtureCapture;
 use crate::memory::{ProcessMemory, ReadMemory};
 use crate::modules::{AddressSpace, FrameKind, Mapping};
@@ -19,6 +19,14 @@ const PERF_CONTEXT_MAX: u64 = u64::MAX - 4095;
 const PERF_CONTEXT_USER: u64 = (-512i64) as u64;
 const PYTHON_RETRY: Duration = Duration::from_millis(100);
 const MAPS_RETRY: Duration = Duration::from_millis(100);
+
+/// Where a thread was when it left the CPU (see [`Converter::handle_switch_out`]).
+#[derive(Clone, Copy, Debug)]
+pub struct SwitchOut {
+    pub stack: seam_proto::StackHandle,
+    pub boundary: Option<(Runtime, Runtime, Mechanism)>,
+    pub cause: &'static str,
+}
 
 /// One on-CPU sample, as the converter needs it.
 #[derive(Clone, Debug)]
@@ -158,8 +166,73 @@ impl Converter {
     }
 
     pub fn handle_sample(&mut self, s: &SampleEvent) {
+        if let Some((leaf_first, complete)) = self.stack_of(s) {
+            self.count(leaf_first, complete, s.tid);
+        }
+    }
+
+    /// A thread of the target was switched out (a context-switch sample): its
+    /// stack is interned, and the boundary whose glue it was in is found, with
+    /// the cause the stack shows. The caller adds the time off CPU when the
+    /// thread comes back ([`Converter::add_off_cpu`]).
+    pub fn handle_switch_out(&mut self, s: &SampleEvent) -> Option<SwitchOut> {
+        let (leaf_first, complete) = self.stack_of(s)?;
+        let mut root_first = leaf_first;
+        root_first.reverse();
+        let crossings = find_crossings(&root_first);
+        for c in &crossings {
+            root_first[c.callee_at].seam = Some(c.mechanism);
+        }
+        // The thread waits in the kernel, usually under libc (a futex, a read)
+        // or the interpreter's own C (its condition variables): the glue that
+        // called them is the boundary's.
+        let native_python = |f: &Frame| f.runtime == Runtime::Python && f.module.is_some();
+        let waiting_in = root_first
+            .iter()
+            .rposition(|f| f.runtime != Runtime::Kernel && !is_system(f) && !native_python(f))
+            .unwrap_or(0);
+        let boundary = self
+            .pending_boundary(&root_first[..=waiting_in.min(root_first.len().saturating_sub(1))])
+            .or_else(|| crossings.last().map(|c| (c.caller, c.callee, c.mechanism)));
+        let cause = off_cpu_cause(&root_first);
+        let handles = root_first
+            .into_iter()
+            .map(|f| self.profile.intern_frame(f))
+            .collect();
+        let stack = self.profile.intern_stack(handles, complete);
+        Some(SwitchOut {
+            stack,
+            boundary,
+            cause,
+        })
+    }
+
+    /// Adds `ns` off CPU after a switch-out; `preempted` when the thread was
+    /// still runnable (an involuntary switch).
+    pub fn add_off_cpu(&mut self, out: &SwitchOut, ns: u64, preempted: bool) {
+        self.profile.add_off_cpu(out.stack, ns);
+        // The stack names the cause (a thread preempted in take_gil is still
+        // held up at the GIL); `preempted` only when it names nothing.
+        let cause = match (out.cause, preempted) {
+            ("other", true) => "preempted",
+            (cause, _) => cause,
+        };
+        if let Some((caller, callee, mechanism)) = out.boundary {
+            let b = self.profile.boundary_mut(caller, callee, mechanism);
+            b.off_cpu_ns += ns;
+            if preempted {
+                b.switches.involuntary += 1;
+            } else {
+                b.switches.voluntary += 1;
+            }
+            *b.causes.entry(cause.to_string()).or_default() += ns;
+        }
+    }
+
+    /// The stack of a sample, leaf first, and whether it is complete.
+    fn stack_of(&mut self, s: &SampleEvent) -> Option<(Vec<Frame>, bool)> {
         if s.pid != self.pid {
-            return;
+            return None;
         }
         let mut leaf_first: Vec<Frame> = Vec::new();
         let mut complete = true;
@@ -173,10 +246,9 @@ impl Converter {
             // A kernel thread (or a sample with no user context): the kernel part is all there is.
             if leaf_first.is_empty() {
                 self.drop_sample("sample with no stack");
-                return;
+                return None;
             }
-            self.count(leaf_first, true, s.tid);
-            return;
+            return Some((leaf_first, true));
         };
         if self.space.module_at(regs.ip).is_none() {
             self.refresh_maps();
@@ -270,7 +342,7 @@ impl Converter {
         if native.end != StackEnd::Root {
             leaf_first.push(Frame::truncated());
         }
-        self.count(leaf_first, complete, s.tid);
+        Some((leaf_first, complete))
     }
 
     fn is_eval_loop(&self, a: StackAddress) -> bool {
@@ -393,38 +465,60 @@ impl Converter {
                     .samples += 1;
             }
         }
-        let Some(leaf) = root_first
-            .iter()
-            .rposition(|f| f.runtime != Runtime::Kernel)
-        else {
-            return;
-        };
-        if root_first[leaf].runtime != Runtime::Glue {
+        if root_first.iter().any(is_probe_handler) {
+            // The sample landed in seam's own breakpoint handling: probe overhead,
+            // not glue time (see `probe_overhead` in the summary).
+            self.profile.note_problem("samples in seam's probe handler");
             return;
         }
-        // Glue on CPU belongs to a call whose callee is not on the stack (yet, or
-        // any more): the glue names the mechanism, and the callee where the glue
-        // only leads one way; otherwise the callee stays unknown until the summary
-        // matches it to the one boundary with the same caller and mechanism.
-        let Some(owner) = root_first[..leaf].iter().rposition(|f| {
+        if let Some((caller, callee, mechanism)) = self.pending_boundary(root_first) {
+            let b = self.profile.boundary_mut(caller, callee, mechanism);
+            b.samples += 1;
+            b.glue_samples += 1;
+            // A call caught in its glue votes too, when the glue says where it goes.
+            if callee != Runtime::Unknown {
+                let owner = root_first
+                    .iter()
+                    .rposition(|f| f.runtime == caller)
+                    .unwrap_or(0);
+                for f in &root_first[owner + 1..] {
+                    if f.runtime == Runtime::Glue {
+                        *self
+                            .votes
+                            .entry(f.name.clone())
+                            .or_default()
+                            .entry((caller, callee, mechanism))
+                            .or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The boundary of a call whose glue is on CPU (kernel code called from the
+    /// glue included) and whose callee is not on the stack (yet, or any more):
+    /// the glue names the mechanism, and the callee where the glue only leads
+    /// one way; otherwise the callee stays unknown until the summary matches it
+    /// to the boundaries with the same caller and mechanism.
+    fn pending_boundary(&self, root_first: &[Frame]) -> Option<(Runtime, Runtime, Mechanism)> {
+        let leaf = root_first
+            .iter()
+            .rposition(|f| f.runtime != Runtime::Kernel)?;
+        if root_first[leaf].runtime != Runtime::Glue {
+            return None;
+        }
+        let owner = root_first[..leaf].iter().rposition(|f| {
             matches!(
                 f.runtime,
                 Runtime::Python | Runtime::C | Runtime::Go | Runtime::Rust
             )
-        }) else {
-            return;
-        };
-        let Some(mechanism) = pending_mechanism(&root_first[owner], &root_first[owner + 1..=leaf])
-        else {
-            return;
-        };
-        let (caller, callee) = (
+        })?;
+        let mechanism = pending_mechanism(&root_first[owner], &root_first[owner + 1..=leaf])?;
+        Some((
             root_first[owner].runtime,
             pending_callee(&root_first[owner + 1..=leaf]),
-        );
-        let b = self.profile.boundary_mut(caller, callee, mechanism);
-        b.samples += 1;
-        b.glue_samples += 1;
+            mechanism,
+        ))
     }
 
     /// The samples' votes since the last call (see [`crate::probes`]).
@@ -453,6 +547,64 @@ impl Converter {
     pub fn into_profile(self) -> Profile {
         self.profile
     }
+}
+
+/// Kernel frames of uprobe handling: a sample there is the probes' own cost.
+fn is_probe_handler(f: &Frame) -> bool {
+    f.runtime == Runtime::Kernel
+        && (f.name.contains("uprobe")
+            || f.name == "handle_swbp"
+            || f.name.starts_with("arch_uprobe"))
+}
+
+/// Why a thread left the CPU, from the names on its stack at switch-out: the
+/// first rule (most specific first) with a frame on the stack names the cause,
+/// then kernel I/O paths, then plain locks and futexes.
+fn off_cpu_cause(root_first: &[Frame]) -> &'static str {
+    const RULES: &[(&str, &str)] = &[
+        ("_cgo_wait_runtime_init_done", "runtime-start"),
+        ("take_gil", "gil"),
+        ("PyEval_RestoreThread", "gil"),
+        ("PyEval_AcquireThread", "gil"),
+        ("PyGILState_Ensure", "gil"),
+        ("runtime.needm", "needm"),
+        ("runtime.needAndBindM", "needm"),
+        ("runtime.dropm", "needm"),
+        ("runtime.exitsyscall0", "go-p-handoff"),
+        ("runtime.stopm", "go-p-handoff"),
+        ("runtime.handoffp", "go-p-handoff"),
+        ("runtime.exitsyscall", "go-p-handoff"),
+        ("runtime.usleep", "sleep"),
+        ("nanosleep", "sleep"),
+        ("runtime.lock", "lock"),
+        ("runtime.notesleep", "lock"),
+    ];
+    const IO: &[&str] = &[
+        "read", "write", "recv", "send", "poll", "epoll", "accept", "connect", "select", "tcp_",
+        "sock_", "pipe_", "vfs_",
+    ];
+    let named = |p: &str| root_first.iter().any(|f| f.name.contains(p));
+    if let Some(&(_, cause)) = RULES.iter().find(|(p, _)| named(p)) {
+        return cause;
+    }
+    if root_first
+        .iter()
+        .any(|f| f.runtime == Runtime::Kernel && IO.iter().any(|p| f.name.contains(p)))
+    {
+        return "io";
+    }
+    if [
+        "futex",
+        "pthread_mutex_lock",
+        "__lll_lock_wait",
+        "pthread_cond_",
+    ]
+    .iter()
+    .any(|p| named(p))
+    {
+        return "lock";
+    }
+    "other"
 }
 
 /// The function to probe to count a crossing that no symbol names ahead of

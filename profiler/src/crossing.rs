@@ -54,7 +54,8 @@ fn owner(f: &Frame) -> bool {
     )
 }
 
-fn is_system(f: &Frame) -> bool {
+/// A frame in a C library every runtime uses as part of itself (libc, the loader).
+pub fn is_system(f: &Frame) -> bool {
     f.module
         .as_deref()
         .is_some_and(|m| SYSTEM_LIBRARIES.iter().any(|s| m.starts_with(s)))

@@ -687,6 +687,7 @@ fn static_sites(object: &ObjectInfo) -> Vec<(String, String, u64, BoundaryKey)> 
             "general_invoke_callback" if file.starts_with("_cffi_backend") => {
                 (Runtime::C, Runtime::Python, Mechanism::Callback)
             }
+
             _ if name.starts_with("_cffi_f_") => (Runtime::Python, Runtime::C, Mechanism::CffiApi),
             _ => continue,
         };

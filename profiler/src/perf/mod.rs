@@ -36,6 +36,12 @@ pub struct SamplerOptions {
     /// CPU (about 500 samples with their stack copies, half a second of one busy
     /// CPU at 999 Hz), less on machines with many CPUs so that all rings stay within 512 MiB.
     pub ring_pages: usize,
+    /// Also sample every context switch of the target's threads (the stack at
+    /// switch-out, and switch-in records), for off-CPU time. Default true.
+    pub switches: bool,
+    /// Bytes of user stack copied at each switch-out. Default 16384: switches
+    /// can be far more frequent than samples.
+    pub switch_stack_bytes: u32,
 }
 
 impl Default for SamplerOptions {
@@ -44,6 +50,8 @@ impl Default for SamplerOptions {
             frequency_hz: 999,
             stack_bytes: 32768,
             ring_pages: default_ring_pages(),
+            switches: true,
+            switch_stack_bytes: 16384,
         }
     }
 }
@@ -55,6 +63,8 @@ pub struct Sampler {
     parse_info: RecordParseInfo,
     options: SamplerOptions,
     enable_on_exec: bool,
+    /// Ids of the context-switch events (their samples carry them).
+    switch_ids: std::collections::HashSet<u64>,
 }
 
 impl Sampler {
@@ -81,6 +91,7 @@ impl Sampler {
             parse_info,
             options,
             enable_on_exec,
+            switch_ids: Default::default(),
         })
     }
 
@@ -135,8 +146,70 @@ impl Sampler {
                 }
             }
             self.events.push(fd);
+            if self.options.switches {
+                self.follow_switches(tid, pid, cpu, i)?;
+            }
         }
         Ok(())
+    }
+
+    /// Opens the context-switch event of `tid` on `cpu`, into ring `ring`.
+    fn follow_switches(&mut self, tid: u32, pid: u32, cpu: u32, ring: usize) -> Result<(), Error> {
+        let mut attr = make_attr(&self.options, self.enable_on_exec);
+        attr.config = sys::PERF_COUNT_SW_CONTEXT_SWITCHES as u64;
+        attr.set_freq(0);
+        attr.__bindgen_anon_1.sample_period = 1;
+        attr.sample_stack_user = self.options.switch_stack_bytes & !7;
+        attr.set_context_switch(1);
+        attr.set_mmap(0);
+        attr.set_mmap2(0);
+        attr.set_comm(0);
+        attr.set_task(0);
+        // SAFETY: attr is a valid, initialized perf_event_attr.
+        let fd = unsafe {
+            perf_event_open_sys::perf_event_open(
+                &mut attr,
+                tid as i32,
+                cpu as i32,
+                -1,
+                sys::PERF_FLAG_FD_CLOEXEC as u64,
+            )
+        };
+        if fd < 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::ESRCH) && tid != pid {
+                return Ok(());
+            }
+            return Err(Error::io(
+                format!("perf_event_open (context switches) for thread {tid} on cpu {cpu}"),
+                err,
+                Some(pid),
+            ));
+        }
+        // SAFETY: fd was just returned by perf_event_open and is owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: both fds are perf events on the same CPU.
+        if unsafe { perf_event_open_sys::ioctls::SET_OUTPUT(fd.as_raw_fd(), self.rings[ring].fd()) }
+            < 0
+        {
+            return Err(Error::io(
+                "PERF_EVENT_IOC_SET_OUTPUT",
+                io::Error::last_os_error(),
+                None,
+            ));
+        }
+        let mut id = 0u64;
+        // SAFETY: PERF_EVENT_IOC_ID writes the event's id.
+        if unsafe { perf_event_open_sys::ioctls::ID(fd.as_raw_fd(), &mut id) } >= 0 {
+            self.switch_ids.insert(id);
+        }
+        self.events.push(fd);
+        Ok(())
+    }
+
+    /// The ids of the context-switch events: their samples are switch-outs.
+    pub fn switch_ids(&self) -> std::collections::HashSet<u64> {
+        self.switch_ids.clone()
     }
 
     /// Starts sampling (not needed with enable-on-exec).
@@ -198,7 +271,8 @@ fn make_attr(options: &SamplerOptions, enable_on_exec: bool) -> sys::perf_event_
         ..Default::default()
     };
     attr.__bindgen_anon_1.sample_freq = options.frequency_hz as u64;
-    attr.sample_type = (sys::PERF_SAMPLE_IP
+    attr.sample_type = (sys::PERF_SAMPLE_IDENTIFIER
+        | sys::PERF_SAMPLE_IP
         | sys::PERF_SAMPLE_TID
         | sys::PERF_SAMPLE_TIME
         | sys::PERF_SAMPLE_CPU
