@@ -3,9 +3,11 @@
 //!
 //! It never prints and never exits: progress goes through a callback and
 //! problems come back as [`Error`]s or as warnings in the [`Recording`].
+//! [`stream`] sends the recording to a collector as it grows instead.
 
 mod launch;
 mod record;
+pub mod stream;
 
-pub use record::{record, Progress, RecordOptions, Recording, TargetSpec};
+pub use record::{record, record_with_ticks, Progress, RecordOptions, Recording, TargetSpec, TICK};
 pub use seam_profiler::Error;

@@ -71,10 +71,23 @@ pub struct Recording {
 
 const POLL_MS: i32 = 10;
 const READER_NICE: i32 = -10;
+/// How often [`record_with_ticks`] hands out the profile so far.
+pub const TICK: Duration = Duration::from_millis(250);
 
 pub fn record(
     options: &RecordOptions,
+    progress: impl FnMut(&Progress),
+) -> Result<Recording, Error> {
+    record_with_ticks(options, progress, |_| {})
+}
+
+/// [`record`], also handing the profile so far to `on_tick` about every
+/// [`TICK`] (its duration set to the time recorded so far) and once at the
+/// end, for streaming.
+pub fn record_with_ticks(
+    options: &RecordOptions,
     mut progress: impl FnMut(&Progress),
+    mut on_tick: impl FnMut(&Profile),
 ) -> Result<Recording, Error> {
     let cpu_start = process_cpu_seconds();
     // Frames on the far side of a stack switch are read from the live process
@@ -119,6 +132,7 @@ pub fn record(
 
     let start = Instant::now();
     let mut last_progress = Instant::now();
+    let mut last_tick = Instant::now();
     let mut exit_status = None;
     let mut target_exited = false;
     loop {
@@ -141,6 +155,11 @@ pub fn record(
             || options.duration.is_some_and(|d| start.elapsed() >= d)
         {
             break;
+        }
+        if last_tick.elapsed() >= TICK {
+            last_tick = Instant::now();
+            converter.profile_mut().duration_s = start.elapsed().as_secs_f64();
+            on_tick(converter.profile());
         }
         if last_progress.elapsed() >= Duration::from_secs(1) {
             last_progress = Instant::now();
@@ -169,6 +188,7 @@ pub fn record(
     warnings.extend(converter.unreadable_files());
     let mut profile = converter.into_profile();
     profile.duration_s = start.elapsed().as_secs_f64();
+    on_tick(&profile);
     Ok(Recording {
         profile,
         exit_status,
