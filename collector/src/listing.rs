@@ -80,7 +80,7 @@ pub fn write_sessions_table(rows: &[SessionRow], out: &mut impl Write) -> io::Re
                     s.lost,
                     if s.ended { "ended" } else { "open" },
                     s.pid,
-                    s.command.join(" ")
+                    one_line(&s.command.join(" "))
                 )?;
                 if let Some(d) = &s.damage {
                     writeln!(out, "    damaged tail: {d}")?;
@@ -90,6 +90,13 @@ pub fn write_sessions_table(rows: &[SessionRow], out: &mut impl Write) -> io::Re
         }
     }
     Ok(())
+}
+
+/// Control characters (newlines in a `python -c` script) as spaces.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// `YYYY-MM-DD HH:MM:SS` in UTC.
