@@ -48,4 +48,4 @@ pub use server::{
     check_listen, read_token_file, token_matches, Collector, CollectorOptions, ConnectionReport,
     DEFAULT_HELLO_TIMEOUT,
 };
-pub use store::{find_session, read_session, StoredSession};
+pub use store::{find_session, read_batch_payloads, read_session, StoredSession};

@@ -197,6 +197,15 @@ pub fn read_session(path: &Path) -> Result<StoredSession, CollectorError> {
     })
 }
 
+/// The intact batches of a session file as they arrived on the wire (for
+/// measuring the encoding and replaying a session over time).
+pub fn read_batch_payloads(path: &Path) -> Result<Vec<Vec<u8>>, CollectorError> {
+    let file = File::open(path).map_err(|e| CollectorError::io(path, e))?;
+    let mut payloads = Vec::new();
+    scan_with(BufReader::new(file), path, |p| payloads.push(p.to_vec()))?;
+    Ok(payloads)
+}
+
 /// The session files in `dir`, oldest first by start time.
 pub fn session_files(dir: &Path) -> Result<Vec<PathBuf>, CollectorError> {
     let entries = std::fs::read_dir(dir).map_err(|e| CollectorError::io(dir, e))?;
@@ -365,7 +374,16 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(at)
 }
 
-fn scan(mut r: impl Read, path: &Path) -> Result<Scan, CollectorError> {
+fn scan(r: impl Read, path: &Path) -> Result<Scan, CollectorError> {
+    scan_with(r, path, |_| {})
+}
+
+/// Reads a session file, handing each intact batch's payload to `on_batch`.
+fn scan_with(
+    mut r: impl Read,
+    path: &Path,
+    mut on_batch: impl FnMut(&[u8]),
+) -> Result<Scan, CollectorError> {
     let io_err = |e| CollectorError::io(path, e);
     let mut header = [0u8; 12];
     if read_full(&mut r, &mut header).map_err(io_err)? < header.len() || header[..8] != MAGIC {
@@ -405,6 +423,7 @@ fn scan(mut r: impl Read, path: &Path) -> Result<Scan, CollectorError> {
                     .and_then(|batch| scan.check_and_apply(&batch));
                 match applied {
                     Ok(()) => {
+                        on_batch(&payload);
                         offset += (RECORD_HEADER + payload.len()) as u64;
                         continue;
                     }
