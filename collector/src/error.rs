@@ -42,6 +42,12 @@ pub enum CollectorError {
     WrongToken,
     #[error("connection: {0}")]
     Connection(#[source] io::Error),
+    #[error("session {session}: {source}")]
+    InSession {
+        session: String,
+        #[source]
+        source: Box<CollectorError>,
+    },
     #[error("listening on {addr} beyond the loopback interface needs a token: pass --token-file FILE (and the same file to each agent)")]
     TokenRequired { addr: String },
     #[error("the token file {0} is empty; put a long random secret in it, for example from `head -c 32 /dev/urandom | base64`")]
@@ -49,6 +55,14 @@ pub enum CollectorError {
 }
 
 impl CollectorError {
+    /// The error itself, without the session it happened in.
+    pub fn cause(&self) -> &CollectorError {
+        match self {
+            CollectorError::InSession { source, .. } => source.cause(),
+            other => other,
+        }
+    }
+
     pub(crate) fn io(path: &Path, source: io::Error) -> CollectorError {
         CollectorError::Io {
             path: path.to_path_buf(),

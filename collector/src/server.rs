@@ -189,7 +189,10 @@ impl Collector {
         self.release(&hello.session, slot);
         match result {
             Ok(report) => Ok(report),
-            Err(e) => Err(conn.refuse(e).await),
+            Err(e) => Err(CollectorError::InSession {
+                session: hello.session,
+                source: Box::new(conn.refuse(e).await),
+            }),
         }
     }
 
