@@ -3,10 +3,14 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use seam_agent::{record, CrossingsMode, RecordOptions, TargetSpec};
+use seam_agent::stream::{record_to_collector, StreamOptions};
+use seam_agent::{record, CrossingsMode, Progress, RecordOptions, TargetSpec};
+use seam_collector::{Collector, CollectorOptions};
 use seam_export::Format;
+use seam_proto::Profile;
 use std::io::Write;
-use std::path::PathBuf;
+use std::net::ToSocketAddrs;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,13 +28,86 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Sample a process's on-CPU stacks, then write a flamegraph, folded stacks and a summary
-    /// (or the views chosen with --format).
+    /// Sample a process's on-CPU stacks, then write a flamegraph, folded stacks and a summary.
     Record(RecordArgs),
+    /// Sample like `record`, streaming the profile to a collector instead of writing it here.
+    Agent(AgentArgs),
+    /// Accept agents over TCP and store each recording as a session.
+    Collector(CollectorArgs),
+    /// List the sessions a collector stored.
+    Sessions(SessionsArgs),
+    /// Write a view of a stored session: a flamegraph, folded stacks, the summary, pprof, speedscope.
+    Export(ExportArgs),
 }
 
 #[derive(Args)]
 struct RecordArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Folder for the files written (see --format).
+    #[arg(long, short, default_value = "seam-out")]
+    output: PathBuf,
+    /// Files to write, comma-separated: svg (flamegraph.svg), folded (stacks.folded), json
+    /// (summary.json), pprof (profile.pb.gz), speedscope (profile.speedscope.json),
+    /// offcpu-svg (offcpu.svg: off-CPU time by the stack at switch-out), offcpu-folded
+    /// (offcpu.folded, weights in µs).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "svg,offcpu-svg,folded,json", value_parser = str::parse::<Format>)]
+    format: Vec<Format>,
+}
+
+#[derive(Args)]
+struct AgentArgs {
+    /// The collector's HOST:PORT.
+    #[arg(long)]
+    collector: String,
+    /// A file holding the collector's token.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// After the recording, how long to keep trying to deliver what the collector has not
+    /// acknowledged, in seconds.
+    #[arg(long, default_value_t = 30.0)]
+    give_up_after: f64,
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+#[derive(Args)]
+struct CollectorArgs {
+    /// The address to listen on, HOST:PORT. Beyond the loopback interface a token is required.
+    #[arg(long)]
+    listen: String,
+    /// The folder that holds the sessions (created if missing).
+    #[arg(long)]
+    data: PathBuf,
+    /// A file holding the token every agent must send.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct SessionsArgs {
+    /// The collector's data folder.
+    #[arg(long)]
+    data: PathBuf,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// The session's id, or the start of it.
+    session: String,
+    /// The collector's data folder.
+    #[arg(long)]
+    data: PathBuf,
+    /// svg, folded, json, pprof, speedscope, offcpu-svg or offcpu-folded.
+    #[arg(long, short, value_parser = str::parse::<Format>)]
+    format: Format,
+    /// Where to write (default: standard output).
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct TargetArgs {
     /// Attach to this running process.
     #[arg(long, short, conflicts_with = "command")]
     pid: Option<u32>,
@@ -49,29 +126,13 @@ struct RecordArgs {
     /// arming them in duty cycles and extrapolating; `none` for no limit.
     #[arg(long, default_value = "3", value_name = "PERCENT|none")]
     overhead_budget: String,
-    /// Folder for the files written (see --format).
-    #[arg(long, short, default_value = "seam-out")]
-    output: PathBuf,
-    /// Files to write, comma-separated: svg (flamegraph.svg), folded (stacks.folded), json
-    /// (summary.json), pprof (profile.pb.gz), speedscope (profile.speedscope.json),
-    /// offcpu-svg (offcpu.svg: off-CPU time by the stack at switch-out), offcpu-folded
-    /// (offcpu.folded, weights in µs).
-    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "svg,offcpu-svg,folded,json", value_parser = str::parse::<Format>)]
-    format: Vec<Format>,
     /// The command to launch and record (after `--`).
     #[arg(last = true)]
     command: Vec<String>,
 }
 
-/// Where the views go and which ones.
-struct Outputs {
-    dir: PathBuf,
-    /// Each format once, in the order first asked for.
-    formats: Vec<Format>,
-}
-
-impl RecordArgs {
-    fn into_options(self, stop: Arc<AtomicBool>) -> Result<(RecordOptions, Outputs)> {
+impl TargetArgs {
+    fn into_options(self, stop: Arc<AtomicBool>) -> Result<RecordOptions> {
         let target = match (self.pid, self.command.is_empty()) {
             (Some(pid), true) => TargetSpec::Pid(pid),
             (None, false) => TargetSpec::Command(self.command),
@@ -99,14 +160,7 @@ impl RecordArgs {
                 _ => bail!("--overhead-budget takes a percentage between 0 and 100, or `none`"),
             },
         };
-        let mut formats = self.format;
-        let mut seen = std::collections::HashSet::new();
-        formats.retain(|f| seen.insert(*f));
-        let outputs = Outputs {
-            dir: self.output,
-            formats,
-        };
-        Ok((options, outputs))
+        Ok(options)
     }
 }
 
@@ -117,21 +171,37 @@ extern "C" fn on_sigint(_: libc::c_int) {
 }
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
+    // The collector logs each connection and why it closed.
+    let default_filter = match cli.command {
+        Command::Collector(_) => "warn,seam_collector=info",
+        _ => "warn",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_filter))
+        .init();
     let result = match cli.command {
         Command::Record(args) => run_record(args),
+        Command::Agent(args) => run_agent(args),
+        Command::Collector(args) => run_collector(args),
+        Command::Sessions(args) => run_sessions(args),
+        Command::Export(args) => run_export(args),
     };
     if let Err(e) = result {
-        eprintln!("seam: {e:#}");
-        std::process::exit(1);
+        // `seam export ... | head` closes the pipe early: not an error.
+        let closed_pipe = e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        });
+        if !closed_pipe {
+            eprintln!("seam: {e:#}");
+            std::process::exit(1);
+        }
     }
 }
 
-fn run_record(args: RecordArgs) -> Result<()> {
+/// A stop flag that Ctrl-C sets.
+fn stop_on_ctrl_c() -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
-    let (options, outputs) = args.into_options(stop.clone())?;
-    let out_dir = &outputs.dir;
     // SAFETY: the handler only stores to an atomic.
     unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
     let watcher_stop = stop.clone();
@@ -142,25 +212,27 @@ fn run_record(args: RecordArgs) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(50));
     });
-    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    stop
+}
 
-    let what = match &options.target {
+fn describe(target: &TargetSpec) -> String {
+    match target {
         TargetSpec::Pid(pid) => format!("pid {pid}"),
         TargetSpec::Command(argv) => argv.join(" "),
-    };
-    eprintln!(
-        "seam: recording {what} at {} Hz (Ctrl-C to stop)",
-        options.frequency_hz
+    }
+}
+
+fn show_progress(p: &Progress) {
+    eprint!(
+        "\rseam: {:>4.0}s  {} samples  {} lost",
+        p.elapsed.as_secs_f64(),
+        p.samples,
+        p.lost
     );
-    let recording = record(&options, |p| {
-        eprint!(
-            "\rseam: {:>4.0}s  {} samples  {} lost",
-            p.elapsed.as_secs_f64(),
-            p.samples,
-            p.lost
-        );
-        let _ = std::io::stderr().flush();
-    })?;
+    let _ = std::io::stderr().flush();
+}
+
+fn report_ending(recording: &seam_agent::Recording) {
     eprintln!();
     for w in &recording.warnings {
         eprintln!("seam: warning: {w}");
@@ -171,17 +243,30 @@ fn run_record(args: RecordArgs) -> Result<()> {
             None => eprintln!("seam: the target exited"),
         }
     }
+}
+
+fn run_record(args: RecordArgs) -> Result<()> {
+    let options = args.target.into_options(stop_on_ctrl_c())?;
+    let out_dir = args.output;
+    // Each format once, in the order first asked for.
+    let mut formats = args.format;
+    let mut seen = std::collections::HashSet::new();
+    formats.retain(|f| seen.insert(*f));
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    eprintln!(
+        "seam: recording {} at {} Hz (Ctrl-C to stop)",
+        describe(&options.target),
+        options.frequency_hz
+    );
+    let recording = record(&options, show_progress)?;
+    report_ending(&recording);
 
     let profile = &recording.profile;
-    let summary = seam_export::summarize(profile, 50);
+    let summary = seam_export::summarize(profile, seam_export::DEFAULT_TOP_STACKS);
     let mut written = Vec::new();
-    for format in &outputs.formats {
+    for &format in &formats {
         let path = out_dir.join(format.file_name());
-        let file =
-            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-        format
-            .write(profile, &summary, &mut std::io::BufWriter::new(file))
-            .with_context(|| format!("writing {}", path.display()))?;
+        write_view(profile, &summary, format, Some(&path))?;
         written.push(path.display().to_string());
     }
 
@@ -196,14 +281,154 @@ fn run_record(args: RecordArgs) -> Result<()> {
     Ok(())
 }
 
+/// Writes one view of `profile` to `path`, or to standard output.
+fn write_view(
+    profile: &Profile,
+    summary: &seam_export::Summary,
+    format: Format,
+    path: Option<&Path>,
+) -> Result<()> {
+    let mut w: Box<dyn Write> = match path {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    format
+        .write(profile, summary, &mut w)
+        .with_context(|| match path {
+            Some(p) => format!("writing {}", p.display()),
+            None => "writing to standard output".to_string(),
+        })?;
+    w.flush()?;
+    Ok(())
+}
+
+fn run_agent(args: AgentArgs) -> Result<()> {
+    let options = args.target.into_options(stop_on_ctrl_c())?;
+    let mut stream = StreamOptions::new(&args.collector);
+    if let Some(f) = &args.token_file {
+        stream.token = seam_collector::read_token_file(f)?;
+    }
+    stream.give_up_after = match args.give_up_after {
+        s if s >= 0.0 && s.is_finite() => Duration::from_secs_f64(s),
+        _ => bail!("--give-up-after must be a number of seconds"),
+    };
+    eprintln!(
+        "seam: recording {} at {} Hz, streaming to {} as session {} (Ctrl-C to stop)",
+        describe(&options.target),
+        options.frequency_hz,
+        args.collector,
+        stream.session
+    );
+    let (recording, report) = record_to_collector(&options, stream, show_progress)?;
+    report_ending(&recording);
+    eprintln!(
+        "seam: streamed {} samples in {} batches to {}, session {} ({} reconnections)",
+        recording.profile.samples(),
+        report.batches,
+        args.collector,
+        report.session,
+        report.reconnects
+    );
+    if report.undelivered_batches > 0 {
+        bail!(
+            "the collector did not acknowledge the last {} batches ({} samples): they are lost",
+            report.undelivered_batches,
+            report.undelivered_samples
+        );
+    }
+    Ok(())
+}
+
+fn run_collector(args: CollectorArgs) -> Result<()> {
+    let token = match &args.token_file {
+        Some(f) => Some(seam_collector::read_token_file(f)?),
+        None => None,
+    };
+    let addrs: Vec<_> = args
+        .listen
+        .to_socket_addrs()
+        .with_context(|| format!("--listen {}: not a HOST:PORT", args.listen))?
+        .collect();
+    for addr in &addrs {
+        seam_collector::check_listen(addr, token.as_deref())?;
+    }
+    let mut options = CollectorOptions::new(&args.data);
+    options.token = token;
+    let collector = Collector::new(options)?;
+    report_damaged_sessions(&args.data)?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the collector's runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&addrs[..])
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        eprintln!(
+            "seam: collector listening on {}, storing sessions in {}",
+            listener.local_addr()?,
+            args.data.display()
+        );
+        collector.serve(listener).await;
+        Ok(())
+    })
+}
+
+/// Says which stored sessions end in a damaged tail (a crash while writing):
+/// readers skip it, and the collector cuts it off when the agent comes back.
+fn report_damaged_sessions(dir: &Path) -> Result<()> {
+    for row in seam_collector::list_sessions(dir)? {
+        match row {
+            Ok(s) => {
+                if let Some(d) = s.damage {
+                    eprintln!("seam: session {}: damaged tail skipped ({d})", s.id);
+                }
+            }
+            Err((path, e)) => eprintln!("seam: {}: unreadable: {e}", path.display()),
+        }
+    }
+    Ok(())
+}
+
+fn run_sessions(args: SessionsArgs) -> Result<()> {
+    let rows = seam_collector::list_sessions(&args.data)?;
+    seam_collector::write_sessions_table(&rows, &mut std::io::stdout().lock())?;
+    Ok(())
+}
+
+fn run_export(args: ExportArgs) -> Result<()> {
+    let path = seam_collector::find_session(&args.data, &args.session)?;
+    let session = seam_collector::read_session(&path)?;
+    if let Some(d) = &session.damage {
+        eprintln!("seam: session {}: damaged tail skipped ({d})", session.id());
+    }
+    if session.end.is_none() {
+        eprintln!(
+            "seam: session {} has not ended (its agent is still streaming, or died): exporting what is stored",
+            session.id()
+        );
+    }
+    let summary = seam_export::summarize(&session.profile, seam_export::DEFAULT_TOP_STACKS);
+    write_view(
+        &session.profile,
+        &summary,
+        args.format,
+        args.output.as_deref(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn formats(args: &[&str]) -> Result<Vec<Format>> {
         let cli = Cli::try_parse_from(["seam", "record"].iter().chain(args).chain(&["--", "x"]))?;
-        let Command::Record(args) = cli.command;
-        Ok(args.into_options(Arc::default())?.1.formats)
+        let Command::Record(args) = cli.command else {
+            unreachable!("parsed a record command")
+        };
+        let mut formats = args.format;
+        let mut seen = std::collections::HashSet::new();
+        formats.retain(|f| seen.insert(*f));
+        Ok(formats)
     }
 
     #[test]

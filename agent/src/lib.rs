@@ -3,12 +3,14 @@
 //!
 //! It never prints and never exits: progress goes through a callback and
 //! problems come back as [`Error`]s or as warnings in the [`Recording`].
+//! [`stream`] sends the recording to a collector as it grows instead.
 
 mod launch;
 mod record;
+pub mod stream;
 
 pub use record::{
-    monotonic_ns, record, CrossingsMode, Progress, RecordOptions, Recording, TargetSpec,
-    DEFAULT_BUDGET,
+    monotonic_ns, record, record_with_ticks, CrossingsMode, Progress, RecordOptions, Recording,
+    TargetSpec, DEFAULT_BUDGET, TICK,
 };
 pub use seam_profiler::Error;

@@ -90,10 +90,23 @@ pub struct Recording {
 const POLL_MS: i32 = 10;
 const PROBE_TICK: Duration = Duration::from_millis(100);
 const READER_NICE: i32 = -10;
+/// How often [`record_with_ticks`] hands out the profile so far.
+pub const TICK: Duration = Duration::from_millis(250);
 
 pub fn record(
     options: &RecordOptions,
+    progress: impl FnMut(&Progress),
+) -> Result<Recording, Error> {
+    record_with_ticks(options, progress, |_| {})
+}
+
+/// [`record`], also handing the profile so far to `on_tick` about every
+/// [`TICK`] (its duration set to the time recorded so far) and once at the
+/// end, for streaming.
+pub fn record_with_ticks(
+    options: &RecordOptions,
     mut progress: impl FnMut(&Progress),
+    mut on_tick: impl FnMut(&Profile),
 ) -> Result<Recording, Error> {
     let cpu_start = process_cpu_seconds();
     // Frames on the far side of a stack switch are read from the live process
@@ -161,11 +174,12 @@ pub fn record(
         ..Switches::default()
     };
     let ns_per_sample = 1e9 / options.frequency_hz.max(1) as f64;
-    let mut last_tick = Instant::now();
+    let mut last_probe_tick = Instant::now();
     let mut samples_at_tick = 0u64;
 
     let start = Instant::now();
     let mut last_progress = Instant::now();
+    let mut last_tick = Instant::now();
     let mut exit_status = None;
     let mut target_exited = false;
     loop {
@@ -181,8 +195,8 @@ pub fn record(
             if !candidates.is_empty() {
                 p.add_candidates(converter.address_space(), &candidates, now);
             }
-            if last_tick.elapsed() >= PROBE_TICK {
-                last_tick = Instant::now();
+            if last_probe_tick.elapsed() >= PROBE_TICK {
+                last_probe_tick = Instant::now();
                 let samples = converter.profile().samples();
                 let cpu = ((samples - samples_at_tick) as f64 * ns_per_sample) as u64;
                 samples_at_tick = samples;
@@ -205,6 +219,11 @@ pub fn record(
             || options.duration.is_some_and(|d| start.elapsed() >= d)
         {
             break;
+        }
+        if last_tick.elapsed() >= TICK {
+            last_tick = Instant::now();
+            converter.profile_mut().duration_s = start.elapsed().as_secs_f64();
+            on_tick(converter.profile());
         }
         if last_progress.elapsed() >= Duration::from_secs(1) {
             last_progress = Instant::now();
@@ -235,6 +254,7 @@ pub fn record(
     warnings.extend(converter.unreadable_files());
     let mut profile = converter.into_profile();
     profile.duration_s = start.elapsed().as_secs_f64();
+    on_tick(&profile);
     Ok(Recording {
         profile,
         exit_status,

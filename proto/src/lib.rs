@@ -6,6 +6,10 @@
 //! sampler. Frames and stacks are interned: a [`FrameHandle`] or
 //! [`StackHandle`] is an index into the profile's tables.
 //!
+//! The agent → collector protocol lives here too: [`delta`] turns a growing
+//! profile into the changes to send and back, [`wire`] holds the messages and
+//! their framing, with no I/O of its own.
+//!
 //! ```
 //! use seam_proto::{Frame, Profile, Runtime};
 //! let mut profile = Profile::default();
@@ -17,8 +21,11 @@
 //! ```
 
 mod boundary;
+pub mod delta;
 mod profile;
 mod runtime;
+pub mod synthetic;
+pub mod wire;
 
 pub use boundary::{Boundary, CrossingsMethod, Mechanism, ProbeOverhead, Switches};
 pub use profile::{Frame, FrameHandle, Lost, Profile, Stack, StackHandle, Target, ThreadInfo};
