@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use seam_agent::stream::{record_to_collector, StreamOptions};
-use seam_agent::{record, CrossingsMode, Progress, RecordOptions, TargetSpec};
+use seam_agent::{record, CrossingsMode, OffCpuMode, Progress, RecordOptions, TargetSpec};
 use seam_collector::{Collector, CollectorOptions};
 use seam_export::Format;
 use seam_proto::Profile;
@@ -126,6 +126,11 @@ struct TargetArgs {
     /// arming them in duty cycles and extrapolating; `none` for no limit.
     #[arg(long, default_value = "3", value_name = "PERCENT|none")]
     overhead_budget: String,
+    /// Context switches, for off-CPU time and offcpu.svg: `sampled` (every switch timed, the
+    /// stack of up to --rate switch-outs per thread and second), `every` (the stack of every
+    /// switch-out: exact, but each costs the target a stack copy) or `off`.
+    #[arg(long, default_value = "sampled", value_parser = ["sampled", "every", "off"])]
+    off_cpu: String,
     /// The command to launch and record (after `--`).
     #[arg(last = true)]
     command: Vec<String>,
@@ -149,6 +154,11 @@ impl TargetArgs {
             None => None,
         };
         options.stop = stop;
+        options.off_cpu = match self.off_cpu.as_str() {
+            "every" => OffCpuMode::Every,
+            "off" => OffCpuMode::Off,
+            _ => OffCpuMode::Sampled,
+        };
         options.crossings = match self.crossings.as_str() {
             "sampled" => CrossingsMode::Sampled,
             _ => CrossingsMode::Exact,

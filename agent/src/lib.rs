@@ -10,7 +10,7 @@ mod record;
 pub mod stream;
 
 pub use record::{
-    monotonic_ns, record, record_with_ticks, CrossingsMode, Progress, RecordOptions, Recording,
-    TargetSpec, DEFAULT_BUDGET, TICK,
+    monotonic_ns, record, record_with_ticks, CrossingsMode, OffCpuMode, Progress, RecordOptions,
+    Recording, TargetSpec, DEFAULT_BUDGET, TICK,
 };
 pub use seam_profiler::Error;

@@ -41,6 +41,22 @@ pub struct RecordOptions {
     pub crossings: CrossingsMode,
     /// The probes' budget as a share of the target's CPU (0.03 = 3%); None: no limit.
     pub overhead_budget: Option<f64>,
+    /// Record context switches for off-CPU time. Default: sampled.
+    pub off_cpu: OffCpuMode,
+}
+
+/// How context switches are recorded. Every switch is timed; the modes differ
+/// in which switch-outs have their stack taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OffCpuMode {
+    /// No context switches, no off-CPU time.
+    Off,
+    /// The stack of at most about `frequency_hz` switch-outs per thread and
+    /// second; the others are given their thread's latest switch-out stack.
+    Sampled,
+    /// The stack of every switch-out: exact, but a program that switches tens
+    /// of thousands of times a second pays for a stack copy each time.
+    Every,
 }
 
 /// How crossings are counted.
@@ -61,6 +77,7 @@ impl RecordOptions {
             stop: Arc::new(AtomicBool::new(false)),
             crossings: CrossingsMode::Exact,
             overhead_budget: Some(DEFAULT_BUDGET),
+            off_cpu: OffCpuMode::Sampled,
         }
     }
 }
@@ -88,6 +105,8 @@ pub struct Recording {
 }
 
 const POLL_MS: i32 = 10;
+/// A switch-out sample and a switch-out record this close belong to one switch.
+const SAME_SWITCH_NS: u64 = 100_000;
 const PROBE_TICK: Duration = Duration::from_millis(100);
 const READER_NICE: i32 = -10;
 /// How often [`record_with_ticks`] hands out the profile so far.
@@ -116,6 +135,8 @@ pub fn record_with_ticks(
     unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, READER_NICE) };
     let mut sampler_options = SamplerOptions::default();
     sampler_options.frequency_hz = options.frequency_hz;
+    sampler_options.switches = options.off_cpu != OffCpuMode::Off;
+    sampler_options.every_switch = options.off_cpu == OffCpuMode::Every;
     let (pid, mut child, mut sampler, command) = match &options.target {
         TargetSpec::Pid(pid) => {
             let pid = *pid;
@@ -239,6 +260,11 @@ pub fn record_with_ticks(
     sampler.drain(|r| {
         handle_record(&mut converter, &mut prober, &mut switches, pid, r);
     });
+    log::debug!(
+        "context switches: {} with their own stack, {} given the thread's latest",
+        switches.sampled,
+        switches.proxied
+    );
     if let Some(p) = prober.take() {
         let samples = converter.profile().samples();
         let cpu = ((samples - samples_at_tick) as f64 * ns_per_sample) as u64;
@@ -300,14 +326,67 @@ fn read_cmdline(pid: u32) -> Option<Vec<String>> {
 }
 
 /// Feeds one record to the converter; true when it says the target exited.
-/// Context switches in flight: a thread's switch-out (its stack, from the
-/// context-switch event's sample, and whether it was preempted, from the
-/// switch record) waits for its switch-in.
+/// Context switches in flight. The context-switch event samples a thread's
+/// stack at some of its switch-outs (at most about the sampling rate); switch
+/// records time every switch. Each time off CPU, from a switch-out record to
+/// the next switch-in record, goes to the thread's latest sampled stack. The
+/// rings are read one CPU after another, so a switch-in can be read before its
+/// switch-out: either waits for the other.
 #[derive(Default)]
 struct Switches {
     ids: HashSet<u64>,
-    out: HashMap<u32, (SwitchOut, u64)>,
-    preempted: HashMap<u32, bool>,
+    /// The latest sampled switch-out stack of each thread, with its time and
+    /// where it was (instruction, stack pointer, callchain length).
+    #[allow(clippy::type_complexity)]
+    stack: HashMap<u32, (SwitchOut, u64, Option<(u64, u64, usize)>)>,
+    /// Switches whose own stack was sampled, and the others (given the latest sampled stack).
+    sampled: u64,
+    proxied: u64,
+    /// A switch-out record waiting for its switch-in: (time, preempted).
+    out: HashMap<u32, (u64, bool)>,
+    /// A switch-in record read before its switch-out.
+    early_in: HashMap<u32, u64>,
+}
+
+impl Switches {
+    fn switched_out(&mut self, converter: &mut Converter, tid: u32, t: u64, preempted: bool) {
+        match self.early_in.remove(&tid) {
+            Some(t_in) if t_in >= t => self.off_cpu(converter, tid, t, t_in - t, preempted),
+            _ => {
+                self.out.insert(tid, (t, preempted));
+            }
+        }
+    }
+
+    fn switched_in(&mut self, converter: &mut Converter, tid: u32, t: u64) {
+        match self.out.remove(&tid) {
+            Some((t_out, preempted)) if t >= t_out => {
+                self.off_cpu(converter, tid, t_out, t - t_out, preempted)
+            }
+            _ => {
+                self.early_in.insert(tid, t);
+            }
+        }
+    }
+
+    fn off_cpu(
+        &mut self,
+        converter: &mut Converter,
+        tid: u32,
+        t_out: u64,
+        ns: u64,
+        preempted: bool,
+    ) {
+        if let Some((out, t_sample, _)) = self.stack.get(&tid) {
+            // The sample is taken just before its switch-out record, on the same CPU.
+            if t_out.abs_diff(*t_sample) <= SAME_SWITCH_NS {
+                self.sampled += 1;
+            } else {
+                self.proxied += 1;
+            }
+            converter.add_off_cpu(out, ns, preempted);
+        }
+    }
 }
 
 fn handle_record(
@@ -337,6 +416,25 @@ fn handle_record(
                     bp: r.get(REG_BP)?,
                 })
             });
+            let chain_len = s.callchain.as_ref().map_or(0, |c| c.len());
+            // A thread that blocks again where it blocked last time (same
+            // instruction, stack pointer and kernel path length) has the same
+            // stack: no need to copy or unwind it again (Go's sysmon blocks
+            // every 20 µs at the same place).
+            let place = regs.map(|r| (r.ip, r.sp, chain_len));
+            if is_switch {
+                let (Some(t), Some(place)) = (s.timestamp, place) else {
+                    return false;
+                };
+                let known = switches.stack.get(&(tid as u32));
+                if let Some((out, _, Some(p))) = known {
+                    if *p == place {
+                        let out = *out;
+                        switches.stack.insert(tid as u32, (out, t, Some(place)));
+                        return false;
+                    }
+                }
+            }
             let stack_bytes = s.user_stack.as_ref().map(|(data, dyn_size)| {
                 let bytes = data.as_slice();
                 let n = (*dyn_size as usize).min(bytes.len());
@@ -356,9 +454,9 @@ fn handle_record(
             };
             if !is_switch {
                 converter.handle_sample(&event);
-            } else if let (Some(out), Some(t)) = (converter.handle_switch_out(&event), s.timestamp)
+            } else if let (Some(t), Some(out)) = (s.timestamp, converter.handle_switch_out(&event))
             {
-                switches.out.insert(tid as u32, (out, t));
+                switches.stack.insert(tid as u32, (out, t, place));
             }
         }
         EventRecord::Mmap2(m) if m.protection & libc::PROT_EXEC as u32 != 0 => {
@@ -403,17 +501,13 @@ fn handle_record(
             };
             let tid = tid as u32;
             match c {
-                ContextSwitchRecord::Out { preempted, .. } => {
-                    switches
-                        .preempted
-                        .insert(tid, matches!(preempted, TaskWasPreempted::Yes));
-                }
-                ContextSwitchRecord::In { .. } => {
-                    let preempted = switches.preempted.remove(&tid).unwrap_or(false);
-                    if let Some((out, t_out)) = switches.out.remove(&tid) {
-                        converter.add_off_cpu(&out, t.saturating_sub(t_out), preempted);
-                    }
-                }
+                ContextSwitchRecord::Out { preempted, .. } => switches.switched_out(
+                    converter,
+                    tid,
+                    t,
+                    matches!(preempted, TaskWasPreempted::Yes),
+                ),
+                ContextSwitchRecord::In { .. } => switches.switched_in(converter, tid, t),
             }
         }
         EventRecord::Exit(e) => return e.pid as u32 == pid && e.tid as u32 == pid,

@@ -207,10 +207,11 @@ impl Converter {
         })
     }
 
-    /// Adds `ns` off CPU after a switch-out; `preempted` when the thread was
-    /// still runnable (an involuntary switch).
+    /// Adds one context switch and the `ns` off CPU that followed it, at the
+    /// switch-out stack `out`; `preempted` when the thread was still runnable
+    /// (an involuntary switch).
     pub fn add_off_cpu(&mut self, out: &SwitchOut, ns: u64, preempted: bool) {
-        self.profile.add_off_cpu(out.stack, ns);
+        self.profile.add_off_cpu(out.stack, ns, 1);
         // The stack names the cause (a thread preempted in take_gil is still
         // held up at the GIL); `preempted` only when it names nothing.
         let cause = match (out.cause, preempted) {
@@ -768,6 +769,52 @@ mod tests {
                 "pythread_wrapper"
             ]
         );
+    }
+
+    #[test]
+    fn off_cpu_causes_from_the_stack() {
+        let f = |name: &str, runtime: Runtime| Frame::new(name, runtime);
+        let futex = [
+            f("syscall", Runtime::C),
+            f("futex_wait", Runtime::Kernel),
+            f("schedule", Runtime::Kernel),
+        ];
+        for (path, want) in [
+            (
+                vec![
+                    f("_ctypes_callproc", Runtime::Glue),
+                    f("take_gil", Runtime::Glue),
+                ],
+                "gil",
+            ),
+            (
+                vec![
+                    f("runtime.exitsyscall0", Runtime::Go),
+                    f("runtime.stopm", Runtime::Go),
+                ],
+                "go-p-handoff",
+            ),
+            (
+                vec![
+                    f("GoNoop", Runtime::Glue),
+                    f("_cgo_wait_runtime_init_done", Runtime::Glue),
+                ],
+                "runtime-start",
+            ),
+            (vec![f("runtime.needm", Runtime::Glue)], "needm"),
+            (vec![f("pthread_mutex_lock", Runtime::C)], "lock"),
+            (vec![f("main", Runtime::C)], "lock"),
+        ] {
+            let stack: Vec<Frame> = path.into_iter().chain(futex.iter().cloned()).collect();
+            assert_eq!(off_cpu_cause(&stack), want, "{stack:?}");
+        }
+        let read = [
+            f("main", Runtime::C),
+            f("vfs_read", Runtime::Kernel),
+            f("schedule", Runtime::Kernel),
+        ];
+        assert_eq!(off_cpu_cause(&read), "io");
+        assert_eq!(off_cpu_cause(&[f("main", Runtime::C)]), "other");
     }
 
     #[test]

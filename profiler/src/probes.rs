@@ -92,6 +92,8 @@ struct Site {
     load_ns: Option<u64>,
     attributed: HashMap<BoundaryKey, u64>,
     votes: HashMap<BoundaryKey, u64>,
+    /// The last tick at which samples showed this site's function.
+    last_vote_ns: Option<u64>,
 }
 
 /// One armed spell of a site: from `start` to `end` (None while armed), with
@@ -113,10 +115,23 @@ impl Spell {
 
 /// The crossings a site missed between its armed spells, estimated from the
 /// rates of the spells on either side of each gap, with one standard error
-/// (counting noise and the change of rate across the gap).
-fn extrapolate_gaps(spells: &[Spell], now: u64) -> (f64, f64) {
+/// (counting noise and the change of rate across the gap). After the last
+/// spell, up to `active_until` (the last time the samples showed the site's
+/// function), the last spell's rate goes on.
+fn extrapolate_gaps(spells: &[Spell], now: u64, active_until: Option<u64>) -> (f64, f64) {
     let mut missed = 0.0;
     let mut var = 0.0;
+    if let (Some(last), Some(until)) = (spells.last(), active_until) {
+        let end = last.end.unwrap_or(now);
+        let tail = until.min(now).saturating_sub(end) as f64;
+        if tail > 0.0 {
+            let len = end
+                .saturating_sub(last.first_hit.unwrap_or(last.start))
+                .max(1) as f64;
+            missed += tail * last.hits as f64 / len;
+            var += tail * tail * last.hits as f64 / (len * len);
+        }
+    }
     for pair in spells.windows(2) {
         let (a, b) = (pair[0], pair[1]);
         // The rates next to the gap: the spell before from its first hit (not
@@ -355,6 +370,7 @@ impl Prober {
             load_ns: self.load_times.get(&object.path).copied(),
             attributed: HashMap::new(),
             votes: HashMap::new(),
+            last_vote_ns: None,
         });
     }
 
@@ -489,6 +505,9 @@ impl Prober {
                 for (k, n) in v {
                     *site.votes.entry(*k).or_default() += n;
                 }
+                if !v.is_empty() {
+                    site.last_vote_ns = Some(now_ns);
+                }
             }
             cost += delta as f64 * self.cost.of(site.kind);
             if delta == 0 {
@@ -562,9 +581,17 @@ impl Prober {
                 latency_ms = Some(latency_ms.map_or(ms, |m: f64| m.max(ms)));
             }
             let armed_ns: u64 = site.spells.iter().map(|s| s.len(now_ns)).sum();
-            let (missed, missed_error) = extrapolate_gaps(&site.spells, now_ns);
-            let duty_cycled = site.spells.len() > 1;
+            // The final disarm (ours, at the end) is no gap.
+            let tail_from = site
+                .spells
+                .last()
+                .and_then(|s| s.end)
+                .filter(|&e| e + MIN_SPELL_NS / 2 < now_ns);
+            let active_until = tail_from.and(site.last_vote_ns);
+            let (missed, missed_error) = extrapolate_gaps(&site.spells, now_ns, active_until);
+            let duty_cycled = site.spells.len() > 1 || active_until.is_some();
             let attributed: u64 = site.attributed.values().sum();
+            log::trace!("spells of {}: {:?}", site.key(), site.spells);
             log::debug!(
                 "site {}: {} hits in {} spells, armed {} ms, missed about {missed:.0} ± {missed_error:.0}",
                 site.key(),
@@ -814,6 +841,41 @@ mod tests {
         assert_eq!(s[&a], 8);
         let one = HashMap::from([(a, 0)]);
         assert_eq!(split(5, &one), vec![(a, 5)]);
+    }
+
+    #[test]
+    fn gaps_are_filled_from_the_rates_around_them() {
+        let spell = |start: u64, end: u64, hits: u64| Spell {
+            start,
+            end: Some(end),
+            hits,
+            first_hit: Some(start),
+            last_hit: Some(end),
+        };
+        // 1000 hits a second on both sides of a one-second gap.
+        let spells = [
+            spell(0, 1_000_000_000, 1000),
+            spell(2_000_000_000, 3_000_000_000, 1000),
+        ];
+        let (missed, error) = extrapolate_gaps(&spells, 3_000_000_000, None);
+        assert!((missed - 1000.0).abs() < 1.0, "{missed}");
+        assert!(error > 0.0 && error < 100.0, "{error}");
+        // A change of rate across the gap widens the error.
+        let spells = [
+            spell(0, 1_000_000_000, 500),
+            spell(2_000_000_000, 3_000_000_000, 1500),
+        ];
+        let (missed, wide) = extrapolate_gaps(&spells, 3_000_000_000, None);
+        assert!(
+            (missed - 1000.0).abs() < 1.0 && wide > error * 5.0,
+            "{missed} {wide}"
+        );
+        // After the last spell, up to the last sign of activity.
+        let spells = [spell(0, 1_000_000_000, 1000)];
+        let (missed, _) = extrapolate_gaps(&spells, 5_000_000_000, Some(1_500_000_000));
+        assert!((missed - 500.0).abs() < 1.0, "{missed}");
+        // One spell, nothing after it: nothing missed.
+        assert_eq!(extrapolate_gaps(&spells, 5_000_000_000, None), (0.0, 0.0));
     }
 
     #[test]

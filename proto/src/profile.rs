@@ -154,15 +154,15 @@ impl Profile {
         self.threads.entry(tid).or_default().samples += n;
     }
 
-    /// Adds off-CPU time (and one context switch) to the stack at switch-out.
-    pub fn add_off_cpu(&mut self, stack: StackHandle, ns: u64) {
+    /// Adds off-CPU time and `switches` context switches to the stack at switch-out.
+    pub fn add_off_cpu(&mut self, stack: StackHandle, ns: u64, switches: u64) {
         let i = stack.0 as usize;
         if self.off_cpu_ns.len() <= i {
             self.off_cpu_ns.resize(i + 1, 0);
             self.switch_counts.resize(i + 1, 0);
         }
         self.off_cpu_ns[i] += ns;
-        self.switch_counts[i] += 1;
+        self.switch_counts[i] += switches;
     }
 
     pub fn frame(&self, h: FrameHandle) -> &Frame {

@@ -36,10 +36,15 @@ pub struct SamplerOptions {
     /// CPU (about 500 samples with their stack copies, half a second of one busy
     /// CPU at 999 Hz), less on machines with many CPUs so that all rings stay within 512 MiB.
     pub ring_pages: usize,
-    /// Also sample every context switch of the target's threads (the stack at
-    /// switch-out, and switch-in records), for off-CPU time. Default true.
+    /// Also sample the target's context switches (the stack at switch-out, at
+    /// most about `frequency_hz` per thread and second, each with its period,
+    /// and a switch-in record for every switch), for off-CPU time. Default true.
     pub switches: bool,
-    /// Bytes of user stack copied at each switch-out. Default 16384: switches
+    /// The stack of every switch-out, not only of some (see `switches`): exact
+    /// attribution of off-CPU time, at a cost in programs that switch often.
+    /// Default false.
+    pub every_switch: bool,
+    /// Bytes of user stack copied at each switch-out. Default 8192: switches
     /// can be far more frequent than samples.
     pub switch_stack_bytes: u32,
 }
@@ -51,7 +56,8 @@ impl Default for SamplerOptions {
             stack_bytes: 32768,
             ring_pages: default_ring_pages(),
             switches: true,
-            switch_stack_bytes: 16384,
+            every_switch: false,
+            switch_stack_bytes: 8192,
         }
     }
 }
@@ -157,8 +163,17 @@ impl Sampler {
     fn follow_switches(&mut self, tid: u32, pid: u32, cpu: u32, ring: usize) -> Result<(), Error> {
         let mut attr = make_attr(&self.options, self.enable_on_exec);
         attr.config = sys::PERF_COUNT_SW_CONTEXT_SWITCHES as u64;
-        attr.set_freq(0);
-        attr.__bindgen_anon_1.sample_period = 1;
+        // The switch records (context_switch) time every switch. Stacks: of
+        // every switch-out, or of at most about `frequency_hz` a second per
+        // thread (a thread that blocks more often, like Go's sysmon every
+        // 20 µs, then has only some of its switch-outs sampled).
+        if self.options.every_switch {
+            attr.set_freq(0);
+            attr.__bindgen_anon_1.sample_period = 1;
+        } else {
+            attr.set_freq(1);
+            attr.__bindgen_anon_1.sample_freq = self.options.frequency_hz as u64;
+        }
         attr.sample_stack_user = self.options.switch_stack_bytes & !7;
         attr.set_context_switch(1);
         attr.set_mmap(0);
