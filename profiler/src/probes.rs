@@ -90,6 +90,8 @@ struct Site {
     /// The spells during which the site was armed, oldest first.
     spells: Vec<Spell>,
     load_ns: Option<u64>,
+    /// The module's path as mapped (the key of `load_times`).
+    object_path: String,
     attributed: HashMap<BoundaryKey, u64>,
     votes: HashMap<BoundaryKey, u64>,
     /// The last tick at which samples showed this site's function.
@@ -368,6 +370,7 @@ impl Prober {
             last_hits: 0,
             spells: Vec::new(),
             load_ns: self.load_times.get(&object.path).copied(),
+            object_path: object.path.clone(),
             attributed: HashMap::new(),
             votes: HashMap::new(),
             last_vote_ns: None,
@@ -576,7 +579,12 @@ impl Prober {
             let Some(first) = site.spells.first().map(|s| s.start) else {
                 continue;
             };
-            if let (Some(load), true) = (site.load_ns, site.is_static) {
+            // The load record may have been read after the module was found in
+            // /proc/PID/maps.
+            let load_ns = site
+                .load_ns
+                .or_else(|| self.load_times.get(&site.object_path).copied());
+            if let (Some(load), true) = (load_ns, site.is_static) {
                 let ms = first.saturating_sub(load) as f64 / 1e6;
                 latency_ms = Some(latency_ms.map_or(ms, |m: f64| m.max(ms)));
             }
