@@ -202,7 +202,6 @@ pub struct Prober {
     start_ns: u64,
     cost_ns: f64,
     target_cpu_ns: u64,
-    armed_wall_ns: u64,
     events_opened: u64,
     lost_hits: u64,
     load_times: HashMap<String, u64>,
@@ -260,7 +259,6 @@ impl Prober {
             start_ns: now_ns,
             cost_ns: 0.0,
             target_cpu_ns: 0,
-            armed_wall_ns: 0,
             events_opened: 0,
             lost_hits: 0,
             load_times: HashMap::new(),
@@ -528,9 +526,6 @@ impl Prober {
         self.cost_ns += cost;
         self.target_cpu_ns += target_cpu_ns;
         let spell = now_ns.saturating_sub(self.spell_start_ns);
-        if self.armed {
-            self.armed_wall_ns += spell;
-        }
         self.spell_start_ns = now_ns;
         let Some(budget) = self.options.budget else {
             return;
@@ -623,7 +618,17 @@ impl Prober {
                 b.armed_s = b.armed_s.max(armed_ns as f64 / 1e9);
             }
         }
-        let wall = now_ns.saturating_sub(self.start_ns).max(1);
+        // The share of time armed, from the busiest site's first spell on.
+        let armed_share = self
+            .sites
+            .iter()
+            .max_by_key(|s| s.hits)
+            .and_then(|s| {
+                let first = s.spells.first()?.start;
+                let armed: u64 = s.spells.iter().map(|sp| sp.len(now_ns)).sum();
+                Some(armed as f64 / now_ns.saturating_sub(first).max(1) as f64)
+            })
+            .unwrap_or(0.0);
         profile.probe_overhead = Some(ProbeOverhead {
             hits,
             foreign_hits: foreign,
@@ -637,7 +642,7 @@ impl Prober {
                 0.0
             },
             budget: self.options.budget,
-            armed_share: (self.armed_wall_ns as f64 / wall as f64).min(1.0),
+            armed_share: armed_share.min(1.0),
             sites: self.sites.len() as u64,
             events_opened: self.events_opened,
             failed: self.failed,
