@@ -2,7 +2,7 @@
 //! knows about the terminal: the widgets in `view` read it, `input` changes it.
 
 use seam_export::{summarize, BoundarySummary, Summary};
-use seam_proto::{CrossingsMethod, Mechanism, Profile, Runtime, StackHandle};
+use seam_proto::{CrossingsMethod, Mechanism, Profile, Runtime};
 use std::collections::{HashMap, VecDeque};
 
 /// Rates are taken over at least this much recorded time, so that one 250 ms
@@ -485,7 +485,10 @@ impl Dashboard {
         let (caller, callee, mechanism) = boundary;
         let profile = &self.latest;
         let base = &self.origin.counts;
-        let mut through: Vec<(StackHandle, u64, usize)> = Vec::new();
+        // Stacks that differ only in glue or in lines the path does not show
+        // are one row, in first-seen order before the sort.
+        let mut paths: Vec<(Vec<(Runtime, String)>, u64)> = Vec::new();
+        let mut index: HashMap<Vec<(Runtime, String)>, usize> = HashMap::new();
         let mut samples = 0;
         for (i, stack) in profile.stacks.iter().enumerate() {
             let count = profile.counts[i].saturating_sub(base.get(i).copied().unwrap_or(0));
@@ -499,22 +502,28 @@ impl Dashboard {
                 let caller_at = frames[..j].iter().rposition(|c| is_owner(c.runtime))?;
                 (callee_ok && frames[caller_at].runtime == caller).then_some(caller_at)
             });
-            if let Some(at) = at {
-                through.push((StackHandle(i as u32), count, at));
+            let Some(at) = at else { continue };
+            let path: Vec<(Runtime, String)> = frames[at..]
+                .iter()
+                .filter(|f| f.runtime != Runtime::Glue)
+                .map(|f| (f.runtime, frame_label(f)))
+                .collect();
+            match index.get(&path) {
+                Some(&k) => paths[k].1 += count,
+                None => {
+                    index.insert(path.clone(), paths.len());
+                    paths.push((path, count));
+                }
             }
         }
-        through.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        through
+        // A stable sort: equal weights keep their first-seen order.
+        paths.sort_by_key(|p| std::cmp::Reverse(p.1));
+        paths
             .into_iter()
             .take(top)
-            .map(|(h, count, at)| StackRow {
+            .map(|(frames, count)| StackRow {
                 share: share(count, samples),
-                frames: profile.stack(h).frames[at..]
-                    .iter()
-                    .map(|&f| profile.frame(f))
-                    .filter(|f| f.runtime != Runtime::Glue)
-                    .map(|f| (f.runtime, frame_label(f)))
-                    .collect(),
+                frames,
             })
             .collect()
     }
@@ -861,6 +870,22 @@ mod tests {
         );
         let other = (Runtime::Go, Runtime::Rust, Mechanism::CgoCall);
         assert!(d.stacks_through(other, 5).is_empty());
+    }
+
+    #[test]
+    fn stacks_that_differ_only_in_glue_are_one_row() {
+        let mut p = snapshot(1.0, 30, 0, 0);
+        let root = p.intern_frame(Frame::new("main", Runtime::Python));
+        let glue = p.intern_frame(Frame::new("PyCFuncPtr_call", Runtime::Glue));
+        let callee = p.frames.iter().position(|f| f.name == "main.work").unwrap();
+        let callee = seam_proto::FrameHandle(callee as u32);
+        let s = p.intern_stack(vec![root, glue, callee], true);
+        p.add_samples(s, 7, 10);
+        let mut d = Dashboard::new();
+        d.update(p);
+        let stacks = d.stacks_through((Runtime::Python, Runtime::Go, Mechanism::Ctypes), 5);
+        assert_eq!(stacks.len(), 1);
+        assert_eq!(stacks[0].share, 1.0);
     }
 
     #[test]
