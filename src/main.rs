@@ -457,6 +457,9 @@ fn run_top(args: TopArgs) -> Result<()> {
             warnings: recording.warnings,
         })
     })?;
+    // tmux 3.3 loses the first line written after the dashboard leaves the
+    // alternate screen: let that be an empty one.
+    eprintln!();
     for w in &outcome.end.warnings {
         eprintln!("seam: warning: {w}");
     }
