@@ -4,7 +4,9 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use seam_agent::stream::{record_to_collector, StreamOptions};
-use seam_agent::{record, CrossingsMode, OffCpuMode, Progress, RecordOptions, TargetSpec};
+use seam_agent::{
+    record, record_with_ticks, CrossingsMode, OffCpuMode, Progress, RecordOptions, TargetSpec,
+};
 use seam_collector::{Collector, CollectorOptions};
 use seam_export::Format;
 use seam_proto::Profile;
@@ -38,6 +40,18 @@ enum Command {
     Sessions(SessionsArgs),
     /// Write a view of a stored session: a flamegraph, folded stacks, the summary, pprof, speedscope.
     Export(ExportArgs),
+    /// Sample like `record` and show a live dashboard: runtimes, boundaries, hot functions, threads.
+    Top(TopArgs),
+}
+
+#[derive(Args)]
+struct TopArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Folder for the flamegraphs written with `f`, the launched command's output
+    /// (target.log) and seam's own log (seam.log).
+    #[arg(long, short, default_value = "seam-out")]
+    output: PathBuf,
 }
 
 #[derive(Args)]
@@ -187,14 +201,28 @@ fn main() {
         Command::Collector(_) => "warn,seam_collector=info",
         _ => "warn",
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_filter))
-        .init();
+    let mut logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_filter));
+    // The dashboard owns the terminal: seam's log goes to a file.
+    if let Command::Top(args) = &cli.command {
+        match top_log(&args.output) {
+            Ok(file) => {
+                logger.target(env_logger::Target::Pipe(Box::new(file)));
+            }
+            Err(e) => {
+                eprintln!("seam: {e:#}");
+                std::process::exit(1);
+            }
+        }
+    }
+    logger.init();
     let result = match cli.command {
         Command::Record(args) => run_record(args),
         Command::Agent(args) => run_agent(args),
         Command::Collector(args) => run_collector(args),
         Command::Sessions(args) => run_sessions(args),
         Command::Export(args) => run_export(args),
+        Command::Top(args) => run_top(args),
     };
     if let Err(e) = result {
         // `seam export ... | head` closes the pipe early: not an error.
@@ -402,6 +430,57 @@ fn report_damaged_sessions(dir: &Path) -> Result<()> {
 fn run_sessions(args: SessionsArgs) -> Result<()> {
     let rows = seam_collector::list_sessions(&args.data)?;
     seam_collector::write_sessions_table(&rows, &mut std::io::stdout().lock())?;
+    Ok(())
+}
+
+fn top_log(dir: &Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("seam.log");
+    std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))
+}
+
+fn run_top(args: TopArgs) -> Result<()> {
+    let mut options = args.target.into_options(stop_on_ctrl_c())?;
+    let target_log = args.output.join("target.log");
+    let launched = matches!(options.target, TargetSpec::Command(_));
+    if launched {
+        options.command_output = Some(target_log.clone());
+        options.end_command_on_stop = true;
+    }
+    let top = seam_tui::TopOptions::new(&args.output, options.stop.clone());
+    let outcome = seam_tui::run_top(top, move |on_tick| {
+        let recording = record_with_ticks(&options, |_| {}, on_tick).map_err(|e| e.to_string())?;
+        Ok(seam_tui::SourceEnd {
+            profile: recording.profile,
+            target_exited: recording.target_exited,
+            exit_status: recording.exit_status,
+            warnings: recording.warnings,
+        })
+    })?;
+    // tmux 3.3 loses the first line written after the dashboard leaves the
+    // alternate screen: let that be an empty one.
+    eprintln!();
+    for w in &outcome.end.warnings {
+        eprintln!("seam: warning: {w}");
+    }
+    for path in &outcome.flamegraphs {
+        eprintln!("seam: wrote {}", path.display());
+    }
+    let profile = &outcome.end.profile;
+    eprintln!(
+        "seam: {} samples over {:.1} s",
+        profile.samples(),
+        profile.duration_s
+    );
+    if launched {
+        match outcome.end.exit_status {
+            Some(s) if outcome.end.target_exited => {
+                eprintln!("seam: the target exited with status {s}")
+            }
+            _ => {}
+        }
+        eprintln!("seam: the command's output is in {}", target_log.display());
+    }
     Ok(())
 }
 

@@ -3,6 +3,9 @@
 use seam_profiler::Error;
 use std::ffi::CString;
 use std::io;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 /// A forked child that waits, before its exec, until [`Child::release`].
 pub struct Child {
@@ -12,7 +15,9 @@ pub struct Child {
 
 impl Child {
     /// Forks; the child blocks on a pipe, then execs `argv` (searching PATH).
-    pub fn spawn_paused(argv: &[String]) -> Result<Child, Error> {
+    /// With `output`, the child's standard output and error are appended to
+    /// that file and its standard input is /dev/null.
+    pub fn spawn_paused(argv: &[String], output: Option<&Path>) -> Result<Child, Error> {
         let program = argv
             .first()
             .ok_or_else(|| Error::Unsupported("no command given".into()))?;
@@ -25,6 +30,23 @@ impl Child {
             })?;
         let mut ptrs: Vec<*const libc::c_char> = cargs.iter().map(|c| c.as_ptr()).collect();
         ptrs.push(std::ptr::null());
+        // Opened before the fork: the child may only make async-signal-safe calls.
+        let redirect = match output {
+            Some(path) => {
+                let out = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| Error::io(format!("opening {}", path.display()), e, None))?;
+                let null = std::fs::File::open("/dev/null")
+                    .map_err(|e| Error::io("opening /dev/null", e, None))?;
+                Some((out, null))
+            }
+            None => None,
+        };
+        let redirect_fds = redirect
+            .as_ref()
+            .map(|(out, null)| (out.as_raw_fd(), null.as_raw_fd()));
         let mut fds = [0; 2];
         // SAFETY: fds is a valid array of two ints.
         if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -42,6 +64,11 @@ impl Child {
                 libc::close(fds[1]);
                 let mut b = 0u8;
                 let n = libc::read(fds[0], (&mut b as *mut u8).cast(), 1);
+                if let Some((out, null)) = redirect_fds {
+                    libc::dup2(null, 0);
+                    libc::dup2(out, 1);
+                    libc::dup2(out, 2);
+                }
                 if n == 1 {
                     libc::execvp(ptrs[0], ptrs.as_ptr());
                     libc::write(2, msg.as_ptr().cast(), msg.len());
@@ -83,6 +110,28 @@ impl Child {
         } else {
             None
         }
+    }
+}
+
+impl Child {
+    /// Ends the child: SIGTERM, then SIGKILL if it is still running after
+    /// `grace`. Returns its exit status once reaped.
+    pub fn end(&self, grace: Duration) -> Option<i32> {
+        // SAFETY: signalling our own child, which has not been reaped yet.
+        unsafe { libc::kill(self.pid as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Some(status) = self.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SAFETY: as above.
+        unsafe { libc::kill(self.pid as i32, libc::SIGKILL) };
+        let mut status = 0;
+        // SAFETY: a blocking waitpid on our own child, which SIGKILL ends.
+        let r = unsafe { libc::waitpid(self.pid as i32, &mut status, 0) };
+        (r == self.pid as i32).then_some(128 + libc::SIGKILL)
     }
 }
 

@@ -11,6 +11,6 @@ pub mod stream;
 
 pub use record::{
     monotonic_ns, record, record_with_ticks, CrossingsMode, OffCpuMode, Progress, RecordOptions,
-    Recording, TargetSpec, DEFAULT_BUDGET, TICK,
+    Recording, TargetSpec, DEFAULT_BUDGET, END_GRACE, TICK,
 };
 pub use seam_profiler::Error;

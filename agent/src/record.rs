@@ -13,6 +13,7 @@ use seam_profiler::unwind::Regs;
 use seam_profiler::Error;
 use seam_proto::Profile;
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,7 +44,20 @@ pub struct RecordOptions {
     pub overhead_budget: Option<f64>,
     /// Record context switches for off-CPU time. Default: sampled.
     pub off_cpu: OffCpuMode,
+    /// Where a launched command's standard output and error go (appended to
+    /// this file, its standard input then read from /dev/null), so that a
+    /// full-screen view keeps the terminal. Default None: the command shares
+    /// seam's terminal.
+    pub command_output: Option<PathBuf>,
+    /// When the recording ends (`stop` or `duration`) before a launched
+    /// command does, end the command (SIGTERM, then SIGKILL after
+    /// [`END_GRACE`]). Default false: it runs on.
+    pub end_command_on_stop: bool,
 }
+
+/// How long a launched command has to exit after SIGTERM (see
+/// [`RecordOptions::end_command_on_stop`]).
+pub const END_GRACE: Duration = Duration::from_secs(2);
 
 /// How context switches are recorded. Every switch is timed; the modes differ
 /// in which switch-outs have their stack taken.
@@ -78,6 +92,8 @@ impl RecordOptions {
             crossings: CrossingsMode::Exact,
             overhead_budget: Some(DEFAULT_BUDGET),
             off_cpu: OffCpuMode::Sampled,
+            command_output: None,
+            end_command_on_stop: false,
         }
     }
 }
@@ -147,7 +163,7 @@ pub fn record_with_ticks(
             (pid, None, sampler, command)
         }
         TargetSpec::Command(argv) => {
-            let child = Child::spawn_paused(argv)?;
+            let child = Child::spawn_paused(argv, options.command_output.as_deref())?;
             let mut sampler = Sampler::new(sampler_options, true)?;
             sampler.follow(child.pid, child.pid)?;
             (child.pid, Some(child), sampler, argv.clone())
@@ -244,6 +260,9 @@ pub fn record_with_ticks(
         if last_tick.elapsed() >= TICK {
             last_tick = Instant::now();
             converter.profile_mut().duration_s = start.elapsed().as_secs_f64();
+            if let Some(p) = &prober {
+                p.publish(monotonic_ns(), converter.profile_mut());
+            }
             on_tick(converter.profile());
         }
         if last_progress.elapsed() >= Duration::from_secs(1) {
@@ -274,6 +293,9 @@ pub fn record_with_ticks(
     if let Some(c) = child.take() {
         if exit_status.is_none() {
             exit_status = c.try_wait();
+        }
+        if exit_status.is_none() && options.end_command_on_stop {
+            exit_status = c.end(END_GRACE);
         }
     }
     warnings.extend(converter.python_warning().map(str::to_string));

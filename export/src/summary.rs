@@ -450,12 +450,12 @@ pub fn print_summary(summary: &Summary, out: &mut impl io::Write) -> Result<(), 
 }
 
 /// `0.1234` -> `"12.3%"`.
-pub(crate) fn percent(share: f64) -> String {
+pub fn percent(share: f64) -> String {
     format!("{:.1}%", share * 100.0)
 }
 
 /// `1234567` -> `"1,234,567"`.
-pub(crate) fn thousands(n: u64) -> String {
+pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {

@@ -565,6 +565,21 @@ impl Prober {
             }
         }
         self.drain();
+        self.publish(now_ns, profile);
+    }
+
+    /// Writes the counts so far into the profile's boundaries, and the probes'
+    /// cost, replacing what an earlier call wrote: while recording, for live
+    /// views (gaps in the duty cycle extrapolated as at the end), and at the end.
+    pub fn publish(&self, now_ns: u64, profile: &mut Profile) {
+        for b in &mut profile.boundaries {
+            b.crossings = None;
+            b.crossings_method = CrossingsMethod::None;
+            b.crossings_error = 0;
+            b.functions.clear();
+            b.armed_at_ns = None;
+            b.armed_s = 0.0;
+        }
         let mut hits = 0;
         let mut foreign = 0;
         let mut latency_ms: Option<f64> = None;
@@ -645,7 +660,7 @@ impl Prober {
             armed_share: armed_share.min(1.0),
             sites: self.sites.len() as u64,
             events_opened: self.events_opened,
-            failed: self.failed,
+            failed: self.failed.clone(),
             arm_latency_ms_max: latency_ms,
         });
     }

@@ -1,0 +1,571 @@
+//! The widgets: the whole screen is `impl Widget for &Dashboard`, made of a
+//! header, the view tabs, the selected view and a status line. Everything is
+//! drawn from the dashboard's state; nothing here changes it.
+
+use crate::state::{BoundaryRow, BoundarySort, Dashboard, FunctionSort, View};
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{
+    Block, Borders, Clear, Paragraph, Row, Sparkline, StatefulWidget, Table, TableState, Widget,
+};
+use seam_export::{percent, runtime_color, thousands};
+use seam_proto::{CrossingsMethod, Runtime};
+
+/// Below this width the tables use short column names.
+const WIDE: u16 = 100;
+
+const KEYS: &[(&str, &str)] = &[
+    ("1-5, tab", "switch view"),
+    ("up/down, j/k", "select a row"),
+    ("enter", "open the selected boundary's detail"),
+    ("esc", "back from the detail or this help"),
+    ("s", "cycle the sort column"),
+    ("p", "pause the display (the recording goes on)"),
+    ("f", "write the flamegraph of the profile so far"),
+    ("r", "reset the counters and rates"),
+    ("?", "this help"),
+    ("q, ctrl-c", "quit"),
+];
+
+fn color(runtime: Runtime) -> Color {
+    let seam_export::Rgb(r, g, b) = runtime_color(runtime);
+    Color::Rgb(r, g, b)
+}
+
+/// Row `i` of `area`, one line high (callers check that `area` has it).
+fn line(area: Rect, i: u16) -> Rect {
+    Rect {
+        y: area.y + i,
+        height: 1,
+        ..area
+    }
+}
+
+fn bold() -> Style {
+    Style::default().add_modifier(Modifier::BOLD)
+}
+
+impl Widget for &Dashboard {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let [header, tabs, body, footer] = Layout::vertical([
+            Constraint::Length(2),
+            Constraint::Length(1),
+            Constraint::Fill(1),
+            Constraint::Length(1),
+        ])
+        .areas(area);
+        render_header(self, header, buf);
+        render_tabs(self, tabs, buf);
+        match self.view() {
+            View::Overview => {
+                let [bar, table] =
+                    Layout::vertical([Constraint::Length(3), Constraint::Fill(1)]).areas(body);
+                render_runtime_bar(self, bar, buf);
+                render_boundaries(self, table, buf);
+            }
+            View::Boundaries => render_boundaries(self, body, buf),
+            View::Stacks => render_functions(self, body, buf),
+            View::Threads => render_threads(self, body, buf),
+            View::Detail => render_detail(self, body, buf),
+        }
+        render_footer(self, footer, buf);
+        if self.help() {
+            render_help(body, buf);
+        }
+    }
+}
+
+fn render_header(d: &Dashboard, area: Rect, buf: &mut Buffer) {
+    if area.height == 0 {
+        return;
+    }
+    let profile = d.profile();
+    let totals = d.totals();
+    let rates = d.rates();
+    let target = if profile.target.command.is_empty() {
+        "(starting)".to_string()
+    } else {
+        profile.target.command.join(" ")
+    };
+    let first = vec![
+        Span::styled("seam top ", bold()),
+        Span::raw(format!("pid {} ", profile.target.pid)),
+        Span::raw(target),
+    ];
+    let mut flags = Vec::new();
+    if d.paused() {
+        flags.push(Span::styled(
+            " [paused]",
+            Style::default()
+                .fg(Color::Yellow)
+                .add_modifier(Modifier::BOLD),
+        ));
+    }
+    if let Some(status) = d.exited() {
+        let text = match status {
+            Some(s) => format!(" [target exited, status {s}]"),
+            None => " [target exited]".to_string(),
+        };
+        flags.push(Span::styled(
+            text,
+            Style::default()
+                .fg(Color::Yellow)
+                .add_modifier(Modifier::BOLD),
+        ));
+    }
+    let flags_width: usize = flags.iter().map(|s| s.width()).sum();
+    let [left, right] =
+        Layout::horizontal([Constraint::Fill(1), Constraint::Length(flags_width as u16)])
+            .areas(line(area, 0));
+    Paragraph::new(Line::from(first)).render(left, buf);
+    Paragraph::new(Line::from(flags)).render(right, buf);
+
+    if area.height < 2 {
+        return;
+    }
+    let lost_style = if totals.lost > 0 {
+        Style::default().fg(Color::Red).add_modifier(Modifier::BOLD)
+    } else {
+        Style::default()
+    };
+    let mut second = vec![
+        Span::raw(format!("{:.0}s  ", profile.duration_s)),
+        Span::raw(format!("threads {}  ", d.thread_count())),
+        Span::raw(format!("rate {} Hz  ", profile.rate_hz)),
+        Span::raw(format!(
+            "samples/s {}  ",
+            thousands(rates.samples_per_s.round() as u64)
+        )),
+        Span::styled(format!("lost {}", thousands(totals.lost)), lost_style),
+        Span::raw(format!("  complete {:.1}%", totals.complete_share * 100.0)),
+    ];
+    if let Some(p) = &profile.probe_overhead {
+        second.push(Span::raw(format!("  probes {:.1}% CPU", p.share * 100.0)));
+    }
+    Paragraph::new(Line::from(second)).render(line(area, 1), buf);
+}
+
+fn render_tabs(d: &Dashboard, area: Rect, buf: &mut Buffer) {
+    let mut spans = Vec::new();
+    for (i, view) in View::ALL.iter().enumerate() {
+        let text = format!(" {} {} ", i + 1, view.title());
+        spans.push(if *view == d.view() {
+            Span::styled(text, Style::default().add_modifier(Modifier::REVERSED))
+        } else {
+            Span::raw(text)
+        });
+    }
+    Paragraph::new(Line::from(spans)).render(area, buf);
+}
+
+fn render_footer(d: &Dashboard, area: Rect, buf: &mut Buffer) {
+    let line = if d.status().is_empty() {
+        Line::from(
+            "q quit  ? help  1-5 views  enter detail  s sort  p pause  f flamegraph  r reset",
+        )
+        .style(Style::default().fg(Color::DarkGray))
+    } else {
+        Line::from(d.status().to_string()).style(Style::default().fg(Color::Cyan))
+    };
+    Paragraph::new(line).render(area, buf);
+}
+
+/// Self time per runtime as one bar, with a legend.
+fn render_runtime_bar(d: &Dashboard, area: Rect, buf: &mut Buffer) {
+    let totals = d.totals();
+    let block = Block::default()
+        .borders(Borders::TOP)
+        .title(" runtimes (self time) ");
+    let inner = block.inner(area);
+    block.render(area, buf);
+    if inner.height == 0 || inner.width == 0 {
+        return;
+    }
+    let shares: Vec<(Runtime, f64)> = Runtime::ALL
+        .iter()
+        .map(|&r| (r, totals.self_share(r)))
+        .filter(|(_, s)| *s > 0.0)
+        .collect();
+    let cells = split_cells(
+        inner.width as usize,
+        &shares.iter().map(|(_, s)| *s).collect::<Vec<_>>(),
+    );
+    let mut bar = Vec::new();
+    for ((runtime, _), n) in shares.iter().zip(&cells) {
+        bar.push(Span::styled(
+            "█".repeat(*n),
+            Style::default().fg(color(*runtime)),
+        ));
+    }
+    if shares.is_empty() {
+        bar.push(Span::styled(
+            "no samples yet",
+            Style::default().fg(Color::DarkGray),
+        ));
+    }
+    Paragraph::new(Line::from(bar)).render(line(inner, 0), buf);
+    if inner.height > 1 {
+        let mut legend = Vec::new();
+        for (runtime, share) in &shares {
+            legend.push(Span::styled("■ ", Style::default().fg(color(*runtime))));
+            legend.push(Span::raw(format!("{runtime} {:.1}%  ", share * 100.0)));
+        }
+        Paragraph::new(Line::from(legend)).render(line(inner, 1), buf);
+    }
+}
+
+/// Splits `width` cells among shares by largest remainders.
+fn split_cells(width: usize, shares: &[f64]) -> Vec<usize> {
+    let total: f64 = shares.iter().sum();
+    if total <= 0.0 {
+        return vec![0; shares.len()];
+    }
+    let exact: Vec<f64> = shares.iter().map(|s| s / total * width as f64).collect();
+    let mut cells: Vec<usize> = exact.iter().map(|e| e.floor() as usize).collect();
+    let mut order: Vec<usize> = (0..shares.len()).collect();
+    order.sort_by(|&a, &b| {
+        (exact[b] - exact[b].floor())
+            .total_cmp(&(exact[a] - exact[a].floor()))
+            .then(a.cmp(&b))
+    });
+    let mut rest = width - cells.iter().sum::<usize>();
+    for i in order {
+        if rest == 0 {
+            break;
+        }
+        cells[i] += 1;
+        rest -= 1;
+    }
+    cells
+}
+
+fn boundary_name(row: &BoundaryRow) -> String {
+    format!("{} -> {}", row.key.0, row.key.1)
+}
+
+fn crossings_rate(row: &BoundaryRow) -> String {
+    match (row.crossings_per_s, row.crossings_method) {
+        (Some(r), CrossingsMethod::Extrapolated) => format!("~{}", thousands(r.round() as u64)),
+        (Some(r), _) => thousands(r.round() as u64),
+        (None, _) => "-".to_string(),
+    }
+}
+
+fn render_boundaries(d: &Dashboard, area: Rect, buf: &mut Buffer) {
+    let rows = d.boundary_rows();
+    let wide = area.width >= WIDE;
+    let sort = d.boundary_sort();
+    let headers: [(&str, &str, Option<BoundarySort>); 8] = [
+        ("boundary", "boundary", None),
+        ("mechanism", "via", None),
+        ("through", "through", Some(BoundarySort::Through)),
+        ("glue CPU", "glue", Some(BoundarySort::GlueCpu)),
+        ("crossings/s", "cross/s", Some(BoundarySort::CrossingsPerS)),
+        ("glue ns/crossing", "ns/x", None),
+        ("off-CPU ms/s", "offms/s", Some(BoundarySort::OffCpu)),
+        ("switches/s", "sw/s", Some(BoundarySort::Switches)),
+    ];
+    let header = Row::new(headers.iter().map(|(long, short, by)| {
+        let text = if wide { *long } else { *short };
+        if *by == Some(sort) {
+            Span::styled(
+                format!("{text}▼"),
+                bold().add_modifier(Modifier::UNDERLINED),
+            )
+        } else {
+            Span::styled(text, bold())
+        }
+    }));
+    let widths = if wide {
+        [18, 11, 8, 9, 12, 17, 13, 11].map(Constraint::Length)
+    } else {
+        [16, 10, 8, 6, 9, 6, 8, 6].map(Constraint::Length)
+    };
+    let body: Vec<Row> = rows
+        .iter()
+        .map(|r| {
+            Row::new(vec![
+                Line::from(vec![
+                    Span::styled(r.key.0.as_str(), Style::default().fg(color(r.key.0))),
+                    Span::raw(" -> "),
+                    Span::styled(r.key.1.as_str(), Style::default().fg(color(r.key.1))),
+                ]),
+                Line::from(r.key.2.as_str()),
+                Line::from(percent(r.through)).right_aligned(),
+                Line::from(percent(r.glue_cpu)).right_aligned(),
+                Line::from(crossings_rate(r)).right_aligned(),
+                Line::from(
+                    r.glue_ns_per_crossing
+                        .map_or("-".to_string(), |n| format!("{n:.0}")),
+                )
+                .right_aligned(),
+                Line::from(format!("{:.0}", r.off_cpu_ms_per_s)).right_aligned(),
+                Line::from(format!("{:.0}", r.switches_per_s)).right_aligned(),
+            ])
+        })
+        .collect();
+    let title = format!(" boundaries ({} seen) ", rows.len());
+    let empty = rows.is_empty();
+    render_table(
+        Table::new(body, widths).header(header),
+        title,
+        d.selected_row(View::Boundaries),
+        area,
+        buf,
+    );
+    if empty && area.height > 3 {
+        Paragraph::new("no crossing seen yet")
+            .style(Style::default().fg(Color::DarkGray))
+            .render(line(area, 2), buf);
+    }
+}
+
+/// A table under a titled rule, its selected row in reverse video (and scrolled into view).
+fn render_table(table: Table<'_>, title: String, selected: usize, area: Rect, buf: &mut Buffer) {
+    let table = table
+        .block(Block::default().borders(Borders::TOP).title(title))
+        .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED));
+    let mut state = TableState::default().with_selected(Some(selected));
+    StatefulWidget::render(table, area, buf, &mut state);
+}
+
+fn render_functions(d: &Dashboard, area: Rect, buf: &mut Buffer) {
+    let rows = d.function_rows();
+    let sort = d.function_sort();
+    let mark = |text: &'static str, by: FunctionSort| {
+        if by == sort {
+            Span::styled(
+                format!("{text}▼"),
+                bold().add_modifier(Modifier::UNDERLINED),
+            )
+        } else {
+            Span::styled(text, bold())
+        }
+    };
+    let header = Row::new(vec![
+        mark("own", FunctionSort::Own),
+        mark("total", FunctionSort::Total),
+        Span::styled("runtime", bold()),
+        Span::styled("function", bold()),
+    ]);
+    let body: Vec<Row> = rows
+        .iter()
+        .map(|r| {
+            let mut name = vec![Span::raw(r.name.clone())];
+            if let Some(m) = r.seam {
+                name.push(Span::styled(
+                    format!(" [seam {}]", m.as_str()),
+                    Style::default().fg(color(Runtime::Glue)),
+                ));
+            }
+            Row::new(vec![
+                Line::from(percent(r.own)).right_aligned(),
+                Line::from(percent(r.total)).right_aligned(),
+                Line::from(Span::styled(
+                    r.runtime.as_str(),
+                    Style::default().fg(color(r.runtime)),
+                )),
+                Line::from(name),
+            ])
+        })
+        .collect();
+    let widths = [
+        Constraint::Length(7),
+        Constraint::Length(7),
+        Constraint::Length(7),
+        Constraint::Fill(1),
+    ];
+    render_table(
+        Table::new(body, widths).header(header),
+        format!(" hot functions ({}) ", rows.len()),
+        d.selected_row(View::Stacks),
+        area,
+        buf,
+    );
+}
+
+fn render_threads(d: &Dashboard, area: Rect, buf: &mut Buffer) {
+    let rows = d.thread_rows();
+    let header = Row::new(
+        ["tid", "name", "samples", "samples/s"]
+            .map(|h| Span::styled(h, bold()))
+            .to_vec(),
+    );
+    let body: Vec<Row> = rows
+        .iter()
+        .map(|t| {
+            Row::new(vec![
+                Line::from(t.tid.to_string()).right_aligned(),
+                Line::from(t.name.clone()),
+                Line::from(percent(t.share)).right_aligned(),
+                Line::from(thousands(t.samples_per_s.round() as u64)).right_aligned(),
+            ])
+        })
+        .collect();
+    render_table(
+        Table::new(body, [8, 20, 8, 10].map(Constraint::Length)).header(header),
+        format!(" threads ({}) ", rows.len()),
+        d.selected_row(View::Threads),
+        area,
+        buf,
+    );
+}
+
+fn render_detail(d: &Dashboard, area: Rect, buf: &mut Buffer) {
+    let Some(b) = d.selected_boundary() else {
+        Paragraph::new("no boundary seen yet: the detail shows the boundary selected in view 2")
+            .block(Block::default().borders(Borders::TOP).title(" boundary "))
+            .render(area, buf);
+        return;
+    };
+    let title = format!(" {} via {} ", boundary_name(&b), b.key.2.as_str());
+    let block = Block::default().borders(Borders::TOP).title(title);
+    let inner = block.inner(area);
+    block.render(area, buf);
+    let [figures, causes, crossings, glue, stacks] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Length(1),
+        Constraint::Length(3),
+        Constraint::Length(3),
+        Constraint::Fill(1),
+    ])
+    .areas(inner);
+
+    let total = match (b.crossings, b.crossings_method) {
+        (Some(c), CrossingsMethod::Extrapolated) => format!("~{}", thousands(c)),
+        (Some(c), _) => thousands(c),
+        (None, _) => "not counted".to_string(),
+    };
+    Paragraph::new(vec![
+        Line::from(format!(
+            "crossings/s {}  total {}  glue CPU {}  ns/crossing {}",
+            crossings_rate(&b),
+            total,
+            percent(b.glue_cpu),
+            b.glue_ns_per_crossing
+                .map_or("-".to_string(), |n| format!("{n:.0}")),
+        )),
+        Line::from(format!(
+            "off-CPU {:.0} ms/s  switches/s {:.0}",
+            b.off_cpu_ms_per_s, b.switches_per_s,
+        )),
+    ])
+    .render(figures, buf);
+
+    let causes_text = if b.causes.is_empty() {
+        "off-CPU causes: none seen".to_string()
+    } else {
+        let list: Vec<String> = b
+            .causes
+            .iter()
+            .map(|(cause, ms)| format!("{cause} {ms:.0} ms"))
+            .collect();
+        format!("off-CPU causes: {}", list.join(", "))
+    };
+    Paragraph::new(causes_text).render(causes, buf);
+
+    render_sparkline(
+        "crossings/s",
+        &d.crossings_history(b.key),
+        thousands,
+        crossings,
+        buf,
+    );
+    render_sparkline(
+        "glue CPU",
+        &d.glue_history(b.key),
+        |v| format!("{:.1}%", v as f64 / 10.0),
+        glue,
+        buf,
+    );
+
+    let rows = d.stacks_through(b.key, stacks.height.saturating_sub(1) as usize);
+    let mut lines = vec![Line::from(Span::styled(
+        "top stacks through it (from the caller's frame, glue left out)",
+        bold(),
+    ))];
+    for row in rows {
+        let mut spans = vec![Span::raw(format!("{:>6} ", percent(row.share)))];
+        for (i, (runtime, name)) in row.frames.iter().enumerate() {
+            if i > 0 {
+                spans.push(Span::raw(" > "));
+            }
+            spans.push(Span::styled(
+                name.clone(),
+                Style::default().fg(color(*runtime)),
+            ));
+        }
+        lines.push(Line::from(spans));
+    }
+    Paragraph::new(lines).render(stacks, buf);
+}
+
+/// A labelled sparkline of the newest values that fit, with the newest value and the peak.
+fn render_sparkline(
+    label: &str,
+    values: &[u64],
+    show: impl Fn(u64) -> String,
+    area: Rect,
+    buf: &mut Buffer,
+) {
+    let [text, chart] =
+        Layout::horizontal([Constraint::Length(24), Constraint::Fill(1)]).areas(area);
+    let newest = values.last().copied().unwrap_or(0);
+    let peak = values.iter().copied().max().unwrap_or(0);
+    Paragraph::new(vec![
+        Line::from(Span::styled(label.to_string(), bold())),
+        Line::from(format!("now  {}", show(newest))),
+        Line::from(format!("peak {}", show(peak))),
+    ])
+    .render(text, buf);
+    let shown = &values[values.len().saturating_sub(chart.width as usize)..];
+    Sparkline::default()
+        .data(shown)
+        .max(peak.max(1))
+        .style(Style::default().fg(Color::Cyan))
+        .render(chart, buf);
+}
+
+fn render_help(area: Rect, buf: &mut Buffer) {
+    let width = area.width.min(64);
+    let height = area.height.min(KEYS.len() as u16 + 2);
+    let popup = Rect {
+        x: area.x + (area.width - width) / 2,
+        y: area.y + (area.height - height) / 2,
+        width,
+        height,
+    };
+    Clear.render(popup, buf);
+    let lines: Vec<Line> = KEYS
+        .iter()
+        .map(|(key, what)| {
+            Line::from(vec![
+                Span::styled(format!("{key:>13}  "), bold()),
+                Span::raw(*what),
+            ])
+        })
+        .collect();
+    Paragraph::new(lines)
+        .block(Block::bordered().title(" keys "))
+        .render(popup, buf);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_add_up_to_the_width() {
+        let cases: [(usize, &[f64], &[usize]); 4] = [
+            (10, &[0.5, 0.5], &[5, 5]),
+            (10, &[1.0, 1.0, 1.0], &[4, 3, 3]),
+            (7, &[0.0, 1.0], &[0, 7]),
+            (5, &[], &[]),
+        ];
+        for (width, shares, want) in cases {
+            assert_eq!(split_cells(width, shares), want, "{width} {shares:?}");
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! Whole screens of the dashboard, drawn with ratatui's `TestBackend` from a
+//! synthetic recording (two snapshots a second apart), against golden text
+//! files in `tests/golden/`. Re-bless after an intended change with
+//! `SEAM_BLESS=1 cargo test -p seam-tui --test render`, then review the diff.
+
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::Terminal;
+use seam_proto::{
+    Boundary, CrossingsMethod, Frame, Lost, Mechanism, ProbeOverhead, Profile, Runtime, Target,
+    ThreadInfo,
+};
+use seam_tui::{Action, Dashboard, View};
+use std::path::PathBuf;
+
+/// `runtime:name`, `python:name@file:line`, or `runtime:name|mechanism` for the
+/// first frame of a callee reached through a crossing.
+fn frame(spec: &str) -> Frame {
+    let (spec, seam) = match spec.split_once('|') {
+        Some((s, m)) => (s, Some(m)),
+        None => (spec, None),
+    };
+    let (runtime, name) = spec.split_once(':').unwrap();
+    let mut f = match name.split_once('@') {
+        Some((name, at)) => {
+            let (file, line) = at.rsplit_once(':').unwrap();
+            Frame {
+                file: Some(file.into()),
+                line: Some(line.parse().unwrap()),
+                ..Frame::new(name, runtime.parse().unwrap())
+            }
+        }
+        None => Frame::new(name, runtime.parse().unwrap()),
+    };
+    f.seam = seam.map(|m| match m {
+        "ctypes" => Mechanism::Ctypes,
+        "cgo-call" => Mechanism::CgoCall,
+        "callback" => Mechanism::Callback,
+        other => panic!("no mechanism {other}"),
+    });
+    f
+}
+
+const MAIN: &[&str] = &[
+    "c:_start",
+    "python:main@/srv/chain.py:51",
+    "python:work@/srv/chain.py:42",
+];
+const INTO_GO: &[&str] = &[
+    "glue:PyCFuncPtr_call",
+    "glue:ffi_call",
+    "glue:crosscall2",
+    "go:main.chainRun|ctypes",
+];
+const INTO_RUST: &[&str] = &[
+    "glue:runtime.cgocall",
+    "rust:seam_mix_work|cgo-call",
+    "rust:seam_mix::mix::round",
+];
+
+/// The recording after `step` seconds: every count grows with `step`, a little
+/// faster on the Rust side in the second second.
+fn snapshot(step: u64) -> Profile {
+    let mut p = Profile::default();
+    p.target = Target {
+        pid: 4242,
+        command: vec!["samples/run".into(), "chain".into()],
+    };
+    p.rate_hz = 999;
+    p.duration_s = step as f64;
+    p.start_ns = 5_000_000_000;
+    p.lost = Lost {
+        kernel: 3 * step,
+        seam: 0,
+    };
+    let stacks: Vec<(Vec<&[&str]>, u32, u64)> = vec![
+        (vec![MAIN, INTO_GO, INTO_RUST], 101, 400 + 100 * step * step),
+        (vec![MAIN, INTO_GO, &["go:main.mix"]], 101, 200 * step),
+        (vec![MAIN, INTO_GO], 102, 50 * step),
+        (
+            vec![MAIN, &["c:PyBytes_FromStringAndSize", "c:memcpy"]],
+            101,
+            80 * step,
+        ),
+        (
+            vec![&["go:runtime.goexit", "go:runtime.gcBgMarkWorker"]],
+            104,
+            30 * step,
+        ),
+    ];
+    for (parts, tid, count) in stacks {
+        let frames = parts
+            .concat()
+            .iter()
+            .map(|s| p.intern_frame(frame(s)))
+            .collect();
+        let s = p.intern_stack(frames, true);
+        p.add_samples(s, tid, count);
+    }
+    for (tid, name) in [(101, "python3"), (102, "worker"), (104, "go-gc")] {
+        p.threads.insert(
+            tid,
+            ThreadInfo {
+                name: name.into(),
+                samples: p.threads.get(&tid).map_or(0, |t| t.samples),
+            },
+        );
+    }
+    let mut ctypes = Boundary::new(Runtime::Python, Runtime::Go, Mechanism::Ctypes);
+    ctypes.samples = 850 + 250 * step;
+    ctypes.glue_samples = 50 * step;
+    ctypes.crossings = Some(12_000 * step);
+    ctypes.crossings_method = CrossingsMethod::Exact;
+    ctypes.armed_at_ns = Some(p.start_ns);
+    ctypes.off_cpu_ns = 40_000_000 * step;
+    ctypes.switches.voluntary = 120 * step;
+    ctypes.causes.insert("gil".into(), 30_000_000 * step);
+    ctypes.causes.insert("io".into(), 10_000_000 * step);
+    let mut cgo = Boundary::new(Runtime::Go, Runtime::Rust, Mechanism::CgoCall);
+    cgo.samples = 400 + 100 * step * step;
+    cgo.glue_samples = 20 * step;
+    cgo.crossings = Some(40_000 * step * step);
+    cgo.crossings_method = CrossingsMethod::Extrapolated;
+    cgo.crossings_error = 300;
+    cgo.armed_at_ns = Some(p.start_ns);
+    cgo.off_cpu_ns = 5_000_000 * step;
+    cgo.switches.involuntary = 40 * step;
+    cgo.causes.insert("preempted".into(), 5_000_000 * step);
+    p.boundaries = vec![ctypes, cgo];
+    p.probe_overhead = Some(ProbeOverhead {
+        hits: 52_000 * step,
+        share: 0.021,
+        ..ProbeOverhead::default()
+    });
+    p
+}
+
+fn dashboard() -> Dashboard {
+    let mut d = Dashboard::new();
+    d.update(snapshot(1));
+    d.update(snapshot(2));
+    d
+}
+
+/// The screen as text, one line per row, trailing blanks cut.
+fn text(buffer: &Buffer) -> String {
+    let width = buffer.area.width as usize;
+    let mut out = String::new();
+    for row in buffer.content().chunks(width) {
+        let line: String = row.iter().map(|c| c.symbol()).collect();
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn golden(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name)
+}
+
+fn check_golden(name: &str, actual: &str) {
+    let path = golden(name);
+    if std::env::var_os("SEAM_BLESS").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; create it with SEAM_BLESS=1 cargo test -p seam-tui --test render",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let new = path.with_extension("txt.new");
+        std::fs::write(&new, actual).unwrap();
+        panic!(
+            "{} differs from the screen (written to {}); if the change is intended, re-bless with \
+             SEAM_BLESS=1 cargo test -p seam-tui --test render",
+            path.display(),
+            new.display()
+        );
+    }
+}
+
+fn draw(d: &Dashboard, width: u16, height: u16) -> Buffer {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal
+        .draw(|f| f.render_widget(d, f.area()))
+        .unwrap()
+        .buffer
+        .clone()
+}
+
+fn check_view(view: View, name: &str) {
+    let mut d = dashboard();
+    d.apply(Action::Show(view));
+    for (w, h) in [(80, 24), (160, 48)] {
+        check_golden(&format!("{name}-{w}x{h}.txt"), &text(&draw(&d, w, h)));
+    }
+}
+
+#[test]
+fn overview() {
+    check_view(View::Overview, "overview");
+}
+
+#[test]
+fn boundaries() {
+    check_view(View::Boundaries, "boundaries");
+}
+
+#[test]
+fn hot_functions() {
+    check_view(View::Stacks, "functions");
+}
+
+#[test]
+fn threads() {
+    check_view(View::Threads, "threads");
+}
+
+#[test]
+fn boundary_detail() {
+    check_view(View::Detail, "detail");
+}
+
+#[test]
+fn help_and_flags() {
+    let mut d = dashboard();
+    d.apply(Action::TogglePause);
+    d.target_exited(Some(0));
+    d.apply(Action::ToggleHelp);
+    check_golden("help-80x24.txt", &text(&draw(&d, 80, 24)));
+}
+
+#[test]
+fn empty_dashboard_draws_at_every_size() {
+    let d = Dashboard::new();
+    for view in View::ALL {
+        let mut d2 = Dashboard::new();
+        d2.apply(Action::Show(view));
+        for (w, h) in [(80, 24), (40, 10), (1, 1), (200, 60)] {
+            draw(&d2, w, h);
+        }
+    }
+    let screen = text(&draw(&d, 80, 24));
+    assert!(screen.contains("no crossing seen yet"), "{screen}");
+}
+
+#[test]
+fn lost_samples_are_red_and_the_selection_is_highlighted() {
+    let mut d = dashboard();
+    d.apply(Action::Show(View::Boundaries));
+    d.apply(Action::Down);
+    let buffer = draw(&d, 80, 24);
+    let screen = text(&buffer);
+    let at = |what: &str| -> (u16, u16) {
+        let (row, line) = screen
+            .lines()
+            .enumerate()
+            .find(|(_, l)| l.contains(what))
+            .unwrap_or_else(|| panic!("no {what:?} on the screen:\n{screen}"));
+        (line.find(what).unwrap() as u16, row as u16)
+    };
+    assert_eq!(buffer[at("lost 6")].fg, ratatui::style::Color::Red);
+    let (_, row) = at("go -> rust");
+    assert!(buffer[(0, row)]
+        .modifier
+        .contains(ratatui::style::Modifier::REVERSED));
+}
