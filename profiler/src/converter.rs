@@ -67,6 +67,8 @@ pub struct Converter {
     /// Functions seen carrying a crossing that no symbol names ahead of time.
     candidates: Vec<Candidate>,
     candidates_seen: std::collections::HashSet<(String, String)>,
+    /// For each Go module (by file name), the names of its cgo export wrappers.
+    export_wrappers: std::collections::HashMap<String, std::collections::HashSet<String>>,
 }
 
 impl Converter {
@@ -88,6 +90,7 @@ impl Converter {
             votes: Votes::new(),
             candidates: Vec::new(),
             candidates_seen: Default::default(),
+            export_wrappers: Default::default(),
         }
     }
 
@@ -339,6 +342,7 @@ impl Converter {
         }
         self.push_native(&native, &runs, skip_leaf_eval, &mut leaf_first);
         mark_export_wrappers(&mut leaf_first);
+        self.mark_known_export_wrappers(&mut leaf_first);
         drop_interpreter_internals(&mut leaf_first);
         if native.end != StackEnd::Root {
             leaf_first.push(Frame::truncated());
@@ -520,6 +524,39 @@ impl Converter {
             pending_callee(&root_first[owner + 1..=leaf]),
             mechanism,
         ))
+    }
+
+    /// The wrappers cgo generates for `//export`ed functions are glue even when
+    /// the sample caught them before they reached `crosscall2`: a Go module's
+    /// symbols name them (`_cgoexp_<hash>_NAME` beside `NAME`).
+    fn mark_known_export_wrappers(&mut self, frames: &mut [Frame]) {
+        for f in frames.iter_mut().filter(|f| f.runtime == Runtime::C) {
+            let Some(module) = f.module.as_deref() else {
+                continue;
+            };
+            if !self.export_wrappers.contains_key(module) {
+                let names = self
+                    .space
+                    .modules()
+                    .find(|m| m.object.path.rsplit('/').next() == Some(module))
+                    .filter(|m| m.object.go.is_some())
+                    .map(|m| {
+                        m.object
+                            .text_symbols()
+                            .iter()
+                            .filter_map(|s| s.name.strip_prefix("_cgoexp_"))
+                            .filter_map(|rest| {
+                                rest.split_once('_').map(|(_, name)| name.to_string())
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                self.export_wrappers.insert(module.to_string(), names);
+            }
+            if self.export_wrappers[module].contains(&f.name) {
+                f.runtime = Runtime::Glue;
+            }
+        }
     }
 
     /// The samples' votes since the last call (see [`crate::probes`]).
