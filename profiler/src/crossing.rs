@@ -31,6 +31,8 @@ const MECHANISM_BY_GLUE: &[(&str, Mechanism)] = &[
     ("_cffi_f_", Mechanism::CffiApi),
     ("pyo3::impl_::trampoline::", Mechanism::Pyo3),
     ("crosscall2", Mechanism::CgoExport),
+    // Before `runtime.cgocall`, which is a prefix of it.
+    ("runtime.cgocallback", Mechanism::CgoExport),
     ("runtime.cgocall", Mechanism::CgoCall),
     ("runtime.asmcgocall", Mechanism::CgoCall),
 ];
