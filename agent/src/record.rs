@@ -6,6 +6,7 @@ use linux_perf_event_reader::{ContextSwitchRecord, EventRecord, RawEventRecord, 
 use seam_profiler::converter::{Converter, SampleEvent, SwitchOut};
 use seam_profiler::memory::ProcessMemory;
 use seam_profiler::modules::Mapping;
+pub use seam_profiler::perf::monotonic_ns;
 use seam_profiler::perf::{Sampler, SamplerOptions, REG_BP, REG_IP, REG_SP};
 pub use seam_profiler::probes::DEFAULT_BUDGET;
 use seam_profiler::probes::{ProbeOptions, Prober};
@@ -550,17 +551,6 @@ fn handle_mmap(converter: &mut Converter, pid: i32, start: u64, len: u64, pgoff:
             path,
         },
     );
-}
-
-/// CLOCK_MONOTONIC now, in ns: the clock of the samples' timestamps.
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime fills the struct we pass.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn process_cpu_seconds() -> f64 {

@@ -24,6 +24,7 @@
 //! and with a budget disarms the probes in duty cycles and extrapolates.
 
 use crate::modules::{AddressSpace, Language, ObjectInfo};
+use crate::perf::monotonic_ns;
 use crate::perf::uprobe::{
     probe_kind, uprobe_pmu_type, EventId, ProbeKind, UprobeCounter, UprobeSet,
 };
@@ -231,7 +232,7 @@ impl Prober {
                             let tx = closed_tx.clone();
                             scope.spawn(move || {
                                 drop(fd);
-                                let _ = tx.send((site, monotonic_now()));
+                                let _ = tx.send((site, monotonic_ns()));
                             });
                         }
                     });
@@ -393,7 +394,7 @@ impl Prober {
             .map(|&i| (self.sites[i].file.clone(), self.sites[i].offset))
             .collect();
         let results = self.set.arm(&probes);
-        let armed_at = monotonic_now().max(now_ns);
+        let armed_at = monotonic_ns().max(now_ns);
         for (&i, result) in todo.iter().zip(results) {
             let site = &mut self.sites[i];
             match result {
@@ -431,7 +432,7 @@ impl Prober {
     /// live events on one site would count each hit twice).
     fn disarm_all(&mut self) {
         self.drain();
-        let now = monotonic_now();
+        let now = monotonic_ns();
         let mut fds = Vec::new();
         for (i, site) in self.sites.iter_mut().enumerate() {
             if site.events.is_empty() {
@@ -664,16 +665,6 @@ impl Prober {
             arm_latency_ms_max: latency_ms,
         });
     }
-}
-
-fn monotonic_now() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime fills the struct we pass.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Splits `n` in proportion to `weights`, exactly (largest remainders).

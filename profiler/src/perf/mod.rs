@@ -106,29 +106,18 @@ impl Sampler {
         let cpus = online_cpus();
         for (i, &cpu) in cpus.iter().enumerate() {
             let mut attr = make_attr(&self.options, self.enable_on_exec);
-            // SAFETY: attr is a valid, initialized perf_event_attr.
-            let fd = unsafe {
-                perf_event_open_sys::perf_event_open(
-                    &mut attr,
-                    tid as i32,
-                    cpu as i32,
-                    -1,
-                    sys::PERF_FLAG_FD_CLOEXEC as u64,
-                )
-            };
-            if fd < 0 {
-                let err = io::Error::last_os_error();
-                if err.raw_os_error() == Some(libc::ESRCH) && tid != pid {
-                    return Ok(()); // the thread exited in between: nothing to follow
+            let fd = match open_event(&mut attr, tid as i32, cpu as i32) {
+                Ok(fd) => fd,
+                // The thread exited in between: nothing to follow.
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) && tid != pid => return Ok(()),
+                Err(e) => {
+                    return Err(Error::io(
+                        format!("perf_event_open for thread {tid} on cpu {cpu}"),
+                        e,
+                        Some(pid),
+                    ))
                 }
-                return Err(Error::io(
-                    format!("perf_event_open for thread {tid} on cpu {cpu}"),
-                    err,
-                    Some(pid),
-                ));
-            }
-            // SAFETY: fd was just returned by perf_event_open and is owned by nobody else.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            };
             if i >= self.rings.len() {
                 let ring = Ring::new(&fd, self.options.ring_pages).map_err(|e| {
                     Error::io(
@@ -139,17 +128,8 @@ impl Sampler {
                 })?;
                 self.rings.push(ring);
             } else {
-                // SAFETY: both fds are perf events on the same CPU.
-                let rc = unsafe {
-                    perf_event_open_sys::ioctls::SET_OUTPUT(fd.as_raw_fd(), self.rings[i].fd())
-                };
-                if rc < 0 {
-                    return Err(Error::io(
-                        "PERF_EVENT_IOC_SET_OUTPUT",
-                        io::Error::last_os_error(),
-                        None,
-                    ));
-                }
+                set_output(&fd, self.rings[i].fd())
+                    .map_err(|e| Error::io("PERF_EVENT_IOC_SET_OUTPUT", e, None))?;
             }
             self.events.push(fd);
             if self.options.switches {
@@ -180,39 +160,19 @@ impl Sampler {
         attr.set_mmap2(0);
         attr.set_comm(0);
         attr.set_task(0);
-        // SAFETY: attr is a valid, initialized perf_event_attr.
-        let fd = unsafe {
-            perf_event_open_sys::perf_event_open(
-                &mut attr,
-                tid as i32,
-                cpu as i32,
-                -1,
-                sys::PERF_FLAG_FD_CLOEXEC as u64,
-            )
-        };
-        if fd < 0 {
-            let err = io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::ESRCH) && tid != pid {
-                return Ok(());
+        let fd = match open_event(&mut attr, tid as i32, cpu as i32) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) && tid != pid => return Ok(()),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("perf_event_open (context switches) for thread {tid} on cpu {cpu}"),
+                    e,
+                    Some(pid),
+                ))
             }
-            return Err(Error::io(
-                format!("perf_event_open (context switches) for thread {tid} on cpu {cpu}"),
-                err,
-                Some(pid),
-            ));
-        }
-        // SAFETY: fd was just returned by perf_event_open and is owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: both fds are perf events on the same CPU.
-        if unsafe { perf_event_open_sys::ioctls::SET_OUTPUT(fd.as_raw_fd(), self.rings[ring].fd()) }
-            < 0
-        {
-            return Err(Error::io(
-                "PERF_EVENT_IOC_SET_OUTPUT",
-                io::Error::last_os_error(),
-                None,
-            ));
-        }
+        };
+        set_output(&fd, self.rings[ring].fd())
+            .map_err(|e| Error::io("PERF_EVENT_IOC_SET_OUTPUT", e, None))?;
         let mut id = 0u64;
         // SAFETY: PERF_EVENT_IOC_ID writes the event's id.
         if unsafe { perf_event_open_sys::ioctls::ID(fd.as_raw_fd(), &mut id) } >= 0 {
@@ -276,6 +236,43 @@ impl Sampler {
             });
         }
     }
+}
+
+/// perf_event_open on `pid` (-1: every process) and `cpu` (-1: any), close-on-exec.
+pub(crate) fn open_event(
+    attr: &mut sys::perf_event_attr,
+    pid: i32,
+    cpu: i32,
+) -> io::Result<OwnedFd> {
+    // SAFETY: attr is a valid perf_event_attr; any pointers in it live across the call.
+    let fd = unsafe {
+        perf_event_open_sys::perf_event_open(attr, pid, cpu, -1, sys::PERF_FLAG_FD_CLOEXEC as u64)
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just returned by perf_event_open and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Sends `fd`'s records into the ring of `ring_fd` (same CPU, same clock).
+pub(crate) fn set_output(fd: &OwnedFd, ring_fd: std::os::fd::RawFd) -> io::Result<()> {
+    // SAFETY: both fds are perf events; the kernel checks that they can share a ring.
+    if unsafe { perf_event_open_sys::ioctls::SET_OUTPUT(fd.as_raw_fd(), ring_fd) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// CLOCK_MONOTONIC now, in ns: the clock of the samples' timestamps.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime fills the struct we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn make_attr(options: &SamplerOptions, enable_on_exec: bool) -> sys::perf_event_attr {

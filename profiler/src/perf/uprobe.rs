@@ -14,10 +14,11 @@
 //! those hits are counted and reported.
 
 use super::ring::Ring;
+use super::{open_event, set_output};
 use perf_event_open_sys::bindings as sys;
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 /// The uprobe PMU's type number, from sysfs.
 pub fn uprobe_pmu_type() -> io::Result<u32> {
@@ -56,7 +57,7 @@ impl UprobeSet {
         let mut anchors = Vec::new();
         for &cpu in &cpus {
             let mut attr = sampling_attr(sys::PERF_TYPE_SOFTWARE, sys::PERF_COUNT_SW_DUMMY as u64);
-            let fd = perf_open(&mut attr, -1, cpu as i32)?;
+            let fd = open_event(&mut attr, -1, cpu as i32)?;
             rings.push(Ring::new(&fd, RING_PAGES)?);
             anchors.push(fd);
         }
@@ -104,13 +105,7 @@ impl UprobeSet {
                 let mut events = Vec::new();
                 for (i, fd) in fds.into_iter().enumerate() {
                     let fd = fd?;
-                    // SAFETY: both fds are perf events on the same CPU with the same clock.
-                    if unsafe {
-                        perf_event_open_sys::ioctls::SET_OUTPUT(fd.as_raw_fd(), self.rings[i].fd())
-                    } < 0
-                    {
-                        return Err(io::Error::last_os_error());
-                    }
+                    set_output(&fd, self.rings[i].fd())?;
                     let mut id = 0u64;
                     // SAFETY: PERF_EVENT_IOC_ID writes the event's id into `id`.
                     if unsafe { perf_event_open_sys::ioctls::ID(fd.as_raw_fd(), &mut id) } < 0 {
@@ -172,18 +167,6 @@ fn sampling_attr(type_: u32, config: u64) -> sys::perf_event_attr {
     attr
 }
 
-fn perf_open(attr: &mut sys::perf_event_attr, pid: i32, cpu: i32) -> io::Result<OwnedFd> {
-    // SAFETY: attr is a valid perf_event_attr; any pointers in it live across the call.
-    let fd = unsafe {
-        perf_event_open_sys::perf_event_open(attr, pid, cpu, -1, sys::PERF_FLAG_FD_CLOEXEC as u64)
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd was just returned by perf_event_open and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
 /// Opens a uprobe on the instruction at `file_offset` in `path`: a counter
 /// (`sampling` false) or a sampling event with a record per hit.
 fn open_uprobe(
@@ -210,7 +193,7 @@ fn open_uprobe(
     // The kernel reads the path during the call only; `cpath` outlives it.
     attr.__bindgen_anon_3.config1 = cpath.as_ptr() as u64;
     attr.__bindgen_anon_4.config2 = file_offset;
-    perf_open(&mut attr, pid, cpu)
+    open_event(&mut attr, pid, cpu)
 }
 
 /// A counting uprobe on one thread.
