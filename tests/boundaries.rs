@@ -56,17 +56,6 @@ fn boundaries(summary: &Value) -> BTreeMap<Key, Value> {
         .collect()
 }
 
-/// A function's crossings over all boundaries.
-fn function_count(summary: &Value, function: &str) -> u64 {
-    summary["boundaries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|b| b["functions"][function].as_u64())
-        .sum()
-}
-
-/// Every crossing the sample counted has a boundary with exactly that count.
 fn assert_exact(summary: &Value, truth: &Value, what: &str) {
     let found = boundaries(summary);
     for c in truth["crossings"].as_array().unwrap() {
@@ -153,8 +142,8 @@ fn gomain_cgo_calls_and_callbacks_are_counted_exactly() {
 }
 
 #[test]
-fn ffibench_mechanisms_with_static_sites_are_counted_exactly() {
-    let Some(_one) = prepare("ffibench_mechanisms_with_static_sites_are_counted_exactly") else {
+fn ffibench_every_mechanism_is_counted_exactly() {
+    let Some(_one) = prepare("ffibench_every_mechanism_is_counted_exactly") else {
         return;
     };
     for go in ["debian", "current"] {
@@ -164,8 +153,6 @@ fn ffibench_mechanisms_with_static_sites_are_counted_exactly() {
             &[
                 "--go",
                 go,
-                "--mechanisms",
-                "cffi-api,ctypes-go,go-c",
                 "--calls",
                 "20000",
                 "--repeat",
@@ -174,25 +161,29 @@ fn ffibench_mechanisms_with_static_sites_are_counted_exactly() {
                 "0.5",
             ],
         );
-        let warmups = |function: &str| {
-            truth["warmup_calls"].as_array().map_or(0, |w| {
-                w.iter()
-                    .filter(|c| c["function"].as_str() == Some(function))
-                    .count() as u64
-            })
-        };
-        for m in truth["mechanisms"].as_array().unwrap() {
-            let function = m["function"].as_str().unwrap();
-            let calls = m["calls"].as_u64().unwrap();
-            let got = function_count(&summary, function);
-            // Warm-up calls happen before the ready line, after the library loaded:
-            // the probes see them too.
+        let mut want: BTreeMap<Key, u64> = BTreeMap::new();
+        for c in truth["crossings"].as_array().unwrap() {
+            *want.entry(key(c)).or_default() += c["count"].as_u64().unwrap();
+        }
+        // Warm-up calls happen before the ready line, right after the library
+        // loaded: the probes may see them or not.
+        let mut warm: BTreeMap<Key, u64> = BTreeMap::new();
+        for w in truth["warmup_calls"].as_array().unwrap() {
+            *warm.entry(key(w)).or_default() += w["count"].as_u64().unwrap_or(1);
+        }
+        assert_eq!(want.len(), 8, "ffibench crossed {want:?}");
+        let found = boundaries(&summary);
+        for (k, &n) in &want {
+            let b = found
+                .get(k)
+                .unwrap_or_else(|| panic!("Go {go}: no boundary {k:?}"));
+            let got = b["crossings"].as_u64().unwrap_or(0);
+            let w = warm.get(k).copied().unwrap_or(0);
             assert!(
-                got >= calls && got <= calls + warmups(function),
-                "ffibench, Go {go}, {}: seam counted {got} calls of {function}, the sample {calls} (+{} warm-up)",
-                m["name"],
-                warmups(function)
+                got >= n && got <= n + w,
+                "ffibench, Go {go}, {k:?}: seam counted {got}, the sample {n} (+{w} warm-up): {b}"
             );
+            assert_eq!(b["crossings_method"], "exact", "{k:?}: {b}");
         }
     }
 }

@@ -238,7 +238,8 @@ pub fn record_with_ticks(
                 let samples = converter.profile().samples();
                 let cpu = ((samples - samples_at_tick) as f64 * ns_per_sample) as u64;
                 samples_at_tick = samples;
-                p.tick(&converter.take_votes(), cpu, now);
+                let votes = converter.take_votes();
+                p.tick(&votes, converter.address_space(), cpu, now);
             }
         }
         if let Some(c) = &mut child {
@@ -285,11 +286,13 @@ pub fn record_with_ticks(
         switches.sampled,
         switches.proxied
     );
-    if let Some(p) = prober.take() {
+    if let Some(mut p) = prober.take() {
         let samples = converter.profile().samples();
         let cpu = ((samples - samples_at_tick) as f64 * ns_per_sample) as u64;
         let votes = converter.take_votes();
-        p.finish(&votes, cpu, monotonic_ns(), converter.profile_mut());
+        let now = monotonic_ns();
+        p.finish(&votes, converter.address_space(), cpu, now);
+        p.publish(now, converter.profile_mut());
     }
     if let Some(c) = child.take() {
         if exit_status.is_none() {

@@ -327,6 +327,84 @@ impl ObjectInfo {
         })
     }
 
+    /// The C functions a CPython extension module hands to Python in static
+    /// method tables (`PyMethodDef`: name, function, flags, doc), found
+    /// through the dynamic relocations that fill in their pointers: (method
+    /// name, function svma). Empty for a file with no `PyInit_` export.
+    /// Tables built at run time (PyO3's) are not seen here.
+    pub fn python_methods(&self) -> Vec<(String, u64)> {
+        use object::ObjectSymbolTable;
+        if !self
+            .text_symbols()
+            .iter()
+            .any(|s| s.name.starts_with("PyInit_"))
+        {
+            return Vec::new();
+        }
+        let Ok(elf) = object::File::parse(&self.map[..]) else {
+            return Vec::new();
+        };
+        let symbols = elf.dynamic_symbol_table();
+        // Where each relocated pointer points: R_X86_64_RELATIVE (8) to its
+        // addend, R_X86_64_64 (1) to its symbol plus addend.
+        let mut pointers = HashMap::new();
+        for (at, r) in elf.dynamic_relocations().into_iter().flatten() {
+            let object::RelocationFlags::Elf { r_type } = r.flags() else {
+                continue;
+            };
+            let value = match (r_type, r.target()) {
+                (8, _) => r.addend() as u64,
+                (1, object::RelocationTarget::Symbol(i)) => {
+                    let Some(sym) = symbols.as_ref().and_then(|t| t.symbol_by_index(i).ok()) else {
+                        continue;
+                    };
+                    if !sym.is_definition() {
+                        continue;
+                    }
+                    sym.address().wrapping_add(r.addend() as u64)
+                }
+                _ => continue,
+            };
+            pointers.insert(at, value);
+        }
+        let executable = |svma: u64| {
+            self.segments
+                .iter()
+                .any(|&(_, start, size, x)| x && svma >= start && svma < start + size)
+        };
+        let mut out = Vec::new();
+        for (&at, &name_ptr) in &pointers {
+            let Some(&meth) = pointers.get(&(at + 8)) else {
+                continue;
+            };
+            if !executable(meth) || executable(name_ptr) {
+                continue;
+            }
+            let flags = self.bytes_at_svma(at + 16, 4);
+            let Ok(flags) = <[u8; 4]>::try_from(flags).map(u32::from_le_bytes) else {
+                continue;
+            };
+            // METH_VARARGS, NOARGS, O or FASTCALL, and no bit beyond METH_METHOD.
+            if flags >= 0x400 || flags & (0x1 | 0x4 | 0x8 | 0x80) == 0 {
+                continue;
+            }
+            let text = self.bytes_at_svma(name_ptr, 128);
+            let Some(end) = text.iter().position(|&b| b == 0) else {
+                continue;
+            };
+            let name = &text[..end];
+            let identifier = !name.is_empty()
+                && !name[0].is_ascii_digit()
+                && name.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_');
+            if identifier {
+                out.push((String::from_utf8_lossy(name).into_owned(), meth));
+            }
+        }
+        out.sort_by_key(|m| m.1);
+        out.dedup_by_key(|m| m.1);
+        out
+    }
+
     pub fn kind_at(&self, svma: u64) -> Option<FrameKind> {
         let i = self.special.partition_point(|(r, _)| r.start <= svma);
         let (range, kind) = self.special.get(i.checked_sub(1)?)?;
@@ -560,6 +638,38 @@ pub fn parse_maps_line(line: &str) -> Option<Mapping> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_extension_modules_method_tables() {
+        // A real extension module of the Python that runs the tests.
+        let out = std::process::Command::new("python3")
+            .args(["-c", "import _json; print(_json.__file__)"])
+            .output()
+            .expect("python3 runs");
+        let path = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        if path.is_empty() || path == "None" {
+            eprintln!("SKIPPED: this python3 has _json built in");
+            return;
+        }
+        let object = ObjectInfo::open(&path, Path::new(&path)).unwrap();
+        let methods = object.python_methods();
+        let names: Vec<&str> = methods.iter().map(|m| m.0.as_str()).collect();
+        for want in ["encode_basestring_ascii", "scanstring"] {
+            assert!(names.contains(&want), "{path}: {names:?}");
+        }
+        for (name, svma) in &methods {
+            assert!(
+                object
+                    .segments
+                    .iter()
+                    .any(|&(_, s, n, x)| x && (s..s + n).contains(svma)),
+                "{name} at {svma:#x} is not code"
+            );
+        }
+        // Not an extension module: no tables.
+        let libc = ObjectInfo::open("libc", Path::new("/lib/x86_64-linux-gnu/libc.so.6")).unwrap();
+        assert!(libc.python_methods().is_empty());
+    }
 
     #[test]
     fn maps_lines() {

@@ -1,15 +1,19 @@
 //! Exact crossing counts: uprobes on the functions that carry crossings.
 //!
-//! Sites come from two places. When a module loads, its symbols name the
-//! functions that carry crossings whatever calls them: the C wrappers cgo
-//! generates for `//export`ed Go functions (into Go), the `_cgo_<hash>_Cfunc_*`
-//! wrappers (out of Go; they run on the system stack), ctypes' and cffi's
-//! callback entries (into Python) and cffi's `_cffi_f_*` wrappers. Those are
-//! armed at once, so their counts start with the module. Crossings that no
-//! symbol names ahead of time (ctypes or cffi into a C or Rust function, a C
-//! extension's method, a PyO3 trampoline, C calling Rust) are found on the
-//! samples' stacks and their callee's entry is probed from then on; the
-//! boundary's `armed_at_ns` says when.
+//! Sites come from two places. When a module loads, its symbols and tables
+//! name the functions that carry crossings whatever calls them: the C
+//! wrappers cgo generates for `//export`ed Go functions (into Go), the
+//! `_cgo_<hash>_Cfunc_*` wrappers (out of Go; they run on the system stack),
+//! ctypes' and cffi's callback entries (into Python), cffi's `_cffi_f_*`
+//! wrappers, PyO3's entry trampolines, the functions in a third-party C
+//! extension's method tables, and libffi's `ffi_call`, which both ctypes and
+//! cffi's ABI mode call with the function to call as its second argument: its
+//! probe records that argument and its return address, so each hit names its
+//! callee (its runtime) and its caller (ctypes or cffi). Those are armed at
+//! once, so their counts start with the module. Crossings that nothing names
+//! ahead of time (a stdlib or large extension's method, C calling Rust) are
+//! found on the samples' stacks and their callee's entry is probed from then
+//! on; the boundary's `armed_at_ns` says when.
 //!
 //! A site counts calls of a function; which boundary a call belongs to comes
 //! from the stacks: the samples vote, tick by tick, for the boundaries whose
@@ -26,7 +30,7 @@
 use crate::modules::{AddressSpace, Language, ObjectInfo};
 use crate::perf::monotonic_ns;
 use crate::perf::uprobe::{
-    probe_kind, uprobe_pmu_type, EventId, ProbeKind, UprobeCounter, UprobeSet,
+    probe_kind, uprobe_pmu_type, CallArgs, EventId, Probe, ProbeKind, UprobeCounter, UprobeSet,
 };
 use crate::Error;
 use seam_proto::{CrossingsMethod, Mechanism, ProbeOverhead, Profile, Runtime};
@@ -81,6 +85,18 @@ struct Site {
     default_key: BoundaryKey,
     /// Found in the module's symbols at load (not on a sample's stack).
     is_static: bool,
+    /// A dispatcher (libffi's `ffi_call`): each hit names the function it
+    /// calls and its caller, which say the boundary; no votes needed.
+    dispatch: bool,
+    /// A dispatcher's hits not yet resolved to boundaries: (call, hits).
+    pending: HashMap<CallArgs, u64>,
+    /// A dispatcher's resolved hits: by boundary and callee name.
+    dispatched: HashMap<(BoundaryKey, String), u64>,
+    /// A dispatcher's hits that crossed no boundary seam reports here.
+    skipped: u64,
+    /// Hits of this site that a dispatcher saw coming (ctypes calling a Go
+    /// export's wrapper), by boundary, not yet given to a boundary here.
+    via_dispatch: HashMap<BoundaryKey, u64>,
     events: Vec<OwnedFd>,
     /// Events handed to the closer and not yet closed: they still count.
     closing: usize,
@@ -189,7 +205,8 @@ pub struct Prober {
     cost: HitCost,
     sites: Vec<Site>,
     by_event: HashMap<EventId, usize>,
-    site_keys: HashSet<(String, u64)>,
+    /// Each site's index by (module path, file offset).
+    site_keys: HashMap<(String, u64), usize>,
     scanned: HashSet<String>,
     candidates_seen: HashSet<(String, String)>,
     /// Closing a uprobe event takes tens of ms: a thread does it, and says
@@ -207,6 +224,12 @@ pub struct Prober {
     lost_hits: u64,
     load_times: HashMap<String, u64>,
     failed: BTreeMap<String, String>,
+    /// The mechanisms whose calls a dispatcher counts: samples need not find
+    /// their callees (a probe there would count each call twice).
+    dispatch_covers: HashSet<Mechanism>,
+    /// Dispatcher hits that crossed no boundary seam reports (a callee
+    /// counted by its own site, the interpreter, an unknown caller).
+    dispatch_skipped: u64,
 }
 
 impl Prober {
@@ -249,7 +272,7 @@ impl Prober {
             cost,
             sites: Vec::new(),
             by_event: HashMap::new(),
-            site_keys: HashSet::new(),
+            site_keys: HashMap::new(),
             scanned: HashSet::new(),
             candidates_seen: HashSet::new(),
             closer,
@@ -264,6 +287,8 @@ impl Prober {
             lost_hits: 0,
             load_times: HashMap::new(),
             failed: BTreeMap::new(),
+            dispatch_covers: HashSet::new(),
+            dispatch_skipped: 0,
         })
     }
 
@@ -287,8 +312,8 @@ impl Prober {
         }
         let first = self.sites.len();
         for (object, file) in new {
-            for (symbol, function, svma, key) in static_sites(&object) {
-                self.add_site(&object, &file, symbol, function, svma, key, true);
+            for site in static_sites(&object) {
+                self.add_site(&object, &file, site, true);
             }
         }
         self.arm_from(first, now_ns);
@@ -299,7 +324,9 @@ impl Prober {
     pub fn add_candidates(&mut self, space: &AddressSpace, candidates: &[Candidate], now_ns: u64) {
         let first = self.sites.len();
         for (module, name, key) in candidates {
-            if !self.candidates_seen.insert((module.clone(), name.clone())) {
+            if self.dispatch_covers.contains(&key.2)
+                || !self.candidates_seen.insert((module.clone(), name.clone()))
+            {
                 continue;
             }
             let Some(m) = space.modules().find(|m| {
@@ -319,10 +346,13 @@ impl Prober {
                 Some(svma) => self.add_site(
                     &object,
                     &file,
-                    name.clone(),
-                    name.clone(),
-                    svma,
-                    *key,
+                    StaticSite {
+                        symbol: name.clone(),
+                        function: name.clone(),
+                        svma,
+                        key: *key,
+                        dispatch: false,
+                    },
                     false,
                 ),
                 None => {
@@ -336,22 +366,23 @@ impl Prober {
         self.arm_from(first, now_ns);
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn add_site(
-        &mut self,
-        object: &ObjectInfo,
-        file: &str,
-        symbol: String,
-        function: String,
-        svma: u64,
-        key: BoundaryKey,
-        is_static: bool,
-    ) {
+    fn add_site(&mut self, object: &ObjectInfo, file: &str, found: StaticSite, is_static: bool) {
+        let StaticSite {
+            symbol,
+            function,
+            svma,
+            key,
+            dispatch,
+        } = found;
         let Some(offset) = object.file_offset_of_svma(svma) else {
             return;
         };
-        if !self.site_keys.insert((object.path.clone(), offset)) {
-            return;
+        let index = self.sites.len();
+        match self.site_keys.entry((object.path.clone(), offset)) {
+            std::collections::hash_map::Entry::Occupied(_) => return,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(index);
+            }
         }
         self.sites.push(Site {
             module: object.path.rsplit('/').next().unwrap_or("").to_string(),
@@ -362,6 +393,11 @@ impl Prober {
             kind: probe_kind(object.bytes_at_svma(svma, 2)),
             default_key: key,
             is_static,
+            dispatch,
+            pending: HashMap::new(),
+            dispatched: HashMap::new(),
+            skipped: 0,
+            via_dispatch: HashMap::new(),
             events: Vec::new(),
             closing: 0,
             hits: 0,
@@ -389,9 +425,13 @@ impl Prober {
         if todo.is_empty() {
             return;
         }
-        let probes: Vec<(String, u64)> = todo
+        let probes: Vec<Probe> = todo
             .iter()
-            .map(|&i| (self.sites[i].file.clone(), self.sites[i].offset))
+            .map(|&i| Probe {
+                path: self.sites[i].file.clone(),
+                file_offset: self.sites[i].offset,
+                capture: self.sites[i].dispatch,
+            })
             .collect();
         let results = self.set.arm(&probes);
         let armed_at = monotonic_ns().max(now_ns);
@@ -471,6 +511,11 @@ impl Prober {
                         return;
                     }
                     site.hits += 1;
+                    if site.dispatch {
+                        if let Some(call) = hit.call {
+                            *site.pending.entry(call).or_default() += 1;
+                        }
+                    }
                     // The spell the hit fell in (a closing event may fire after its spell ended).
                     let k = site.spells.partition_point(|s| s.start <= hit.time_ns);
                     if let Some(spell) = site.spells.get_mut(k.saturating_sub(1)) {
@@ -488,12 +533,17 @@ impl Prober {
     /// Gives each site's new hits to boundaries by the samples' votes of this
     /// tick, and keeps the budget. `target_cpu_ns` is the target's CPU time
     /// since the last tick.
-    pub fn tick(&mut self, votes: &Votes, target_cpu_ns: u64, now_ns: u64) {
+    pub fn tick(&mut self, votes: &Votes, space: &AddressSpace, target_cpu_ns: u64, now_ns: u64) {
         self.drain();
+        self.resolve_dispatch(space);
         let mut cost = 0.0;
         for site in &mut self.sites {
             let delta = site.hits - site.last_hits;
             site.last_hits = site.hits;
+            if site.dispatch {
+                cost += delta as f64 * self.cost.of(site.kind);
+                continue;
+            }
             // Stray votes (a stack caught mid-call, classified differently) would
             // split the hits; keep the boundaries with a real share of the tick.
             let tick_votes: Option<HashMap<BoundaryKey, u64>> = votes.get(&site.symbol).map(|v| {
@@ -515,12 +565,31 @@ impl Prober {
             if delta == 0 {
                 continue;
             }
-            let by = match tick_votes {
+            // Calls a dispatcher saw coming have their boundary; the samples
+            // vote on the rest, without the boundaries the dispatcher covers.
+            let mut rest = delta;
+            for (k, n) in site.via_dispatch.iter_mut() {
+                let take = (*n).min(rest);
+                *n -= take;
+                rest -= take;
+                *site.attributed.entry(*k).or_default() += take;
+            }
+            site.via_dispatch.retain(|_, n| *n > 0);
+            let covered =
+                |k: &BoundaryKey| k.0 == Runtime::Python && self.dispatch_covers.contains(&k.2);
+            let mut by = match tick_votes {
                 Some(v) if !v.is_empty() => v,
                 _ if !site.votes.is_empty() => site.votes.clone(),
-                _ => HashMap::from([(site.default_key, 1)]),
+                _ => HashMap::new(),
             };
-            for (k, n) in split(delta, &by) {
+            by.retain(|k, _| !covered(k));
+            if by.is_empty() {
+                by.insert(site.default_key, 1);
+            }
+            if rest == 0 {
+                continue;
+            }
+            for (k, n) in split(rest, &by) {
                 *site.attributed.entry(k).or_default() += n;
             }
         }
@@ -549,9 +618,10 @@ impl Prober {
         self.arm_from(0, now_ns);
     }
 
-    /// Writes the counts into the profile's boundaries and the probes' cost.
-    pub fn finish(mut self, votes: &Votes, target_cpu_ns: u64, now_ns: u64, profile: &mut Profile) {
-        self.tick(votes, target_cpu_ns, now_ns);
+    /// Disarms the probes and waits for their last hits; [`Prober::publish`]
+    /// then writes the final counts.
+    pub fn finish(&mut self, votes: &Votes, space: &AddressSpace, target_cpu_ns: u64, now_ns: u64) {
+        self.tick(votes, space, target_cpu_ns, now_ns);
         self.disarm_all();
         // The counts are final once every event is closed (a few tens of ms).
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -566,7 +636,77 @@ impl Prober {
             }
         }
         self.drain();
-        self.publish(now_ns, profile);
+        self.resolve_dispatch(space);
+    }
+
+    /// Turns the dispatchers' hits into boundaries: the callee's module says
+    /// the runtime called, the caller's (where `ffi_call` returns to) the
+    /// mechanism. A callee with a site of its own (a Go export's wrapper)
+    /// counts there, not twice.
+    fn resolve_dispatch(&mut self, space: &AddressSpace) {
+        let mut covers = Vec::new();
+        let mut skipped = 0;
+        for i in 0..self.sites.len() {
+            if self.sites[i].pending.is_empty() {
+                continue;
+            }
+            let pending = std::mem::take(&mut self.sites[i].pending);
+            for (call, n) in pending {
+                match self.dispatch_boundary(space, call) {
+                    Dispatched::Cross(key, callee) => {
+                        covers.push(key.2);
+                        *self.sites[i].dispatched.entry((key, callee)).or_default() += n;
+                    }
+                    Dispatched::Via(site, key) => {
+                        covers.push(key.2);
+                        *self.sites[site].via_dispatch.entry(key).or_default() += n;
+                        self.sites[i].skipped += n;
+                    }
+                    Dispatched::Nothing => {
+                        self.sites[i].skipped += n;
+                        skipped += n;
+                    }
+                }
+            }
+        }
+        self.dispatch_covers.extend(covers);
+        self.dispatch_skipped += skipped;
+    }
+
+    /// What one dispatched call crossed.
+    fn dispatch_boundary(&self, space: &AddressSpace, call: CallArgs) -> Dispatched {
+        let Some(caller) = space.module_at(call.ret) else {
+            return Dispatched::Nothing;
+        };
+        let caller_file = caller.object.path.rsplit('/').next().unwrap_or("");
+        let Some(mechanism) = dispatch_mechanism(caller_file) else {
+            return Dispatched::Nothing;
+        };
+        let Some(callee) = space.module_at(call.arg1) else {
+            return Dispatched::Nothing;
+        };
+        let object = &callee.object;
+        let svma = callee.svma(call.arg1);
+        let runtime = match object.language {
+            Language::C => Runtime::C,
+            Language::Rust => Runtime::Rust,
+            Language::Go => Runtime::Go,
+            // ctypes.pythonapi: the interpreter's own C API.
+            Language::Python => return Dispatched::Nothing,
+        };
+        let key = (Runtime::Python, runtime, mechanism);
+        if let Some(offset) = object.file_offset_of_svma(svma) {
+            if let Some(&site) = self.site_keys.get(&(object.path.clone(), offset)) {
+                return Dispatched::Via(site, key);
+            }
+        }
+        let symbols = object.text_symbols();
+        let name = symbols
+            .binary_search_by_key(&svma, |s| s.svma)
+            .ok()
+            .map(|i| symbols[i].display.clone())
+            .unwrap_or_else(|| format!("{:#x}", call.arg1));
+        Dispatched::Cross(key, name)
     }
 
     /// Writes the counts so far into the profile's boundaries, and the probes'
@@ -609,7 +749,19 @@ impl Prober {
             let active_until = tail_from.and(site.last_vote_ns);
             let (missed, missed_error) = extrapolate_gaps(&site.spells, now_ns, active_until);
             let duty_cycled = site.spells.len() > 1 || active_until.is_some();
-            let attributed: u64 = site.attributed.values().sum();
+            // (boundary, function, hits) of this site.
+            let counted: Vec<(BoundaryKey, &str, u64)> = if site.dispatch {
+                site.dispatched
+                    .iter()
+                    .map(|((k, f), &n)| (*k, f.as_str(), n))
+                    .collect()
+            } else {
+                site.attributed
+                    .iter()
+                    .map(|(k, &n)| (*k, site.function.as_str(), n))
+                    .collect()
+            };
+            let total: u64 = counted.iter().map(|c| c.2).sum::<u64>() + site.skipped;
             log::trace!("spells of {}: {:?}", site.key(), site.spells);
             log::debug!(
                 "site {}: {} hits in {} spells, armed {} ms, missed about {missed:.0} ± {missed_error:.0}",
@@ -618,14 +770,14 @@ impl Prober {
                 site.spells.len(),
                 armed_ns / 1_000_000,
             );
-            for (key, &n) in &site.attributed {
+            for (key, function, n) in counted {
                 let b = profile.boundary_mut(key.0, key.1, key.2);
-                let share = n as f64 / attributed.max(1) as f64;
+                let share = n as f64 / total.max(1) as f64;
                 let count = n + (missed * share).round() as u64;
                 let error = (missed_error * share).round() as u64;
                 b.crossings = Some(b.crossings.unwrap_or(0) + count);
                 b.crossings_error += error;
-                *b.functions.entry(site.function.clone()).or_default() += count;
+                *b.functions.entry(function.to_string()).or_default() += count;
                 b.crossings_method = match (b.crossings_method, duty_cycled) {
                     (CrossingsMethod::Extrapolated, _) | (_, true) => CrossingsMethod::Extrapolated,
                     _ => CrossingsMethod::Exact,
@@ -667,6 +819,28 @@ impl Prober {
     }
 }
 
+/// What a dispatcher's hit crossed.
+enum Dispatched {
+    /// This boundary, into this function.
+    Cross(BoundaryKey, String),
+    /// This boundary, into a function with a site of its own (a Go export's
+    /// wrapper), which counts the call; the dispatcher names its boundary.
+    Via(usize, BoundaryKey),
+    /// No boundary seam reports (the interpreter's C API, an unknown caller).
+    Nothing,
+}
+
+/// The mechanism of a libffi call by the module that made it.
+fn dispatch_mechanism(caller_file: &str) -> Option<Mechanism> {
+    if caller_file.starts_with("_ctypes") {
+        Some(Mechanism::Ctypes)
+    } else if caller_file.starts_with("_cffi_backend") {
+        Some(Mechanism::CffiAbi)
+    } else {
+        None
+    }
+}
+
 /// Splits `n` in proportion to `weights`, exactly (largest remainders).
 fn split(n: u64, weights: &HashMap<BoundaryKey, u64>) -> Vec<(BoundaryKey, u64)> {
     let total: u64 = weights.values().sum();
@@ -691,24 +865,39 @@ fn split(n: u64, weights: &HashMap<BoundaryKey, u64>) -> Vec<(BoundaryKey, u64)>
     out
 }
 
-/// Functions of `object` that carry crossings whatever calls them:
-/// (frame name, reported function name, svma, default boundary).
-fn static_sites(object: &ObjectInfo) -> Vec<(String, String, u64, BoundaryKey)> {
+/// A function found in a module's symbols that carries crossings.
+struct StaticSite {
+    /// Its name as frames show it.
+    symbol: String,
+    /// The name its crossings are reported under.
+    function: String,
+    svma: u64,
+    /// The boundary its calls belong to when no sample says otherwise.
+    key: BoundaryKey,
+    /// A dispatcher whose hits say their own boundary.
+    dispatch: bool,
+}
+
+/// Functions of `object` that carry crossings whatever calls them.
+fn static_sites(object: &ObjectInfo) -> Vec<StaticSite> {
     let symbols = object.text_symbols();
     let file = object.path.rsplit('/').next().unwrap_or("");
     let by_name: HashMap<&str, u64> = symbols.iter().map(|s| (s.name.as_str(), s.svma)).collect();
+    let site = |symbol: &str, function: &str, svma, key, dispatch| StaticSite {
+        symbol: symbol.to_string(),
+        function: function.to_string(),
+        svma,
+        key,
+        dispatch,
+    };
     let mut out = Vec::new();
     for s in symbols {
         let name = s.name.as_str();
         if object.go.is_some() {
             if let Some(export) = name.strip_prefix("_cgoexp_").and_then(after_hash) {
                 if let Some(&svma) = by_name.get(export) {
-                    out.push((
-                        export.to_string(),
-                        export.to_string(),
-                        svma,
-                        (Runtime::C, Runtime::Go, Mechanism::CgoExport),
-                    ));
+                    let key = (Runtime::C, Runtime::Go, Mechanism::CgoExport);
+                    out.push(site(export, export, svma, key, false));
                 }
                 continue;
             }
@@ -717,14 +906,26 @@ fn static_sites(object: &ObjectInfo) -> Vec<(String, String, u64, BoundaryKey)> 
                 .and_then(after_hash)
                 .and_then(|r| r.strip_prefix("Cfunc_"))
             {
-                out.push((
-                    name.to_string(),
-                    f.to_string(),
-                    s.svma,
-                    (Runtime::Go, Runtime::C, Mechanism::CgoCall),
-                ));
+                let key = (Runtime::Go, Runtime::C, Mechanism::CgoCall);
+                out.push(site(name, f, s.svma, key, false));
                 continue;
             }
+            continue;
+        }
+        if let Some(kind) = s.display.strip_prefix("pyo3::impl_::trampoline::") {
+            // PyO3's entry trampolines, one per calling convention; not the
+            // generic body they share, nor module initialisation.
+            let inner = [
+                "trampoline",
+                "trampoline_unraisable",
+                "module_init",
+                "module_exec",
+            ];
+            if !kind.contains("::") && !inner.contains(&kind) {
+                let key = (Runtime::Python, Runtime::Rust, Mechanism::Pyo3);
+                out.push(site(&s.display, &s.display, s.svma, key, false));
+            }
+            continue;
         }
         let key = match name {
             "_CallPythonObject" if file.starts_with("_ctypes") => {
@@ -733,14 +934,69 @@ fn static_sites(object: &ObjectInfo) -> Vec<(String, String, u64, BoundaryKey)> 
             "general_invoke_callback" if file.starts_with("_cffi_backend") => {
                 (Runtime::C, Runtime::Python, Mechanism::Callback)
             }
-
             _ if name.starts_with("_cffi_f_") => (Runtime::Python, Runtime::C, Mechanism::CffiApi),
+            // libffi's entry, also under a prefix where it is linked in
+            // (cffi's wheels: `cffistatic_ffi_call`); not `ffi_call_go`,
+            // `ffi_call_int` nor `ffi_call_unix64`, which it calls.
+            _ if is_ffi_call(name) => {
+                let key = (Runtime::Python, Runtime::C, Mechanism::Ctypes);
+                out.push(site(name, name, s.svma, key, true));
+                continue;
+            }
             _ => continue,
         };
         let function = name.strip_prefix("_cffi_f_").unwrap_or(name);
-        out.push((name.to_string(), function.to_string(), s.svma, key));
+        out.push(site(name, function, s.svma, key, false));
     }
+    out.extend(extension_methods(object));
     out
+}
+
+/// Most methods of one extension module probed from its load; a bigger module
+/// (numpy) has its methods probed when the samples show them called.
+const MAX_EXTENSION_METHODS: usize = 64;
+
+/// The C functions of a third-party extension module's method tables. The
+/// interpreter's own extension modules (`lib-dynload`) are left to the
+/// samples: they are many, and most are never called.
+fn extension_methods(object: &ObjectInfo) -> Vec<StaticSite> {
+    let callee = match object.language {
+        Language::C => Runtime::C,
+        Language::Rust => Runtime::Rust,
+        Language::Go | Language::Python => return Vec::new(),
+    };
+    if object.path.contains("/lib-dynload/") {
+        return Vec::new();
+    }
+    let methods = object.python_methods();
+    if methods.len() > MAX_EXTENSION_METHODS {
+        log::debug!(
+            "{}: {} methods, probed when samples show them",
+            object.path,
+            methods.len()
+        );
+        return Vec::new();
+    }
+    let symbols = object.text_symbols();
+    methods
+        .into_iter()
+        .map(|(method, svma)| {
+            let name = symbols
+                .binary_search_by_key(&svma, |s| s.svma)
+                .map_or(method, |i| symbols[i].display.clone());
+            StaticSite {
+                symbol: name.clone(),
+                function: name,
+                svma,
+                key: (Runtime::Python, callee, Mechanism::Cext),
+                dispatch: false,
+            }
+        })
+        .collect()
+}
+
+fn is_ffi_call(name: &str) -> bool {
+    name == "ffi_call" || name.ends_with("_ffi_call")
 }
 
 /// `<hex hash>_<rest>` -> rest.
@@ -895,6 +1151,29 @@ mod tests {
         assert!((missed - 500.0).abs() < 1.0, "{missed}");
         // One spell, nothing after it: nothing missed.
         assert_eq!(extrapolate_gaps(&spells, 5_000_000_000, None), (0.0, 0.0));
+    }
+
+    #[test]
+    fn libffi_entries_and_their_callers() {
+        assert!(is_ffi_call("ffi_call"));
+        assert!(is_ffi_call("cffistatic_ffi_call"));
+        for inner in [
+            "ffi_call_go",
+            "ffi_call_int",
+            "ffi_call_unix64",
+            "my_ffi_caller",
+        ] {
+            assert!(!is_ffi_call(inner), "{inner}");
+        }
+        assert_eq!(
+            dispatch_mechanism("_ctypes.cpython-312-x86_64-linux-gnu.so"),
+            Some(Mechanism::Ctypes)
+        );
+        assert_eq!(
+            dispatch_mechanism("_cffi_backend.cpython-311-x86_64-linux-gnu.so"),
+            Some(Mechanism::CffiAbi)
+        );
+        assert_eq!(dispatch_mechanism("libgobject-2.0.so.0"), None);
     }
 
     #[test]

@@ -48,7 +48,34 @@ pub struct Hit {
     pub id: EventId,
     pub pid: u32,
     pub time_ns: u64,
+    /// For a [`Probe::capture`] probe: the second argument register (rsi)
+    /// and the return address at the top of the stack, when the kernel could
+    /// read them.
+    pub call: Option<CallArgs>,
 }
+
+/// What a capturing probe reads at a function's entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CallArgs {
+    /// The second integer argument (System V AMD64: rsi).
+    pub arg1: u64,
+    /// The caller's return address (the word at rsp).
+    pub ret: u64,
+}
+
+/// Where to put a probe, and what each hit records.
+#[derive(Clone, Debug)]
+pub struct Probe {
+    pub path: String,
+    pub file_offset: u64,
+    /// Record the second argument and the return address with each hit
+    /// (for dispatchers such as libffi's `ffi_call`, whose second argument
+    /// is the function it calls).
+    pub capture: bool,
+}
+
+/// x86-64 perf register numbers (arch/x86/include/uapi/asm/perf_regs.h).
+const PERF_REG_X86_SI: u64 = 4;
 
 impl UprobeSet {
     pub fn new(pmu_type: u32) -> io::Result<UprobeSet> {
@@ -69,19 +96,31 @@ impl UprobeSet {
         })
     }
 
-    /// Arms each probe (path, file offset) on every CPU, opening the events in
-    /// parallel. Each probe gets its events, or the error that stopped it.
-    pub fn arm(&self, probes: &[(String, u64)]) -> Vec<io::Result<Vec<(EventId, OwnedFd)>>> {
+    /// Arms each probe on every CPU, opening the events in parallel. Each
+    /// probe gets its events, or the error that stopped it.
+    pub fn arm(&self, probes: &[Probe]) -> Vec<io::Result<Vec<(EventId, OwnedFd)>>> {
         let pmu_type = self.pmu_type;
         let opened: Vec<Vec<io::Result<OwnedFd>>> = std::thread::scope(|scope| {
             let handles: Vec<Vec<_>> = probes
                 .iter()
-                .map(|(path, offset)| {
+                .map(|probe| {
                     self.cpus
                         .iter()
                         .map(|&cpu| {
+                            let mode = if probe.capture {
+                                Mode::Capture
+                            } else {
+                                Mode::Sample
+                            };
                             scope.spawn(move || {
-                                open_uprobe(pmu_type, path, *offset, -1, cpu as i32, true)
+                                open_uprobe(
+                                    pmu_type,
+                                    &probe.path,
+                                    probe.file_offset,
+                                    -1,
+                                    cpu as i32,
+                                    mode,
+                                )
                             })
                         })
                         .collect()
@@ -136,6 +175,7 @@ impl UprobeSet {
                                 id,
                                 pid: pid_tid as u32,
                                 time_ns,
+                                call: call_args(body),
                             });
                         }
                     }
@@ -145,6 +185,26 @@ impl UprobeSet {
             });
         }
     }
+}
+
+/// The argument and return address of a capturing probe's record: after
+/// id, pid/tid and time come the user registers (abi, rsi) and the user
+/// stack (size, 8 bytes, dynamic size). None for a plain record, or when the
+/// kernel had no user registers or could not read the stack.
+fn call_args(body: &[u8]) -> Option<CallArgs> {
+    let u64_at = |i: usize| {
+        body.get(i..i + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+    };
+    let abi = u64_at(24)?;
+    if abi == sys::PERF_SAMPLE_REGS_ABI_NONE as u64 {
+        return None;
+    }
+    let arg1 = u64_at(32)?;
+    let size = u64_at(40)?;
+    let ret = u64_at(48)?;
+    let dyn_size = u64_at(48 + size as usize)?;
+    (size >= 8 && dyn_size >= 8).then_some(CallArgs { arg1, ret })
 }
 
 fn sampling_attr(type_: u32, config: u64) -> sys::perf_event_attr {
@@ -167,20 +227,28 @@ fn sampling_attr(type_: u32, config: u64) -> sys::perf_event_attr {
     attr
 }
 
-/// Opens a uprobe on the instruction at `file_offset` in `path`: a counter
-/// (`sampling` false) or a sampling event with a record per hit.
+/// What a uprobe event does with a hit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Counts it.
+    Count,
+    /// Writes a record (id, pid/tid, time).
+    Sample,
+    /// Writes a record with the second argument and the return address.
+    Capture,
+}
+
+/// Opens a uprobe on the instruction at `file_offset` in `path`.
 fn open_uprobe(
     pmu_type: u32,
     path: &str,
     file_offset: u64,
     pid: i32,
     cpu: i32,
-    sampling: bool,
+    mode: Mode,
 ) -> io::Result<OwnedFd> {
     let cpath = CString::new(path).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let mut attr = if sampling {
-        sampling_attr(pmu_type, 0)
-    } else {
+    let mut attr = if mode == Mode::Count {
         let mut a = sys::perf_event_attr {
             type_: pmu_type,
             size: std::mem::size_of::<sys::perf_event_attr>() as u32,
@@ -189,7 +257,14 @@ fn open_uprobe(
         a.set_exclude_kernel(1);
         a.set_exclude_hv(1);
         a
+    } else {
+        sampling_attr(pmu_type, 0)
     };
+    if mode == Mode::Capture {
+        attr.sample_type |= (sys::PERF_SAMPLE_REGS_USER | sys::PERF_SAMPLE_STACK_USER) as u64;
+        attr.sample_regs_user = 1 << PERF_REG_X86_SI;
+        attr.sample_stack_user = 8;
+    }
     // The kernel reads the path during the call only; `cpath` outlives it.
     attr.__bindgen_anon_3.config1 = cpath.as_ptr() as u64;
     attr.__bindgen_anon_4.config2 = file_offset;
@@ -211,7 +286,7 @@ impl UprobeCounter {
         tid: i32,
     ) -> io::Result<UprobeCounter> {
         Ok(UprobeCounter {
-            fd: open_uprobe(pmu_type, path, file_offset, tid, -1, false)?,
+            fd: open_uprobe(pmu_type, path, file_offset, tid, -1, Mode::Count)?,
         })
     }
 
@@ -270,5 +345,24 @@ mod tests {
         ] {
             assert_eq!(probe_kind(code), want, "{code:x?}");
         }
+    }
+
+    #[test]
+    fn a_capturing_record_gives_the_argument_and_the_return_address() {
+        let words = |ws: &[u64]| ws.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>();
+        // id, pid/tid, time, abi 2 (64-bit), rsi, stack size 8, [rsp], dynamic size 8.
+        let body = words(&[7, 42, 1000, 2, 0x7f00_1234, 8, 0x5555_0010, 8]);
+        assert_eq!(
+            call_args(&body),
+            Some(CallArgs {
+                arg1: 0x7f00_1234,
+                ret: 0x5555_0010
+            })
+        );
+        // A plain record, no user registers, an unreadable stack, a cut record.
+        assert_eq!(call_args(&words(&[7, 42, 1000])), None);
+        assert_eq!(call_args(&words(&[7, 42, 1000, 0, 8, 0, 8])), None);
+        assert_eq!(call_args(&words(&[7, 42, 1000, 2, 1, 8, 2, 0])), None);
+        assert_eq!(call_args(&body[..body.len() - 4]), None);
     }
 }
