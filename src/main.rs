@@ -132,9 +132,10 @@ struct TargetArgs {
     #[arg(long, short, default_value_t = 999)]
     rate: u32,
     /// How to count boundary crossings: `exact` (uprobes on the functions that
-    /// carry them, within --overhead-budget) or `sampled` (boundaries and their
-    /// glue time from the samples only, nothing added to the target).
-    #[arg(long, default_value = "exact", value_parser = ["exact", "sampled"])]
+    /// carry them, within --overhead-budget), `sampled` (boundaries and their
+    /// glue time from the samples only, nothing added to the target) or `off`
+    /// (plain stacks: no boundaries, no seams marked).
+    #[arg(long, default_value = "exact", value_parser = ["exact", "sampled", "off"])]
     crossings: String,
     /// Keep the probes' cost under this percentage of the target's CPU time by
     /// arming them in duty cycles and extrapolating; `none` for no limit.
@@ -175,6 +176,7 @@ impl TargetArgs {
         };
         options.crossings = match self.crossings.as_str() {
             "sampled" => CrossingsMode::Sampled,
+            "off" => CrossingsMode::Off,
             _ => CrossingsMode::Exact,
         };
         options.overhead_budget = match self.overhead_budget.as_str() {

@@ -280,3 +280,37 @@ fn long_cgo_calls_show_their_switches_at_the_cgo_call_boundary() {
     );
     assert!(summary["context_switches"].as_u64().unwrap() >= switches);
 }
+
+#[test]
+fn crossings_off_records_plain_stacks_and_sampled_adds_no_probes() {
+    let Some(_one) = prepare("crossings_off_records_plain_stacks_and_sampled_adds_no_probes") else {
+        return;
+    };
+    for mode in ["off", "sampled"] {
+        let (summary, _truth, dir) = record_with_truth(
+            &["--crossings", mode, "--duration", "2"],
+            "chain",
+            &["--threads", "1", "--seconds", "1.5"],
+        );
+        assert!(summary["samples"].as_u64().unwrap() > 100, "{mode}");
+        assert!(summary["probe_overhead"].is_null(), "{mode}: probes armed");
+        let found = boundaries(&summary);
+        let python_go = (
+            "python".to_string(),
+            "go".to_string(),
+            "ctypes".to_string(),
+        );
+        let folded = std::fs::read_to_string(dir.path().join("stacks.folded")).unwrap();
+        if mode == "off" {
+            assert!(found.is_empty(), "boundaries with --crossings off: {found:?}");
+        } else {
+            let b = &found[&python_go];
+            assert!(b["samples"].as_u64().unwrap() > 0, "{b}");
+            assert!(b["crossings"].is_null(), "{b}");
+        }
+        // The chain still shows every runtime either way.
+        for frame in ["ChainWork", "seam_mix_work"] {
+            assert!(folded.contains(frame), "{mode}: no {frame} in stacks.folded");
+        }
+    }
+}

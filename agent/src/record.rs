@@ -81,6 +81,8 @@ pub enum CrossingsMode {
     Exact,
     /// Boundaries and their glue time from the samples only; no counts.
     Sampled,
+    /// Plain stacks: no boundaries, no seams marked.
+    Off,
 }
 
 impl RecordOptions {
@@ -203,6 +205,10 @@ pub fn record_with_ticks(
             }
         }
         CrossingsMode::Sampled => None,
+        CrossingsMode::Off => {
+            converter.without_boundaries();
+            None
+        }
     };
     if let Some(c) = &mut child {
         c.release();

@@ -67,6 +67,8 @@ pub struct Converter {
     /// Functions seen carrying a crossing that no symbol names ahead of time.
     candidates: Vec<Candidate>,
     candidates_seen: std::collections::HashSet<(String, String)>,
+    /// Find crossings on the stacks (`--crossings off` turns it off).
+    boundaries: bool,
     /// For each Go module (by file name), the names of its cgo export wrappers.
     export_wrappers: std::collections::HashMap<String, std::collections::HashSet<String>>,
 }
@@ -90,6 +92,7 @@ impl Converter {
             votes: Votes::new(),
             candidates: Vec::new(),
             candidates_seen: Default::default(),
+            boundaries: true,
             export_wrappers: Default::default(),
         }
     }
@@ -147,6 +150,11 @@ impl Converter {
     }
 
     /// Saves the first samples that cross Go's stack switches as test fixtures in `dir`.
+    /// Plain stacks: no crossings found, no seams marked, no boundaries.
+    pub fn without_boundaries(&mut self) {
+        self.boundaries = false;
+    }
+
     pub fn capture_fixtures(&mut self, dir: std::path::PathBuf) {
         self.capture = Some(FixtureCapture::new(dir));
     }
@@ -182,7 +190,11 @@ impl Converter {
         let (leaf_first, complete) = self.stack_of(s)?;
         let mut root_first = leaf_first;
         root_first.reverse();
-        let crossings = find_crossings(&root_first);
+        let crossings = if self.boundaries {
+            find_crossings(&root_first)
+        } else {
+            Vec::new()
+        };
         for c in &crossings {
             root_first[c.callee_at].seam = Some(c.mechanism);
         }
@@ -196,7 +208,8 @@ impl Converter {
             .unwrap_or(0);
         let boundary = self
             .pending_boundary(&root_first[..=waiting_in.min(root_first.len().saturating_sub(1))])
-            .or_else(|| crossings.last().map(|c| (c.caller, c.callee, c.mechanism)));
+            .or_else(|| crossings.last().map(|c| (c.caller, c.callee, c.mechanism)))
+            .filter(|_| self.boundaries);
         let cause = off_cpu_cause(&root_first);
         let handles = root_first
             .into_iter()
@@ -445,6 +458,9 @@ impl Converter {
     /// boundary once per sample, and the sample as glue time of the boundary
     /// whose glue is on CPU (kernel frames called from glue included).
     fn count_boundaries(&mut self, root_first: &mut [Frame]) {
+        if !self.boundaries {
+            return;
+        }
         let crossings = find_crossings(root_first);
         let mut seen = Vec::new();
         for c in &crossings {
