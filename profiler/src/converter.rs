@@ -259,7 +259,7 @@ impl Converter {
             leaf_first.push(Frame::new(self.kernel.name(addr), Runtime::Kernel));
         }
 
-        let Some(regs) = s.regs else {
+        let Some(mut regs) = s.regs else {
             // A kernel thread (or a sample with no user context): the kernel part is all there is.
             if leaf_first.is_empty() {
                 self.drop_sample("sample with no stack");
@@ -267,6 +267,12 @@ impl Converter {
             }
             return Some((leaf_first, true));
         };
+        // In a breakpoint trap (a uprobe's, seam's own), the user instruction
+        // pointer is one past the int3, which replaced the first byte of the
+        // instruction at the probed address: that instruction has not run.
+        if leaf_first.iter().any(|f| f.name == "asm_exc_int3") {
+            regs.ip = regs.ip.saturating_sub(1);
+        }
         if self.space.module_at(regs.ip).is_none() {
             self.refresh_maps();
         }

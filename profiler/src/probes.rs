@@ -536,6 +536,17 @@ impl Prober {
     pub fn tick(&mut self, votes: &Votes, space: &AddressSpace, target_cpu_ns: u64, now_ns: u64) {
         self.drain();
         self.resolve_dispatch(space);
+        // The dispatchers explain every call they cover only when they were
+        // armed for the whole tick (in a duty cycle, a site may be re-armed
+        // before another that is still closing).
+        let tick_start = self.spell_start_ns;
+        let dispatch_steady = self.sites.iter().filter(|s| s.dispatch).all(|s| {
+            !s.events.is_empty()
+                && s.spells
+                    .last()
+                    .is_some_and(|sp| sp.end.is_none() && sp.start <= tick_start)
+        });
+        let covers = &self.dispatch_covers;
         let mut cost = 0.0;
         for site in &mut self.sites {
             let delta = site.hits - site.last_hits;
@@ -575,8 +586,9 @@ impl Prober {
                 *site.attributed.entry(*k).or_default() += take;
             }
             site.via_dispatch.retain(|_, n| *n > 0);
-            let covered =
-                |k: &BoundaryKey| k.0 == Runtime::Python && self.dispatch_covers.contains(&k.2);
+            let covered = |k: &BoundaryKey| {
+                dispatch_steady && k.0 == Runtime::Python && covers.contains(&k.2)
+            };
             let mut by = match tick_votes {
                 Some(v) if !v.is_empty() => v,
                 _ if !site.votes.is_empty() => site.votes.clone(),

@@ -583,7 +583,22 @@ fn crosscall2_caller(
     let ret = mem
         .read_u64(sp + delta)
         .ok_or("unreadable C stack under crosscall2")?;
-    regs.set_sp(sp + delta + 8);
+    let caller_sp = sp + delta + 8;
+    // Where crosscall2 keeps frame pointers of its own (Go 1.19 pushes one at
+    // entry; later versions push one and chain a second to it), the frame
+    // pointer still points into its frame, below its caller's stack pointer:
+    // follow the chain out of the frame to the caller's saved value.
+    for _ in 0..4 {
+        let bp = regs.bp();
+        if bp >= caller_sp || bp < sp {
+            break;
+        }
+        let saved = mem
+            .read_u64(bp)
+            .ok_or("unreadable C stack under crosscall2")?;
+        regs.set_bp(saved);
+    }
+    regs.set_sp(caller_sp);
     Ok(ret)
 }
 
