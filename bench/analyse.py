@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Complete-stack share of a profile, read from each profiler's own output.
 
-    bench/analyse.py SAMPLE FORMAT FILE      prints {"samples", "complete", "share"} as JSON
+    bench/analyse.py SAMPLE FORMAT FILE        prints {"samples", "complete", "share"} as JSON
+    bench/analyse.py --why SAMPLE FORMAT FILE  samples by the rule their stack fails
 
 SAMPLE is `chain` or `gomain`; FORMAT is one of
   perf-script   the text of `perf script` (one block per sample, leaf first)
@@ -204,20 +205,25 @@ def _rooted(frames, python_roots):
 
 def complete(sample, frames, python_roots=False):
     """True when `frames` (root first) is a complete stack of `sample` (module doc)."""
+    return incomplete_reason(sample, frames, python_roots) is None
+
+
+def incomplete_reason(sample, frames, python_roots=False):
+    """Why `frames` is not a complete stack of `sample`, or None when it is."""
     if not frames:
-        return False
+        return "no frames"
     frames = [resolve_libc(f) for f in frames]
     if not _rooted(frames, python_roots):
-        return False
+        return "no thread root"
     while len(frames) > 1 and _unmapped(frames[0]):
         frames = frames[1:]
     for i, f in enumerate(frames):
         if _unmapped(f):
-            return False
+            return "a frame outside every mapping"
         if f.name == "[truncated]":
-            return False
+            return "[truncated]"
         if EVAL_LOOP.search(f.name) and not (i + 1 < len(frames) and frames[i + 1].python):
-            return False
+            return "an eval-loop frame without its Python frames"
     required = []
     for evidence, path in RULES[sample]:
         if any(evidence(f) for f in frames):
@@ -236,16 +242,16 @@ def complete(sample, frames, python_roots=False):
         if go is not None:
             caller = max((i for i in range(go) if frames[i].python), default=None)
             if caller is not None and not re.search(r"(^|\.)run$", frames[caller].name):
-                return False
+                return "Python frames grafted above the Go code"
     for path in required:
         at = 0
         for want in path:
             while at < len(frames) and not want(frames[at]):
                 at += 1
             if at == len(frames):
-                return False
+                return "a runtime of the path missing"
             at += 1
-    return True
+    return None
 
 
 # ------------------------------------------------------------------ readers
@@ -419,11 +425,26 @@ def analyse(sample, fmt, path):
     return {"samples": total, "complete": done, "share": done / total if total else 0.0}
 
 
+def reasons(sample, fmt, path):
+    """Samples by the reason their stack is not complete."""
+    reader, python_roots = READERS[fmt]
+    out = {}
+    for frames, count in reader(path):
+        why = incomplete_reason(sample, frames, python_roots) or "complete"
+        out[why] = out.get(why, 0) + count
+    return out
+
+
 def main(argv):
+    why = "--why" in argv
+    argv = [a for a in argv if a != "--why"]
     if len(argv) != 4 or argv[1] not in RULES or argv[2] not in READERS:
         print(__doc__, file=sys.stderr)
         return 2
-    print(json.dumps(analyse(argv[1], argv[2], argv[3])))
+    if why:
+        print(json.dumps(reasons(argv[1], argv[2], argv[3]), indent=1))
+    else:
+        print(json.dumps(analyse(argv[1], argv[2], argv[3])))
     return 0
 
 

@@ -133,6 +133,7 @@ def run_one(cfg, sample, rate, seconds, delay, d, ttf=False, extra_sample_args=(
     Returns a dict of figures; the profiler's files are left in `d`."""
     os.makedirs(d, exist_ok=True)
     truth = f"{d}/truth.json"
+    busy0 = busy_seconds()
     target = subprocess.Popen(
         [SAMPLES_RUN, sample, "--seconds", str(seconds), "--start-delay", str(delay),
          "--truth", truth, *extra_sample_args],
@@ -154,8 +155,10 @@ def run_one(cfg, sample, rate, seconds, delay, d, ttf=False, extra_sample_args=(
                                 stdin=subprocess.DEVNULL)
     # Drain the sample's stdout so it never blocks.
     target.stdout.read()
-    target.wait()
+    _, status, ru_target = os.wait4(target.pid, 0)
+    target.returncode = os.waitstatus_to_exitcode(status)
     t_exit = time.monotonic()
+    res["target_cpu_s"] = ru_target.ru_utime + ru_target.ru_stime
     if prof is not None:
         status, ru = wait_rusage(prof.pid, 120 + 2 * seconds, cfg.key)
         prof.returncode = os.waitstatus_to_exitcode(status)
@@ -176,6 +179,12 @@ def run_one(cfg, sample, rate, seconds, delay, d, ttf=False, extra_sample_args=(
                 res["pipeline_cpu_s"] = ru2.ru_utime + ru2.ru_stime
                 res["pipeline_maxrss_kb"] = ru2.ru_maxrss
             res["time_to_flamegraph_s"] = t_done - t_exit
+    # What the rest of the machine (the other engineers' builds and tests) used meanwhile,
+    # in cores: all busy CPU time less the target's and the profiler's.
+    wall = time.monotonic() - t_start
+    others = busy_seconds() - busy0 - res["target_cpu_s"] - res.get("profiler_cpu_s", 0) \
+        - res.get("pipeline_cpu_s", 0)
+    res["other_load_cores"] = max(0.0, others / wall)
     try:
         with open(truth) as f:
             t = json.load(f)
@@ -183,9 +192,18 @@ def run_one(cfg, sample, rate, seconds, delay, d, ttf=False, extra_sample_args=(
                     if c["caller"] in ("python", "go") and c["callee"] in ("go", "c")
                     and c["mechanism"] == ("ctypes" if sample == "chain" else "cgo-call"))
         res["work_per_s"] = work / t["seconds"]
+        res["work_per_cpu_s"] = work / res["target_cpu_s"]
     except (OSError, ValueError, StopIteration, KeyError) as e:
         res["error"] = f"no truth from the sample: {e}"
     return res
+
+
+def busy_seconds():
+    """CPU seconds spent busy on all CPUs since boot (/proc/stat: all but idle and iowait)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def complete_share(cfg, sample, d):
@@ -282,7 +300,12 @@ def main():
     ap.add_argument("--keep-runs", action="store_true", help="keep OUT/runs/")
     ap.add_argument("--smoke", action="store_true",
                     help="tiny sizes: 1 repetition, 1 s runs, 999 Hz only")
+    ap.add_argument("--from-json", metavar="FILE",
+                    help="measure nothing: write results.md (and results.json) again from "
+                         "the runs of an earlier results.json")
     args = ap.parse_args()
+    if args.from_json:
+        return rewrite(args)
     if args.smoke:
         args.reps, args.seconds, args.rates, args.delay = 1, 1, "999", 0.5
         args.gomain_reps, args.gomain_seconds = 1, 1
@@ -299,6 +322,7 @@ def main():
                   file=sys.stderr)
     cfgs = configs(TOOLS)
     rates = [int(r) for r in args.rates.split(",")]
+    os.makedirs(args.out, exist_ok=True)
     if args.keep_runs:
         runs_dir = os.path.join(args.out, "runs")
         shutil.rmtree(runs_dir, ignore_errors=True)
@@ -334,7 +358,8 @@ def main():
                 with open(f"{d}/profiler.err", errors="replace") as f:
                     res["profiler_error"] = f.read().strip()[:2000]
             c = res["complete"]
-            log(res, f" complete {c['share']:.3f}" if c else "")
+            log(res, (f" complete {c['share']:.3f}" if c else "")
+                + f" others {res.get('other_load_cores', 0):.1f} cores")
         results.append(res)
         if not args.keep_runs:
             shutil.rmtree(d, ignore_errors=True)
@@ -371,41 +396,71 @@ def main():
             "perf": version([TOOLS["perf"], "--version"]) if TOOLS["perf"] else None,
             "py-spy": version([TOOLS["py-spy"], "--version"]) if TOOLS["py-spy"] else None,
             "samply": version([TOOLS["samply"], "--version"]) if TOOLS["samply"] else None,
-            "inferno": version([TOOLS["inferno-flamegraph"], "--version"])
+            "inferno": version(["bash", "-c", "cargo install --list | grep '^inferno '"])
             if TOOLS["inferno-flamegraph"] else None,
             "python": version([sys.executable, "--version"]),
         },
     }
+    write(args.out, meta, results, cfgs, rates, args)
+    return 0
+
+
+def write(out, meta, results, cfgs, rates, args):
+    import report
+    os.makedirs(out, exist_ok=True)
     measures = summarize(results, cfgs, rates, args)
-    with open(os.path.join(args.out, "results.json"), "w") as f:
+    with open(os.path.join(out, "results.json"), "w") as f:
         json.dump({"meta": meta, "measures": measures, "runs": results}, f, indent=1)
         f.write("\n")
-    import report
-    with open(os.path.join(args.out, "results.md"), "w") as f:
+    with open(os.path.join(out, "results.md"), "w") as f:
         f.write(report.markdown(meta, measures, results, cfgs))
-    print(f"bench: wrote {args.out}/results.json and results.md "
-          f"({meta['minutes']} min)", file=sys.stderr)
+    print(f"bench: wrote {out}/results.json and results.md ({meta['minutes']} min)",
+          file=sys.stderr)
+
+
+def rewrite(args):
+    """results.md and the measures again from the runs of an earlier results.json."""
+    with open(args.from_json) as f:
+        old = json.load(f)
+    meta, results = old["meta"], old["runs"]
+    for k, v in meta["args"].items():
+        setattr(args, k, v)
+    present = {(r["tool"], r["config"]) for r in results}
+    tools = {name: name for name in ("perf", "py-spy", "samply", "inferno-collapse-perf",
+                                     "inferno-flamegraph")}
+    cfgs = [c for c in configs(tools) if (c.tool, c.config) in present]
+    rates = [int(r) for r in str(args.rates).split(",")]
+    write(args.out, meta, results, cfgs, rates, args)
     return 0
 
 
 def summarize(results, cfgs, rates, args):
     out = []
     for rate in rates:
-        base = {r["rep"]: r.get("work_per_s") for r in results
-                if r["kind"] == "slowdown" and r["rate"] == rate and r["tool"] == "none"}
+        base = {key: {r["rep"]: r.get(key) for r in results
+                      if r["kind"] == "slowdown" and r["rate"] == rate and r["tool"] == "none"}
+                for key in ("work_per_s", "work_per_cpu_s")}
         for cfg in cfgs:
             runs = [r for r in results if r["kind"] == "slowdown" and r["rate"] == rate
                     and r["tool"] == cfg.tool and r["config"] == cfg.config]
             label = f"{cfg.config} chain {rate} Hz".strip()
             out.append(row("work_rate", cfg.tool, label, [r.get("work_per_s") for r in runs],
                            "ChainWork calls/s"))
+            out.append(row("work_per_cpu", cfg.tool, label,
+                           [r.get("work_per_cpu_s") for r in runs],
+                           "ChainWork calls per CPU second of the target"))
+            out.append(row("other_load", cfg.tool, label,
+                           [r.get("other_load_cores") for r in runs],
+                           "cores busy with other processes during the run"))
             if cfg.tool == "none":
                 continue
-            slow = []
-            for r in runs:
-                b, w = base.get(r["rep"]), r.get("work_per_s")
-                slow.append(100 * (1 - w / b) if b and w else None)
-            out.append(row("slowdown", cfg.tool, label, slow, "%"))
+            for measure, key in (("slowdown", "work_per_s"),
+                                 ("slowdown_per_cpu", "work_per_cpu_s")):
+                slow = []
+                for r in runs:
+                    b, w = base[key].get(r["rep"]), r.get(key)
+                    slow.append(100 * (1 - w / b) if b and w else None)
+                out.append(row(measure, cfg.tool, label, slow, "%"))
             out.append(row("profiler_cpu", cfg.tool, label,
                            [100 * r["profiler_cpu_s"] / r["profiler_wall_s"] for r in runs
                             if r.get("profiler_wall_s")], "% of one core"))

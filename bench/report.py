@@ -60,10 +60,16 @@ def markdown(meta, measures, runs, cfgs):
     w("## Machine\n")
     m = meta["machine"]
     w(f"- {m['nproc']} CPUs ({m['cpu']}), {m['memory_gib']} GiB, Linux {m['kernel']}")
+    loads = sorted(m["median"] for m in measures
+                   if m["measure"] == "other_load" and m["median"] is not None)
+    spread = (f" Other processes kept {loads[len(loads) // 2]:.1f} cores busy in the "
+              f"median run (from {loads[0]:.1f} to {loads[-1]:.1f} across the settings' "
+              "medians), on a machine of "
+              f"{m['nproc']}." if loads else "")
     w(f"- load average (1, 5, 15 min) before: {meta['load_before']}; after: "
       f"{meta['load_after']}. The machine is shared with other engineers' builds and "
       "tests, so the load moved during the run; the tools take turns (A B C … A B C) so "
-      "that it falls on all of them alike.")
+      "that it falls on all of them alike." + spread)
     v = meta["versions"]
     w("- " + ", ".join(f"{k} {v[k]}" for k in v if v[k]))
     w(f"- sizes: {a['reps']} repetitions × {a['seconds']:g} s of work per slowdown run at "
@@ -83,20 +89,32 @@ def markdown(meta, measures, runs, cfgs):
       "with 20 Go → Rust calls and a callback into Python) per second of its workers' "
       "time, from the truth JSON it writes at exit. The slowdown is 1 − rate under the "
       "profiler / rate unprofiled, each profiled run paired with the unprofiled run of "
-      "the same round.\n")
+      "the same round. On a loaded machine the wall-clock rate also moves with "
+      "everything else that runs, so the table gives a second figure: calls per CPU "
+      "second of the target (`wait4` on the sample), which leaves out the time the "
+      "target waited for a CPU, and so also the CPU the profiler took from it and the "
+      "time py-spy kept it stopped; it keeps what the profiler costs inside the target "
+      "(the kernel's sampling and stack copies, uprobe hits). The last column is how "
+      "many cores other processes kept busy during the runs (from /proc/stat, less the "
+      "target and the profiler).\n")
     for rate in rates:
         w(f"### {rate} Hz\n")
-        w("| tool | calls/s | slowdown % | × seam |")
-        w("|---|---|---|---|")
+        w("| tool | calls/s | slowdown % | × seam | calls per CPU s | slowdown per CPU s % "
+          "| other load, cores |")
+        w("|---|---|---|---|---|---|---|")
         ref = find(measures, "slowdown", "seam", f"{seam_exact.config} chain {rate} Hz") \
             if seam_exact else None
         for cfg in cfgs:
             conf = f"{cfg.config} chain {rate} Hz".strip()
             rate_row = find(measures, "work_rate", cfg.tool, conf)
             slow = find(measures, "slowdown", cfg.tool, conf)
+            per_cpu = find(measures, "work_per_cpu", cfg.tool, conf)
+            slow_cpu = find(measures, "slowdown_per_cpu", cfg.tool, conf)
+            load = find(measures, "other_load", cfg.tool, conf)
             rr = "—" if cfg.tool == "none" or not ref or abs(ref["median"] or 0) < 0.5 \
                 else ratio(slow, ref)
-            w(f"| {label(cfg)} | {cell(rate_row, 0)} | {cell(slow)} | {rr} |")
+            w(f"| {label(cfg)} | {cell(rate_row, 0)} | {cell(slow)} | {rr} | "
+              f"{cell(per_cpu, 0)} | {cell(slow_cpu)} | {cell(load)} |")
         w("")
 
     # --- CPU
@@ -160,12 +178,19 @@ def markdown(meta, measures, runs, cfgs):
     w("")
     if notes:
         w("\n".join(notes) + "\n")
-    own = [r for r in runs if r["tool"] == "seam" and r.get("seam_own_complete") is not None]
+    own = {}
+    for r in runs:
+        if r["tool"] == "seam" and r.get("seam_own_complete") is not None:
+            own.setdefault((r["sample"], r["rate"], r["config"]), []).append(
+                100 * r["seam_own_complete"])
     if own:
-        w("seam's own figure (`complete_share` in its summary.json, which does not apply "
-          "rule 3 nor check the eval-loop frames at the leaf) for comparison: "
-          + ", ".join(f"{r['sample']} {r['rate']} Hz {r['config']}: "
-                      f"{100 * r['seam_own_complete']:.1f}%" for r in own[:6]) + ".\n")
+        w("seam's own figure, `complete_share` in its summary.json (median of the runs), "
+          "for comparison: it counts a stack complete when it reaches a root with no "
+          "`[truncated]` frame, so it does not apply rule 3 (the path), nor see "
+          "eval-loop frames whose Python frames it could not read, nor Python frames "
+          "grafted from another moment: "
+          + ", ".join(f"{sample} {rate} Hz {config}: {sorted(v)[len(v) // 2]:.1f}%"
+                      for (sample, rate, config), v in sorted(own.items())) + ".\n")
 
     # --- time to flamegraph
     w("## Time to flamegraph\n")
@@ -277,7 +302,13 @@ def targets(measures, cfgs, top, a, seam_exact):
     s = find(measures, "slowdown", "seam", f"{sc} chain {top} Hz")
     if s and s["median"] is not None:
         ok = s["median"] <= 3
-        out.append(f"| slowdown at {top} Hz ≤ 3% | {cell(s)} % | "
+        out.append(f"| slowdown at {top} Hz ≤ 3% (calls per second) | {cell(s)} % | "
+                   + ("yes" if ok else f"**no**, by {s['median'] - 3:.1f} points") + " |")
+    s = find(measures, "slowdown_per_cpu", "seam", f"{sc} chain {top} Hz")
+    if s and s["median"] is not None:
+        ok = s["median"] <= 3
+        out.append(f"| … per CPU second of the target (less sensitive to the load) | "
+                   f"{cell(s)} % | "
                    + ("yes" if ok else f"**no**, by {s['median'] - 3:.1f} points") + " |")
     c = find(measures, "profiler_cpu", "seam", f"{sc} chain {top} Hz")
     if c and c["median"] is not None:
