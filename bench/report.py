@@ -99,11 +99,11 @@ def markdown(meta, measures, runs, cfgs):
       "target and the profiler).\n")
     for rate in rates:
         w(f"### {rate} Hz\n")
-        w("| tool | calls/s | slowdown % | × seam | calls per CPU s | slowdown per CPU s % "
-          "| other load, cores |")
+        w("| tool | calls/s | slowdown % | calls per CPU s | slowdown per CPU s % "
+          "| × seam (per CPU s) | other load, cores |")
         w("|---|---|---|---|---|---|---|")
-        ref = find(measures, "slowdown", "seam", f"{seam_exact.config} chain {rate} Hz") \
-            if seam_exact else None
+        ref = find(measures, "slowdown_per_cpu", "seam",
+                   f"{seam_exact.config} chain {rate} Hz") if seam_exact else None
         for cfg in cfgs:
             conf = f"{cfg.config} chain {rate} Hz".strip()
             rate_row = find(measures, "work_rate", cfg.tool, conf)
@@ -112,9 +112,9 @@ def markdown(meta, measures, runs, cfgs):
             slow_cpu = find(measures, "slowdown_per_cpu", cfg.tool, conf)
             load = find(measures, "other_load", cfg.tool, conf)
             rr = "—" if cfg.tool == "none" or not ref or abs(ref["median"] or 0) < 0.5 \
-                else ratio(slow, ref)
-            w(f"| {label(cfg)} | {cell(rate_row, 0)} | {cell(slow)} | {rr} | "
-              f"{cell(per_cpu, 0)} | {cell(slow_cpu)} | {cell(load)} |")
+                else ratio(slow_cpu, ref)
+            w(f"| {label(cfg)} | {cell(rate_row, 0)} | {cell(slow)} | "
+              f"{cell(per_cpu, 0)} | {cell(slow_cpu)} | {rr} | {cell(load)} |")
         w("")
 
     # --- CPU
@@ -162,19 +162,25 @@ def markdown(meta, measures, runs, cfgs):
       "runtime (sysmon, GC workers) count when they reach their root. The share is over "
       "the samples the tool itself reported (py-spy leaves idle threads out).\n")
     sets = [f"chain {r} Hz" for r in rates] + [f"gomain {top} Hz"]
-    w("| tool | " + " | ".join(f"{s}, %" for s in sets) + " |")
-    w("|---|" + "---|" * len(sets))
+    w("| tool | " + " | ".join(f"{s}, %" for s in sets) + " | "
+      + " | ".join(f"× seam, {s.split()[0]}" for s in sets[-2:]) + " |")
+    w("|---|" + "---|" * (len(sets) + 2))
     notes = []
     for cfg in cfgs:
         if cfg.tool == "none":
             continue
-        cells = []
+        cells, ratios = [], []
         for s in sets:
             r = find(measures, "complete_stacks", cfg.tool, f"{cfg.config} {s}".strip())
             cells.append(cell(r))
             if r and r.get("note"):
                 notes.append(f"- {label(cfg)} on {s}: {r['note']}")
-        w(f"| {label(cfg)} | " + " | ".join(cells) + " |")
+        for s in sets[-2:]:
+            r = find(measures, "complete_stacks", cfg.tool, f"{cfg.config} {s}".strip())
+            ref = find(measures, "complete_stacks", "seam", f"{seam_exact.config} {s}") \
+                if seam_exact else None
+            ratios.append(ratio(r, ref))
+        w(f"| {label(cfg)} | " + " | ".join(cells + ratios) + " |")
     w("")
     if notes:
         w("\n".join(notes) + "\n")
