@@ -377,11 +377,15 @@ def main():
     # 3. time from the end of the recording to a flamegraph on disk (perf's needs
     # inferno; seam's sampled mode writes its files the same way as the exact one).
     for rep in range(args.ttf_reps):
+        timed = set()
         for cfg in cfgs:
             if cfg.tool == "none" or cfg.key == "seam --crossings sampled":
                 continue
             if cfg.tool == "perf" and not cfg.flamegraph:
                 continue
+            if args.smoke and cfg.tool in timed:
+                continue    # the smoke run times one configuration of each tool
+            timed.add(cfg.tool)
             measure(cfg, "ttf", rep, "chain", args.ttf_rate, args.ttf_seconds)
     if not args.keep_runs:
         shutil.rmtree(runs_dir, ignore_errors=True)
