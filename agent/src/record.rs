@@ -505,6 +505,11 @@ fn handle_record(
                 m.page_offset,
                 &m.path.as_slice(),
             );
+            // Arm the new module's sites now, not after the rest of the batch
+            // of records: its first calls may follow at once.
+            if let Some(p) = prober.as_mut() {
+                p.scan_modules(converter.address_space(), monotonic_ns());
+            }
         }
         EventRecord::Mmap(m) if m.is_executable => {
             handle_mmap(

@@ -311,12 +311,22 @@ impl Prober {
             }
         }
         let first = self.sites.len();
+        let t = std::time::Instant::now();
         for (object, file) in new {
             for site in static_sites(&object) {
                 self.add_site(&object, &file, site, true);
             }
         }
+        let found = t.elapsed();
         self.arm_from(first, now_ns);
+        if self.sites.len() > first {
+            log::debug!(
+                "{} sites found in {:?}, armed in {:?}",
+                self.sites.len() - first,
+                found,
+                t.elapsed() - found
+            );
+        }
     }
 
     /// Probes the functions that samples showed carrying crossings no symbol
