@@ -46,12 +46,9 @@ pub enum CollectorError {
     ViewerBehind { missed: u64 },
     #[error("a viewer sent a request after subscribing; one connection follows one session")]
     AfterSubscribe,
-    #[error("connecting to the collector at {addr}: {source}")]
-    Connect {
-        addr: String,
-        #[source]
-        source: io::Error,
-    },
+    /// The cause is in the message only, so that error chains say it once.
+    #[error("connecting to the collector at {addr}: {cause}")]
+    Connect { addr: String, cause: io::Error },
     #[error("the collector refused: {0}")]
     Refused(String),
     #[error(

@@ -37,9 +37,9 @@ impl ViewerClient {
     /// Connects to `addr` (HOST:PORT), says hello with `token` (empty when
     /// the collector has none) and waits for the welcome.
     pub fn connect(addr: &str, token: &str) -> Result<ViewerClient, CollectorError> {
-        let connect_err = |source| CollectorError::Connect {
+        let connect_err = |cause| CollectorError::Connect {
             addr: addr.to_string(),
-            source,
+            cause,
         };
         let addrs: Vec<_> = addr.to_socket_addrs().map_err(connect_err)?.collect();
         let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
