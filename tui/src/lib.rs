@@ -204,7 +204,9 @@ where
 /// Runs the dashboard of any source of deltas until the user quits (a
 /// session streamed from a collector, or [`run_top`]'s recording). `source`
 /// hands each change to its argument in order, returns when the profile is
-/// complete or `options.stop` is set, and runs on a thread of its own.
+/// complete or `options.stop` is set, and runs on a thread of its own. A
+/// source that fails after figures arrived leaves them on the screen with
+/// its error until `q`; the error is returned then.
 pub fn run_top_stream<F>(options: TopOptions, source: F) -> Result<TopOutcome, TopError>
 where
     F: FnOnce(&mut dyn FnMut(SourceEvent)) -> Result<SourceEnd, String> + Send + 'static,
@@ -223,6 +225,7 @@ where
 
     let mut dashboard = Dashboard::new();
     let mut signal = None;
+    let mut failure_shown = false;
     let mut ended: Option<Result<SourceEnd, String>> = None;
     let mut flamegraphs = Vec::new();
     let result = (|| -> Result<(), TopError> {
@@ -259,7 +262,14 @@ where
             }
             dashboard.refresh();
             if let Some(Err(e)) = &ended {
-                return Err(TopError::Recording(e.clone()));
+                // Before any figures there is nothing to keep: say why at once.
+                if dashboard.newest_profile().stacks.is_empty() {
+                    return Err(TopError::Recording(e.clone()));
+                }
+                if !failure_shown {
+                    failure_shown = true;
+                    dashboard.set_status(format!("{e}; the figures stay until q"));
+                }
             }
             if let Some(sig) = guard.signalled() {
                 // SIGTERM or SIGHUP: quit as `q` does, so that the terminal
