@@ -60,8 +60,11 @@ impl Tmux {
     /// A detached session `top` of 120x40 running `command`, whose pane stays
     /// after it ends.
     fn start(command: &str) -> Tmux {
+        // A server of its own each time: a killed one may still be going away.
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmux = Tmux {
-            socket: format!("seam-test-{}", std::process::id()),
+            socket: format!("seam-test-{}-{n}", std::process::id()),
         };
         let started = tmux.run(&[
             "new-session",
@@ -254,7 +257,7 @@ fn child_of(parent: &str) -> String {
 /// The pane's shell says how seam ended and in what mode it left the terminal.
 fn after_seam(seam_command: &str) -> String {
     format!(
-        "{seam_command}; echo seam-top-exit=$?; stty -a | tr ' ;' '\\n\\n' | grep -x -- '-\\?icanon\\|-\\?echo'"
+        "{seam_command}; echo seam-top-exit=$?; stty -a | tr ' ;' '\\n\\n' | grep -x -- '-\\?icanon\\|-\\?echo'; echo modes-done"
     )
 }
 
@@ -273,8 +276,8 @@ fn assert_terminal_restored(screen: &str) {
 }
 
 #[test]
-fn top_follows_a_collector_session_and_restores_the_terminal_on_sigterm() {
-    let test = "top_follows_a_collector_session_and_restores_the_terminal_on_sigterm";
+fn top_follows_a_collector_session_and_restores_the_terminal_on_sigterm_and_sighup() {
+    let test = "top_follows_a_collector_session_and_restores_the_terminal_on_sigterm_and_sighup";
     if !privileged(test) || !tmux_installed() {
         return;
     }
@@ -287,7 +290,7 @@ fn top_follows_a_collector_session_and_restores_the_terminal_on_sigterm() {
     let seam_bin = env!("CARGO_BIN_EXE_seam");
 
     // No --session: the live sessions to pick from, then the dashboard.
-    let tmux = Tmux::start(&after_seam(&format!(
+    let mut tmux = Tmux::start(&after_seam(&format!(
         "{seam_bin} top --collector {addr} -o {}",
         out.path().display()
     )));
@@ -307,40 +310,50 @@ fn top_follows_a_collector_session_and_restores_the_terminal_on_sigterm() {
     });
     tmux.keys("q");
     let screen = tmux.wait_for("seam's exit", Duration::from_secs(15), |s| {
-        s.contains("seam-top-exit=")
+        s.contains("modes-done")
     });
     assert!(screen.contains("seam-top-exit=0"), "{screen}");
     assert!(screen.contains("samples over"), "{screen}");
     assert_terminal_restored(&screen);
-    drop(tmux);
 
-    // --session, ended by SIGTERM: the terminal is given back all the same.
-    let tmux = Tmux::start(&after_seam(&format!(
-        "{seam_bin} top --collector {addr} --session {} -o {}",
-        &session[..8],
-        out.path().display()
-    )));
-    tmux.wait_for(
-        "python -> go with --session",
-        Duration::from_secs(20),
-        |s| python_to_go_rate(s).is_some(),
-    );
-    let shell = String::from_utf8_lossy(
-        &tmux
-            .run(&["display-message", "-p", "-t", "top", "#{pane_pid}"])
-            .stdout,
-    )
-    .trim()
-    .to_string();
-    let top = child_of(&shell);
-    let killed = Command::new("kill").args(["-TERM", &top]).status().unwrap();
-    assert!(killed.success());
-    let screen = tmux.wait_for("seam's exit on SIGTERM", Duration::from_secs(15), |s| {
-        s.contains("seam-top-exit=")
-    });
-    assert!(screen.contains("seam-top-exit=143"), "{screen}");
-    assert!(!screen.contains("runtimes (self time)"), "{screen}");
-    assert_terminal_restored(&screen);
+    // --session, ended by SIGTERM or SIGHUP: the terminal is given back all the same.
+    for (signal, status) in [("TERM", 143), ("HUP", 129)] {
+        drop(tmux);
+        tmux = Tmux::start(&after_seam(&format!(
+            "{seam_bin} top --collector {addr} --session {} -o {}",
+            &session[..8],
+            out.path().display()
+        )));
+        tmux.wait_for(
+            "python -> go with --session",
+            Duration::from_secs(20),
+            |s| python_to_go_rate(s).is_some(),
+        );
+        let shell = String::from_utf8_lossy(
+            &tmux
+                .run(&["display-message", "-p", "-t", "top", "#{pane_pid}"])
+                .stdout,
+        )
+        .trim()
+        .to_string();
+        let top = child_of(&shell);
+        let killed = Command::new("kill")
+            .args([&format!("-{signal}"), &top])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let screen = tmux.wait_for(
+            &format!("seam's exit on SIG{signal}"),
+            Duration::from_secs(15),
+            |s| s.contains("modes-done"),
+        );
+        assert!(
+            screen.contains(&format!("seam-top-exit={status}")),
+            "{screen}"
+        );
+        assert!(!screen.contains("runtimes (self time)"), "{screen}");
+        assert_terminal_restored(&screen);
+    }
 
     // The agent goes on unharmed by its viewers, and ends cleanly.
     // SAFETY: signalling our own child.
