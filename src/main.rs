@@ -532,7 +532,7 @@ fn run_top_remote(addr: &str, args: &TopArgs) -> Result<()> {
             }
         }
     };
-    let (mut client, session) = client.subscribe(&id)?;
+    let (client, session) = client.subscribe(&id)?;
     let top = seam_tui::TopOptions::new(&args.output, stop.clone());
     let welcome = format!(
         "session {} of {} through the collector at {addr}",
@@ -541,9 +541,10 @@ fn run_top_remote(addr: &str, args: &TopArgs) -> Result<()> {
     let outcome = seam_tui::run_top_stream(top, move |emit| {
         emit(seam_tui::SourceEvent::Status(welcome));
         let end = client
-            .follow(&stop, |followed| match followed {
+            .follow_catching_up(&stop, |followed| match followed {
                 seam_collector::Followed::Batch(b) => emit(seam_tui::SourceEvent::Delta(b.delta)),
                 seam_collector::Followed::Notice(n) => emit(seam_tui::SourceEvent::Status(n)),
+                seam_collector::Followed::Restart(why) => emit(seam_tui::SourceEvent::Restart(why)),
             })
             .map_err(|e| e.to_string())?;
         Ok(

@@ -42,7 +42,7 @@ pub enum CollectorError {
     WrongToken,
     #[error("no live session {id:?} on this collector (nor a stored one); `seam top --collector ADDR` without --session lists the live ones")]
     NotLive { id: String },
-    #[error("this viewer fell {missed} messages behind the session and was dropped, so that it never slows the agents down; start seam top again to catch up")]
+    #[error("this viewer fell {missed} messages behind the session and was dropped, so that it never slows the agents down; subscribe again to catch up")]
     ViewerBehind { missed: u64 },
     #[error("a viewer sent a request after subscribing; one connection follows one session")]
     AfterSubscribe,
@@ -51,6 +51,8 @@ pub enum CollectorError {
     Connect { addr: String, cause: io::Error },
     #[error("the collector refused: {0}")]
     Refused(String),
+    #[error("the collector dropped this viewer: {0}")]
+    ViewerDropped(String),
     #[error(
         "the collector sent {got} where {expected} was expected; is it the same seam version?"
     )]

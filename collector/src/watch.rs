@@ -23,6 +23,9 @@ pub enum Followed {
     Batch(Batch),
     /// Something to show the user (the agent disconnected, came back).
     Notice(String),
+    /// The collector dropped this viewer for falling behind (why), and it
+    /// subscribed again: the batches that follow start from the first.
+    Restart(String),
 }
 
 /// A connection to a collector as a viewer.
@@ -31,6 +34,11 @@ pub struct ViewerClient {
     stream: TcpStream,
     frames: FrameReader,
     buf: Vec<u8>,
+    /// Where it connected, with what token, and the session it follows: what
+    /// it needs to subscribe again.
+    addr: String,
+    token: String,
+    session: Option<String>,
 }
 
 impl ViewerClient {
@@ -59,6 +67,9 @@ impl ViewerClient {
             stream,
             frames: FrameReader::default(),
             buf: vec![0; 64 << 10],
+            addr: addr.to_string(),
+            token: token.to_string(),
+            session: None,
         };
         let hello = ViewerHello {
             viewer_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -87,8 +98,33 @@ impl ViewerClient {
             session: id.to_string(),
         }))?;
         match self.answer("the subscription")? {
-            ViewerMessage::Subscribed(session) => Ok((self, session)),
+            ViewerMessage::Subscribed(session) => {
+                self.session = Some(session.id.clone());
+                Ok((self, session))
+            }
             other => Err(unexpected(other, "the subscription")),
+        }
+    }
+
+    /// [`ViewerClient::follow`], subscribing again from the session's first
+    /// batch (and saying so with [`Followed::Restart`]) each time the
+    /// collector drops this viewer for falling behind.
+    pub fn follow_catching_up(
+        mut self,
+        stop: &AtomicBool,
+        mut on: impl FnMut(Followed),
+    ) -> Result<Option<SessionEnd>, CollectorError> {
+        loop {
+            match self.follow(stop, &mut on) {
+                Err(CollectorError::ViewerDropped(why)) => {
+                    let id = self.session.clone().unwrap_or_default();
+                    let (again, _) =
+                        ViewerClient::connect(&self.addr, &self.token)?.subscribe(&id)?;
+                    self = again;
+                    on(Followed::Restart(why));
+                }
+                done => return done,
+            }
         }
     }
 
@@ -144,6 +180,9 @@ impl ViewerClient {
         loop {
             if let Some(payload) = self.frames.next_frame()? {
                 return match decode::<ViewerMessage>(&payload)? {
+                    ViewerMessage::Refused(r) if r.retry => {
+                        Err(CollectorError::ViewerDropped(r.reason))
+                    }
                     ViewerMessage::Refused(r) => Err(CollectorError::Refused(r.reason)),
                     m => Ok(Some(m)),
                 };

@@ -177,6 +177,7 @@ fn a_viewer_gets_the_stored_batches_then_the_live_ones_then_the_end() {
                     replay.apply(&b.delta).unwrap();
                 }
                 Followed::Notice(n) => notices.push(n),
+                Followed::Restart(why) => panic!("{why}"),
             })
             .unwrap();
         (seqs, replay.into_profile(), end, notices)
@@ -313,6 +314,7 @@ fn an_agent_that_disconnects_is_noticed_and_its_session_stays_listed() {
             .follow(&AtomicBool::new(false), |f| match f {
                 Followed::Batch(b) => replay.apply(&b.delta).unwrap(),
                 Followed::Notice(n) => notices.push(n),
+                Followed::Restart(why) => panic!("{why}"),
             })
             .unwrap();
         (replay.into_profile(), end, notices)
@@ -337,4 +339,54 @@ fn an_agent_that_disconnects_is_noticed_and_its_session_stays_listed() {
         notices[0].contains("disconnected") && notices[1].contains("connected again"),
         "{notices:?}"
     );
+}
+
+#[test]
+fn a_viewer_dropped_for_falling_behind_catches_up_from_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = serve(dir.path(), None, 2);
+    let (batches, profile) = recording(5, 400);
+    let mut agent = Agent::start(c.addr, "fast", "");
+    agent.stream(&batches[..1]);
+    let (viewer, _) = ViewerClient::connect(&c.addr.to_string(), "")
+        .unwrap()
+        .subscribe("fast")
+        .unwrap();
+    let (streamed_tx, streamed_rx) = std::sync::mpsc::channel::<()>();
+    let follower = std::thread::spawn(move || {
+        let mut replay = Replay::default();
+        let mut seqs = Vec::new();
+        let mut restarts = Vec::new();
+        let mut stalled = false;
+        let end = viewer
+            .follow_catching_up(&AtomicBool::new(false), |f| match f {
+                Followed::Batch(b) => {
+                    // The first batch takes as long as the agent takes to send all.
+                    if !stalled {
+                        stalled = true;
+                        streamed_rx.recv().unwrap();
+                    }
+                    seqs.push(b.seq);
+                    replay.apply(&b.delta).unwrap();
+                }
+                Followed::Restart(why) => {
+                    restarts.push(why);
+                    replay = Replay::default();
+                    seqs.clear();
+                }
+                Followed::Notice(_) => {}
+            })
+            .unwrap();
+        (replay.into_profile(), seqs, restarts, end)
+    });
+    for chunk in batches[1..].chunks(8) {
+        agent.stream(chunk);
+    }
+    streamed_tx.send(()).unwrap();
+    let (replayed, seqs, restarts, end) = follower.join().unwrap();
+    assert!(!restarts.is_empty(), "the viewer was never dropped");
+    assert!(restarts[0].contains("behind"), "{restarts:?}");
+    assert_eq!(seqs, (1..=400).collect::<Vec<u64>>());
+    assert_eq!(replayed, profile);
+    assert!(end.is_some());
 }

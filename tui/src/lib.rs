@@ -110,6 +110,10 @@ pub enum SourceEvent {
     Delta(ProfileDelta),
     /// Something to show in the status line.
     Status(String),
+    /// The profile starts again from nothing, for this reason (a viewer the
+    /// collector dropped for falling behind subscribed again): the deltas
+    /// that follow rebuild it from the start.
+    Restart(String),
 }
 
 /// What `seam top` leaves behind.
@@ -168,6 +172,11 @@ impl FeedSender {
                 {
                     self.pending = Some(d);
                 }
+            }
+            SourceEvent::Restart(why) => {
+                // What is folded belongs to the profile being dropped.
+                self.pending = None;
+                let _ = self.tx.send(Feed::Event(SourceEvent::Restart(why)));
             }
             // A status line is only worth showing now.
             status => {
@@ -243,6 +252,10 @@ where
                         })?;
                     }
                     Ok(Feed::Event(SourceEvent::Status(s))) => dashboard.set_status(s),
+                    Ok(Feed::Event(SourceEvent::Restart(why))) => {
+                        dashboard.restart();
+                        dashboard.set_status(format!("{why}; caught up again from the start"));
+                    }
                     Ok(Feed::Ended(end)) => {
                         if let Ok(end) = &end {
                             if end.target_exited {
@@ -403,6 +416,7 @@ mod tests {
                     deltas += 1;
                 }
                 Feed::Event(SourceEvent::Status(s)) => panic!("{s}"),
+                Feed::Event(SourceEvent::Restart(why)) => panic!("{why}"),
                 Feed::Ended(end) => assert!(end.is_ok()),
             }
         }

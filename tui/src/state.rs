@@ -293,6 +293,21 @@ impl Dashboard {
         self.exited = Some(status);
     }
 
+    /// Forgets the profile: the deltas that follow rebuild it from nothing
+    /// (the source started again). The view, sort and selection stay.
+    pub fn restart(&mut self) {
+        let empty = Profile::default();
+        self.replay = Replay::default();
+        self.stale = false;
+        self.totals = summarize(&empty, TOP_STACKS);
+        self.interval = self.totals.clone();
+        self.latest = empty.clone();
+        self.origin = empty.clone();
+        self.previous = empty;
+        self.rates = Rates::default();
+        self.history.clear();
+    }
+
     /// Starts the totals, rates and history afresh from the newest profile.
     pub fn reset(&mut self) {
         if self.stale {
@@ -963,6 +978,23 @@ mod tests {
         assert_eq!(d.totals().samples, 600);
         assert_eq!(d.history().len(), 1);
         assert!((d.rates().samples_per_s - 200.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_restart_rebuilds_the_profile_from_the_first_delta() {
+        let mut d = Dashboard::new();
+        let mut feed = Feed::default();
+        feed.show(&mut d, snapshot(1.0, 100, 1000, 0));
+        feed.show(&mut d, snapshot(2.0, 300, 3000, 0));
+        d.set_view(View::Boundaries);
+        d.restart();
+        assert_eq!(d.totals().samples, 0);
+        assert!(d.history().is_empty());
+        assert_eq!(d.view(), View::Boundaries);
+        let mut again = Feed::default();
+        again.show(&mut d, snapshot(3.0, 600, 6000, 0));
+        assert_eq!(d.totals().samples, 600);
+        assert_eq!(d.newest_profile().samples(), 600);
     }
 
     #[test]
