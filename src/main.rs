@@ -41,11 +41,22 @@ enum Command {
     /// Write a view of a stored session: a flamegraph, folded stacks, the summary, pprof, speedscope.
     Export(ExportArgs),
     /// Sample like `record` and show a live dashboard: runtimes, boundaries, hot functions, threads.
+    /// With --collector, the dashboard of a session an agent streams to a collector.
     Top(TopArgs),
 }
 
 #[derive(Args)]
 struct TopArgs {
+    /// Show a session streamed to this collector (HOST:PORT) instead of recording here.
+    #[arg(long, conflicts_with_all = ["pid", "command"])]
+    collector: Option<String>,
+    /// With --collector: the session's id (or the start of it); without it, a list of the
+    /// live sessions to pick from.
+    #[arg(long, requires = "collector")]
+    session: Option<String>,
+    /// With --collector: a file holding the collector's token.
+    #[arg(long, requires = "collector")]
+    token_file: Option<PathBuf>,
     #[command(flatten)]
     target: TargetArgs,
     /// Folder for the flamegraphs written with `f`, the launched command's output
@@ -442,6 +453,9 @@ fn top_log(dir: &Path) -> Result<std::fs::File> {
 }
 
 fn run_top(args: TopArgs) -> Result<()> {
+    if let Some(addr) = &args.collector {
+        return run_top_remote(addr, &args);
+    }
     let mut options = args.target.into_options(stop_on_ctrl_c())?;
     let target_log = args.output.join("target.log");
     let launched = matches!(options.target, TargetSpec::Command(_));
@@ -451,29 +465,17 @@ fn run_top(args: TopArgs) -> Result<()> {
     }
     let top = seam_tui::TopOptions::new(&args.output, options.stop.clone());
     let outcome = seam_tui::run_top(top, move |on_tick| {
-        let recording = record_with_ticks(&options, |_| {}, on_tick).map_err(|e| e.to_string())?;
+        let recording =
+            record_with_ticks(&options, |_| {}, &mut *on_tick).map_err(|e| e.to_string())?;
+        // The final figures go through the same deltas as the ticks'.
+        on_tick(&recording.profile);
         Ok(seam_tui::SourceEnd {
-            profile: recording.profile,
             target_exited: recording.target_exited,
             exit_status: recording.exit_status,
             warnings: recording.warnings,
         })
     })?;
-    // tmux 3.3 loses the first line written after the dashboard leaves the
-    // alternate screen: let that be an empty one.
-    eprintln!();
-    for w in &outcome.end.warnings {
-        eprintln!("seam: warning: {w}");
-    }
-    for path in &outcome.flamegraphs {
-        eprintln!("seam: wrote {}", path.display());
-    }
-    let profile = &outcome.end.profile;
-    eprintln!(
-        "seam: {} samples over {:.1} s",
-        profile.samples(),
-        profile.duration_s
-    );
+    report_top(&outcome);
     if launched {
         match outcome.end.exit_status {
             Some(s) if outcome.end.target_exited => {
@@ -483,6 +485,80 @@ fn run_top(args: TopArgs) -> Result<()> {
         }
         eprintln!("seam: the command's output is in {}", target_log.display());
     }
+    exit_on_signal(&outcome);
+    Ok(())
+}
+
+/// What is left to say after the dashboard closes.
+fn report_top(outcome: &seam_tui::TopOutcome) {
+    // tmux 3.3 loses the first line written after the dashboard leaves the
+    // alternate screen: let that be an empty one.
+    eprintln!();
+    for w in &outcome.end.warnings {
+        eprintln!("seam: warning: {w}");
+    }
+    for path in &outcome.flamegraphs {
+        eprintln!("seam: wrote {}", path.display());
+    }
+    eprintln!(
+        "seam: {} samples over {:.1} s",
+        outcome.profile.samples(),
+        outcome.profile.duration_s
+    );
+}
+
+/// A dashboard ended by SIGTERM or SIGHUP exits as the signal would have,
+/// once the terminal is restored and the target taken care of.
+fn exit_on_signal(outcome: &seam_tui::TopOutcome) {
+    if let Some(sig) = outcome.signal {
+        std::process::exit(128 + sig);
+    }
+}
+
+/// `seam top --collector`: a session streamed to a collector, picked from
+/// the live ones when no --session is given.
+fn run_top_remote(addr: &str, args: &TopArgs) -> Result<()> {
+    let token = match &args.token_file {
+        Some(f) => seam_collector::read_token_file(f)?,
+        None => String::new(),
+    };
+    let stop = stop_on_ctrl_c();
+    let mut client = seam_collector::ViewerClient::connect(addr, &token)?;
+    let id = match &args.session {
+        Some(id) => id.clone(),
+        None => {
+            let picked = seam_tui::pick_session(addr, || client.list().map_err(|e| e.to_string()))?;
+            match picked {
+                Some(id) => id,
+                None => return Ok(()),
+            }
+        }
+    };
+    let (client, session) = client.subscribe(&id)?;
+    let top = seam_tui::TopOptions::new(&args.output, stop.clone());
+    let welcome = format!(
+        "session {} of {} through the collector at {addr}",
+        session.id, session.host
+    );
+    let outcome = seam_tui::run_top_stream(top, move |emit| {
+        emit(seam_tui::SourceEvent::Status(welcome));
+        let end = client
+            .follow_catching_up(&stop, |followed| match followed {
+                seam_collector::Followed::Batch(b) => emit(seam_tui::SourceEvent::Delta(b.delta)),
+                seam_collector::Followed::Notice(n) => emit(seam_tui::SourceEvent::Status(n)),
+                seam_collector::Followed::Restart(why) => emit(seam_tui::SourceEvent::Restart(why)),
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(
+            end.map_or_else(seam_tui::SourceEnd::default, |e| seam_tui::SourceEnd {
+                target_exited: e.target_exited,
+                exit_status: e.exit_status,
+                warnings: e.warnings,
+            }),
+        )
+    })?;
+    report_top(&outcome);
+    exit_on_signal(&outcome);
     Ok(())
 }
 

@@ -40,6 +40,25 @@ pub enum CollectorError {
     Truncated(usize),
     #[error("wrong token")]
     WrongToken,
+    #[error("no live session {id:?} on this collector (nor a stored one); `seam top --collector ADDR` without --session lists the live ones")]
+    NotLive { id: String },
+    #[error("this viewer fell {missed} messages behind the session and was dropped, so that it never slows the agents down; subscribe again to catch up")]
+    ViewerBehind { missed: u64 },
+    #[error("a viewer sent a request after subscribing; one connection follows one session")]
+    AfterSubscribe,
+    /// The cause is in the message only, so that error chains say it once.
+    #[error("connecting to the collector at {addr}: {cause}")]
+    Connect { addr: String, cause: io::Error },
+    #[error("the collector refused: {0}")]
+    Refused(String),
+    #[error("the collector dropped this viewer: {0}")]
+    ViewerDropped(String),
+    #[error(
+        "the collector sent {got} where {expected} was expected; is it the same seam version?"
+    )]
+    Unexpected { got: String, expected: &'static str },
+    #[error("the collector closed the connection")]
+    CollectorClosed,
     #[error("connection: {0}")]
     Connection(#[source] io::Error),
     #[error("session {session}: {source}")]

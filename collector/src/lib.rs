@@ -1,5 +1,8 @@
 //! seam's collector: accepts agents over TCP, stores each recording as a
 //! session file, and reads sessions back for `seam sessions` and `seam export`.
+//! It also serves viewers (`seam top --collector`): the live sessions, and
+//! one session's batches as they are stored ([`ViewerClient`] is the viewer's
+//! side).
 //!
 //! Design constraints: it depends on `seam-proto` only, never on the sampler,
 //! and needs no privileges. Each connection is one task; a malformed, oversized
@@ -41,6 +44,8 @@ mod error;
 mod listing;
 mod server;
 pub mod store;
+mod viewer;
+mod watch;
 
 pub use error::CollectorError;
 pub use listing::{list_sessions, utc_time, write_sessions_table, SessionRow, SessionSummary};
@@ -49,3 +54,5 @@ pub use server::{
     DEFAULT_HELLO_TIMEOUT,
 };
 pub use store::{find_session, read_batch_payloads, read_session, StoredSession};
+pub use viewer::DEFAULT_VIEWER_QUEUE;
+pub use watch::{Followed, ViewerClient};

@@ -3,7 +3,9 @@
 
 use crate::error::CollectorError;
 use crate::store::{valid_session_id, Appended, SessionInfo, SessionWriter};
+use crate::viewer::{Hub, DEFAULT_VIEWER_QUEUE};
 use log::{info, warn};
+use seam_proto::viewer::is_viewer_hello;
 use seam_proto::wire::{
     decode_hello, encode, frame, Ack, CollectorMessage, FrameReader, Hello, Refused, Welcome,
 };
@@ -30,6 +32,9 @@ pub struct CollectorOptions {
     pub token: Option<String>,
     /// Default [`DEFAULT_HELLO_TIMEOUT`].
     pub hello_timeout: Duration,
+    /// Messages a viewer may fall behind by before it is dropped; default
+    /// [`DEFAULT_VIEWER_QUEUE`].
+    pub viewer_queue: usize,
 }
 
 impl CollectorOptions {
@@ -38,6 +43,7 @@ impl CollectorOptions {
             data_dir: data_dir.into(),
             token: None,
             hello_timeout: DEFAULT_HELLO_TIMEOUT,
+            viewer_queue: DEFAULT_VIEWER_QUEUE,
         }
     }
 }
@@ -83,19 +89,23 @@ pub struct ConnectionReport {
     pub stored: u64,
     /// Batches received again (already stored) and dropped.
     pub duplicates: u64,
-    /// The session's last batch is stored.
+    /// The session's last batch is stored (for a viewer: was sent).
     pub ended: bool,
+    /// A viewer (`seam top --collector`), not an agent: `stored` counts the
+    /// batches sent to it.
+    pub viewer: bool,
 }
 
 /// A writer shared by the connections of one session; None until opened and
 /// after a failed write (the next user reopens the file).
 type Slot = Arc<Mutex<Option<SessionWriter>>>;
 
-/// Accepts agents and stores their sessions.
+/// Accepts agents and stores their sessions; serves them to viewers.
 #[derive(Debug)]
 pub struct Collector {
     options: CollectorOptions,
     sessions: Mutex<HashMap<String, Slot>>,
+    hub: Arc<Hub>,
 }
 
 impl Collector {
@@ -105,11 +115,16 @@ impl Collector {
         Ok(Arc::new(Collector {
             options,
             sessions: Mutex::new(HashMap::new()),
+            hub: Arc::default(),
         }))
     }
 
     pub fn options(&self) -> &CollectorOptions {
         &self.options
+    }
+
+    pub(crate) fn hub(&self) -> &Hub {
+        &self.hub
     }
 
     /// Serves every agent that connects, each in its own task, until the
@@ -139,6 +154,12 @@ impl Collector {
         S: AsyncRead + AsyncWrite + Send,
     {
         match self.handle(stream, peer).await {
+            Ok(r) if r.viewer => info!(
+                "{peer}: viewer of session {} left: {} batches sent{}",
+                r.session,
+                r.stored,
+                if r.ended { ", session ended" } else { "" }
+            ),
             Ok(r) => info!(
                 "{peer}: session {} closed by the agent: {} batches stored, {} duplicates dropped{}",
                 r.session,
@@ -150,8 +171,8 @@ impl Collector {
         }
     }
 
-    /// Serves one agent until it closes the connection or breaks the protocol.
-    /// Whatever arrives, only this connection is affected.
+    /// Serves one agent (or viewer) until it closes the connection or breaks
+    /// the protocol. Whatever arrives, only this connection is affected.
     pub async fn handle<S>(
         self: &Arc<Self>,
         stream: S,
@@ -171,6 +192,9 @@ impl Collector {
             .await
             .map_err(|_| CollectorError::NoHello(self.options.hello_timeout))??
             .ok_or(CollectorError::ClosedBeforeHello)?;
+        if is_viewer_hello(&first) {
+            return self.serve_viewer(&mut conn, &first).await;
+        }
         let hello = match decode_hello(&first) {
             Ok(h) => h,
             Err(e) => return Err(conn.refuse(e.into()).await),
@@ -215,9 +239,25 @@ impl Collector {
             peer: peer.to_string(),
         };
         // A session's file is created with its first batch; until then it starts at 1.
+        let hub = self.hub.clone();
+        let queue = self.options.viewer_queue;
         let next_seq = match SessionWriter::next_seq_in(&self.options.data_dir, &info.session)? {
-            Some(first) => first,
-            None => self.with_writer(slot, &info, |w| Ok(w.next_seq())).await?,
+            Some(first) => {
+                hub.agent_connected(&info, None, queue);
+                first
+            }
+            None => {
+                let (hub, info) = (hub.clone(), info.clone());
+                self.with_writer(slot, &info.clone(), move |w| {
+                    hub.agent_connected(&info, Some(w), queue);
+                    Ok(w.next_seq())
+                })
+                .await?
+            }
+        };
+        let _listed = AgentListed {
+            hub: hub.clone(),
+            session: info.session.clone(),
         };
         info!(
             "{peer}: session {} from {} (agent {}), from batch {next_seq}",
@@ -235,13 +275,18 @@ impl Collector {
             while let Some(f) = conn.frames.next_frame()? {
                 group.push(f);
             }
+            let (hub, id) = (hub.clone(), info.session.clone());
             let (done, result) = self
                 .with_writer(slot, &info, move |w| {
                     let mut done = (0, 0);
                     let mut result = Ok(());
+                    let mut stored: Vec<&[u8]> = Vec::new();
                     for payload in &group {
                         match w.append(payload) {
-                            Ok(Appended::Stored) => done.0 += 1,
+                            Ok(Appended::Stored) => {
+                                done.0 += 1;
+                                stored.push(payload);
+                            }
                             Ok(Appended::Duplicate) => done.1 += 1,
                             Err(e) => {
                                 result = Err(e);
@@ -251,6 +296,7 @@ impl Collector {
                     }
                     // What was appended before a bad batch is still synced and acknowledged.
                     w.sync()?;
+                    hub.stored(&id, &stored, w);
                     Ok(((done, w.next_seq() - 1, w.ended()), result))
                 })
                 .await?;
@@ -316,16 +362,28 @@ impl Collector {
     }
 }
 
-struct Connection<R, W> {
+/// Lists a session as streaming while its agent is connected.
+struct AgentListed {
+    hub: Arc<Hub>,
+    session: String,
+}
+
+impl Drop for AgentListed {
+    fn drop(&mut self) {
+        self.hub.agent_left(&self.session);
+    }
+}
+
+pub(crate) struct Connection<R, W> {
     rd: R,
-    wr: W,
-    frames: FrameReader,
+    pub(crate) wr: W,
+    pub(crate) frames: FrameReader,
     buf: Vec<u8>,
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
     /// The next frame; None when the agent closed the connection between frames.
-    async fn read_frame(&mut self) -> Result<Option<Vec<u8>>, CollectorError> {
+    pub(crate) async fn read_frame(&mut self) -> Result<Option<Vec<u8>>, CollectorError> {
         loop {
             if let Some(f) = self.frames.next_frame()? {
                 return Ok(Some(f));
@@ -346,9 +404,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
     }
 
     async fn send(&mut self, message: &CollectorMessage) -> Result<(), CollectorError> {
-        let bytes = frame(&encode(message))?;
+        self.send_bytes(&frame(&encode(message))?).await
+    }
+
+    /// Writes frames already encoded.
+    pub(crate) async fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), CollectorError> {
         self.wr
-            .write_all(&bytes)
+            .write_all(bytes)
             .await
             .map_err(CollectorError::Connection)?;
         self.wr.flush().await.map_err(CollectorError::Connection)

@@ -147,6 +147,16 @@ impl SessionWriter {
         self.state.end.is_some()
     }
 
+    /// How the recording ended, once its last batch is stored.
+    pub fn end(&self) -> Option<&SessionEnd> {
+        self.state.end.as_ref()
+    }
+
+    /// The session's profile as of the last batch appended.
+    pub fn profile(&self) -> &Profile {
+        self.state.replay.profile()
+    }
+
     /// A write or sync failed: drop this writer and reopen the file.
     pub fn is_broken(&self) -> bool {
         self.broken
@@ -248,7 +258,7 @@ pub fn valid_session_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-fn session_path(dir: &Path, id: &str) -> Result<PathBuf, CollectorError> {
+pub(crate) fn session_path(dir: &Path, id: &str) -> Result<PathBuf, CollectorError> {
     if !valid_session_id(id) {
         return Err(CollectorError::BadSessionId(id.to_string()));
     }

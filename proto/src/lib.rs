@@ -8,7 +8,8 @@
 //!
 //! The agent → collector protocol lives here too: [`delta`] turns a growing
 //! profile into the changes to send and back, [`wire`] holds the messages and
-//! their framing, with no I/O of its own.
+//! their framing, with no I/O of its own; [`viewer`] the messages between a
+//! collector and `seam top --collector`.
 //!
 //! ```
 //! use seam_proto::{Frame, Profile, Runtime};
@@ -25,6 +26,7 @@ pub mod delta;
 mod profile;
 mod runtime;
 pub mod synthetic;
+pub mod viewer;
 pub mod wire;
 
 pub use boundary::{Boundary, CrossingsMethod, Mechanism, ProbeOverhead, Switches};

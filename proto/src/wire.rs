@@ -152,14 +152,19 @@ pub fn encode_hello(hello: &Hello) -> Vec<u8> {
 
 /// Checks the magic and the version before decoding the rest.
 pub fn decode_hello(payload: &[u8]) -> Result<Hello, WireError> {
-    if payload.len() < 8 || payload[..4] != HELLO_MAGIC {
+    decode(hello_body(payload, HELLO_MAGIC)?)
+}
+
+/// What follows a hello's `magic` and protocol version, once both are checked.
+pub(crate) fn hello_body(payload: &[u8], magic: [u8; 4]) -> Result<&[u8], WireError> {
+    if payload.len() < 8 || payload[..4] != magic {
         return Err(WireError::NotHello);
     }
     let got = u32::from_be_bytes(payload[4..8].try_into().expect("4 bytes"));
     if got != PROTOCOL_VERSION {
         return Err(WireError::Version { got });
     }
-    decode(&payload[8..])
+    Ok(&payload[8..])
 }
 
 /// Splits a byte stream into frames, whatever pieces it arrives in.

@@ -13,6 +13,9 @@ pub enum Action {
     PreviousView,
     Up,
     Down,
+    /// Up or down by [`PAGE`] rows.
+    PageUp,
+    PageDown,
     /// Open the selected boundary's detail.
     Open,
     /// Leave the help or the detail view.
@@ -24,6 +27,9 @@ pub enum Action {
     ToggleHelp,
     Quit,
 }
+
+/// Rows `PageUp` and `PageDown` move the selection by.
+pub const PAGE: usize = 10;
 
 /// Work an action leaves to the UI loop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +58,8 @@ pub fn action_for(key: KeyEvent) -> Option<Action> {
         KeyCode::BackTab => Action::PreviousView,
         KeyCode::Up | KeyCode::Char('k') => Action::Up,
         KeyCode::Down | KeyCode::Char('j') => Action::Down,
+        KeyCode::PageUp => Action::PageUp,
+        KeyCode::PageDown => Action::PageDown,
         KeyCode::Enter => Action::Open,
         KeyCode::Esc => Action::Back,
         KeyCode::Char('s') => Action::CycleSort,
@@ -73,6 +81,8 @@ impl Dashboard {
             Action::PreviousView => self.set_view(step(self.view(), View::ALL.len() - 1)),
             Action::Up => self.move_selection(-1),
             Action::Down => self.move_selection(1),
+            Action::PageUp => self.move_selection(-(PAGE as isize)),
+            Action::PageDown => self.move_selection(PAGE as isize),
             Action::Open => {
                 if matches!(self.view(), View::Overview | View::Boundaries) {
                     self.set_view(View::Detail);
@@ -145,6 +155,8 @@ mod tests {
             (press(KeyCode::Char('k')), Some(Action::Up)),
             (press(KeyCode::Down), Some(Action::Down)),
             (press(KeyCode::Char('j')), Some(Action::Down)),
+            (press(KeyCode::PageUp), Some(Action::PageUp)),
+            (press(KeyCode::PageDown), Some(Action::PageDown)),
             (press(KeyCode::Enter), Some(Action::Open)),
             (press(KeyCode::Esc), Some(Action::Back)),
             (press(KeyCode::Char('s')), Some(Action::CycleSort)),

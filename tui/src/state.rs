@@ -1,8 +1,11 @@
-//! The dashboard's state, built from successive profile snapshots. Nothing here
-//! knows about the terminal: the widgets in `view` read it, `input` changes it.
+//! The dashboard's state, built from the profile deltas a recording or a
+//! collector sends. Nothing here knows about the terminal: the widgets in
+//! `view` read it, `input` changes it.
 
 use seam_export::{summarize, BoundarySummary, Summary};
+use seam_proto::delta::{DeltaError, ProfileDelta, Replay};
 use seam_proto::{CrossingsMethod, Mechanism, Profile, Runtime};
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 
 /// Rates are taken over at least this much recorded time, so that one 250 ms
@@ -173,7 +176,11 @@ pub struct HistoryPoint {
 /// The whole dashboard.
 #[derive(Debug)]
 pub struct Dashboard {
-    /// The newest snapshot received.
+    /// The profile rebuilt from every delta received.
+    replay: Replay,
+    /// The replay has deltas that the figures do not show yet.
+    stale: bool,
+    /// The profile the figures show: the replay's, as of the last refresh.
     latest: Profile,
     /// Where the "since" totals start (`r` moves it to the newest snapshot).
     origin: Profile,
@@ -190,9 +197,10 @@ pub struct Dashboard {
     function_sort: FunctionSort,
     /// Selected row of the boundaries, functions and threads tables.
     selected: [usize; 3],
+    /// The first row each of those tables showed when last drawn: drawing
+    /// keeps it unless the selection left the screen (see `view::scroll_offset`).
+    scroll: [Cell<usize>; 3],
     paused: bool,
-    /// Received while paused, shown on resume.
-    pending: Option<Profile>,
     exited: Option<Option<i32>>,
     help: bool,
     quit: bool,
@@ -209,6 +217,8 @@ impl Dashboard {
     pub fn new() -> Dashboard {
         let empty = Profile::default();
         Dashboard {
+            replay: Replay::default(),
+            stale: false,
             totals: summarize(&empty, TOP_STACKS),
             interval: summarize(&empty, TOP_STACKS),
             latest: empty.clone(),
@@ -220,8 +230,8 @@ impl Dashboard {
             boundary_sort: BoundarySort::Through,
             function_sort: FunctionSort::Own,
             selected: [0; 3],
+            scroll: Default::default(),
             paused: false,
-            pending: None,
             exited: None,
             help: false,
             quit: false,
@@ -229,13 +239,26 @@ impl Dashboard {
         }
     }
 
-    /// Takes a new snapshot of the growing profile. While paused it is kept
-    /// for later and the figures on screen stay as they are.
-    pub fn update(&mut self, profile: Profile) {
-        if self.paused {
-            self.pending = Some(profile);
-            return;
+    /// Takes the next change to the profile, in order (the deltas an agent
+    /// streams, or [`seam_proto::delta::DeltaBuilder`]'s of a local
+    /// recording). The figures follow at the next [`Dashboard::refresh`].
+    /// A delta that does not fit is refused whole and changes nothing.
+    pub fn apply_delta(&mut self, delta: &ProfileDelta) -> Result<(), DeltaError> {
+        self.replay.apply(delta)?;
+        self.stale = true;
+        Ok(())
+    }
+
+    /// Brings the figures up to the deltas received, unless paused (the
+    /// figures then stay as they are, and catch up on resume).
+    pub fn refresh(&mut self) {
+        if self.stale && !self.paused {
+            self.stale = false;
+            self.show(self.replay.profile().clone());
         }
+    }
+
+    fn show(&mut self, profile: Profile) {
         self.latest = profile;
         self.totals = summarize(&since(&self.latest, &self.origin), TOP_STACKS);
         let window = self.latest.duration_s - self.previous.duration_s;
@@ -270,10 +293,26 @@ impl Dashboard {
         self.exited = Some(status);
     }
 
-    /// Starts the totals, rates and history afresh from the newest snapshot.
+    /// Forgets the profile: the deltas that follow rebuild it from nothing
+    /// (the source started again). The view, sort and selection stay.
+    pub fn restart(&mut self) {
+        let empty = Profile::default();
+        self.replay = Replay::default();
+        self.stale = false;
+        self.totals = summarize(&empty, TOP_STACKS);
+        self.interval = self.totals.clone();
+        self.latest = empty.clone();
+        self.origin = empty.clone();
+        self.previous = empty;
+        self.rates = Rates::default();
+        self.history.clear();
+    }
+
+    /// Starts the totals, rates and history afresh from the newest profile.
     pub fn reset(&mut self) {
-        if let Some(p) = self.pending.take() {
-            self.latest = p;
+        if self.stale {
+            self.stale = false;
+            self.latest = self.replay.profile().clone();
         }
         self.origin = self.latest.clone();
         self.previous = self.latest.clone();
@@ -286,11 +325,7 @@ impl Dashboard {
 
     pub fn set_paused(&mut self, paused: bool) {
         self.paused = paused;
-        if !paused {
-            if let Some(p) = self.pending.take() {
-                self.update(p);
-            }
-        }
+        self.refresh();
     }
 
     pub fn set_status(&mut self, status: impl Into<String>) {
@@ -301,9 +336,9 @@ impl Dashboard {
         &self.latest
     }
 
-    /// The newest snapshot, even one received while paused (for `f`).
+    /// The newest profile, with what was received while paused (for `f`).
     pub fn newest_profile(&self) -> &Profile {
-        self.pending.as_ref().unwrap_or(&self.latest)
+        self.replay.profile()
     }
 
     pub fn totals(&self) -> &Summary {
@@ -562,6 +597,11 @@ impl Dashboard {
         }
     }
 
+    /// The first row the table of `view` showed when last drawn.
+    pub fn scroll(&self, view: View) -> &Cell<usize> {
+        &self.scroll[self.slot(view)]
+    }
+
     fn table_len(&self, view: View) -> usize {
         match view {
             View::Overview | View::Boundaries | View::Detail => self.totals.boundaries.len(),
@@ -714,7 +754,20 @@ pub fn since(newer: &Profile, older: &Profile) -> Profile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use seam_proto::delta::DeltaBuilder;
     use seam_proto::{Boundary, Frame};
+
+    /// Hands snapshots of a growing profile to a dashboard as deltas, as
+    /// `run_top` does.
+    #[derive(Default)]
+    struct Feed(DeltaBuilder);
+
+    impl Feed {
+        fn show(&mut self, d: &mut Dashboard, profile: Profile) {
+            d.apply_delta(&self.0.next(&profile)).unwrap();
+            d.refresh();
+        }
+    }
 
     /// A profile at `t` seconds: `n` samples on one stack through python→go
     /// (ctypes), `crossings` counted, `off_ms` off CPU in its glue.
@@ -746,8 +799,9 @@ mod tests {
     #[test]
     fn rates_come_from_the_last_interval() {
         let mut d = Dashboard::new();
-        d.update(snapshot(1.0, 100, 1000, 10));
-        d.update(snapshot(2.0, 300, 5000, 40));
+        let mut feed = Feed::default();
+        feed.show(&mut d, snapshot(1.0, 100, 1000, 10));
+        feed.show(&mut d, snapshot(2.0, 300, 5000, 40));
         let rows = d.boundary_rows();
         assert_eq!(rows.len(), 1);
         let r = &rows[0];
@@ -764,8 +818,9 @@ mod tests {
     #[test]
     fn a_short_interval_keeps_the_previous_rates() {
         let mut d = Dashboard::new();
-        d.update(snapshot(1.0, 100, 1000, 0));
-        d.update(snapshot(1.25, 200, 9000, 0));
+        let mut feed = Feed::default();
+        feed.show(&mut d, snapshot(1.0, 100, 1000, 0));
+        feed.show(&mut d, snapshot(1.25, 200, 9000, 0));
         assert_eq!(d.boundary_rows()[0].crossings_per_s, Some(1000.0));
         assert_eq!(d.totals().samples, 200);
         assert_eq!(d.history().len(), 1);
@@ -774,11 +829,12 @@ mod tests {
     #[test]
     fn reset_starts_totals_and_rates_afresh() {
         let mut d = Dashboard::new();
-        d.update(snapshot(1.0, 100, 1000, 10));
+        let mut feed = Feed::default();
+        feed.show(&mut d, snapshot(1.0, 100, 1000, 10));
         d.reset();
         assert_eq!(d.totals().samples, 0);
         assert!(d.history().is_empty());
-        d.update(snapshot(2.5, 250, 4000, 10));
+        feed.show(&mut d, snapshot(2.5, 250, 4000, 10));
         assert_eq!(d.totals().samples, 150);
         let r = &d.boundary_rows()[0];
         assert_eq!(r.crossings, Some(3000));
@@ -789,9 +845,10 @@ mod tests {
     #[test]
     fn pause_freezes_the_figures_and_resume_catches_up() {
         let mut d = Dashboard::new();
-        d.update(snapshot(1.0, 100, 1000, 0));
+        let mut feed = Feed::default();
+        feed.show(&mut d, snapshot(1.0, 100, 1000, 0));
         d.set_paused(true);
-        d.update(snapshot(2.0, 300, 3000, 0));
+        feed.show(&mut d, snapshot(2.0, 300, 3000, 0));
         assert_eq!(d.totals().samples, 100);
         assert_eq!(d.newest_profile().samples(), 300);
         d.set_paused(false);
@@ -802,10 +859,11 @@ mod tests {
     #[test]
     fn selection_stays_within_the_table() {
         let mut d = Dashboard::new();
+        let mut feed = Feed::default();
         d.set_view(View::Stacks);
         d.move_selection(5);
         assert_eq!(d.selected_row(View::Stacks), 0);
-        d.update(snapshot(1.0, 100, 1000, 0));
+        feed.show(&mut d, snapshot(1.0, 100, 1000, 0));
         // Three functions: main, ffi_call, main.work.
         d.move_selection(1);
         d.move_selection(10);
@@ -818,6 +876,7 @@ mod tests {
     #[test]
     fn sort_cycles_and_orders_rows() {
         let mut d = Dashboard::new();
+        let mut feed = Feed::default();
         let mut p = snapshot(1.0, 100, 1000, 0);
         let mut other = Boundary::new(Runtime::Go, Runtime::Rust, Mechanism::CgoCall);
         other.samples = 10;
@@ -825,7 +884,7 @@ mod tests {
         other.crossings_method = CrossingsMethod::Exact;
         other.armed_at_ns = Some(p.start_ns);
         p.boundaries.push(other);
-        d.update(p);
+        feed.show(&mut d, p);
         let callers =
             |d: &Dashboard| -> Vec<Runtime> { d.boundary_rows().iter().map(|r| r.key.0).collect() };
         assert_eq!(callers(&d), [Runtime::Python, Runtime::Go]);
@@ -846,7 +905,8 @@ mod tests {
     #[test]
     fn functions_count_own_at_the_leaf_and_total_once() {
         let mut d = Dashboard::new();
-        d.update(snapshot(1.0, 40, 0, 0));
+        let mut feed = Feed::default();
+        feed.show(&mut d, snapshot(1.0, 40, 0, 0));
         let rows = d.function_rows();
         assert_eq!(rows[0].name, "main.work");
         assert_eq!((rows[0].own, rows[0].total), (1.0, 1.0));
@@ -857,7 +917,8 @@ mod tests {
     #[test]
     fn stacks_through_a_boundary_start_at_the_caller() {
         let mut d = Dashboard::new();
-        d.update(snapshot(1.0, 40, 0, 0));
+        let mut feed = Feed::default();
+        feed.show(&mut d, snapshot(1.0, 40, 0, 0));
         let key = (Runtime::Python, Runtime::Go, Mechanism::Ctypes);
         let stacks = d.stacks_through(key, 5);
         assert_eq!(stacks.len(), 1);
@@ -882,10 +943,58 @@ mod tests {
         let s = p.intern_stack(vec![root, glue, callee], true);
         p.add_samples(s, 7, 10);
         let mut d = Dashboard::new();
-        d.update(p);
+        let mut feed = Feed::default();
+        feed.show(&mut d, p);
         let stacks = d.stacks_through((Runtime::Python, Runtime::Go, Mechanism::Ctypes), 5);
         assert_eq!(stacks.len(), 1);
         assert_eq!(stacks[0].share, 1.0);
+    }
+
+    #[test]
+    fn a_delta_that_does_not_follow_is_refused_and_changes_nothing() {
+        let mut d = Dashboard::new();
+        let mut feed = Feed::default();
+        feed.show(&mut d, snapshot(1.0, 100, 1000, 0));
+        // The first delta of another recording repeats frames the profile has.
+        let stray = DeltaBuilder::default().next(&snapshot(2.0, 300, 3000, 0));
+        assert!(d.apply_delta(&stray).is_err());
+        d.refresh();
+        assert_eq!(d.totals().samples, 100);
+        assert_eq!(d.newest_profile().samples(), 100);
+        feed.show(&mut d, snapshot(2.0, 300, 3000, 0));
+        assert_eq!(d.totals().samples, 300);
+    }
+
+    #[test]
+    fn deltas_between_two_refreshes_are_shown_once() {
+        let mut d = Dashboard::new();
+        let mut builder = DeltaBuilder::default();
+        for (t, n) in [(1.0, 100), (2.0, 300), (3.0, 600)] {
+            d.apply_delta(&builder.next(&snapshot(t, n, 10 * n, 0)))
+                .unwrap();
+        }
+        assert_eq!(d.totals().samples, 0, "nothing shown before a refresh");
+        d.refresh();
+        assert_eq!(d.totals().samples, 600);
+        assert_eq!(d.history().len(), 1);
+        assert!((d.rates().samples_per_s - 200.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_restart_rebuilds_the_profile_from_the_first_delta() {
+        let mut d = Dashboard::new();
+        let mut feed = Feed::default();
+        feed.show(&mut d, snapshot(1.0, 100, 1000, 0));
+        feed.show(&mut d, snapshot(2.0, 300, 3000, 0));
+        d.set_view(View::Boundaries);
+        d.restart();
+        assert_eq!(d.totals().samples, 0);
+        assert!(d.history().is_empty());
+        assert_eq!(d.view(), View::Boundaries);
+        let mut again = Feed::default();
+        again.show(&mut d, snapshot(3.0, 600, 6000, 0));
+        assert_eq!(d.totals().samples, 600);
+        assert_eq!(d.newest_profile().samples(), 600);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use ratatui::widgets::{
 };
 use seam_export::{percent, runtime_color, thousands};
 use seam_proto::{CrossingsMethod, Runtime};
+use std::cell::Cell;
 
 /// Below this width the tables use short column names.
 const WIDE: u16 = 100;
@@ -19,6 +20,7 @@ const WIDE: u16 = 100;
 const KEYS: &[(&str, &str)] = &[
     ("1-5, tab", "switch view"),
     ("up/down, j/k", "select a row"),
+    ("pgup/pgdn", "select 10 rows up or down"),
     ("enter", "open the selected boundary's detail"),
     ("esc", "back from the detail or this help"),
     ("s", "cycle the sort column"),
@@ -311,7 +313,8 @@ fn render_boundaries(d: &Dashboard, area: Rect, buf: &mut Buffer) {
     render_table(
         Table::new(body, widths).header(header),
         title,
-        d.selected_row(View::Boundaries),
+        (d.selected_row(View::Boundaries), rows.len()),
+        d.scroll(View::Boundaries),
         area,
         buf,
     );
@@ -322,12 +325,49 @@ fn render_boundaries(d: &Dashboard, area: Rect, buf: &mut Buffer) {
     }
 }
 
-/// A table under a titled rule, its selected row in reverse video (and scrolled into view).
-fn render_table(table: Table<'_>, title: String, selected: usize, area: Rect, buf: &mut Buffer) {
+/// The first row to show of a table of `len` rows with room for `visible`:
+/// the one shown before (`previous`), unless the selection left the screen,
+/// in which case just enough to bring it back, at the edge it left by.
+pub fn scroll_offset(previous: usize, selected: usize, visible: usize, len: usize) -> usize {
+    if visible == 0 || len <= visible {
+        return 0;
+    }
+    let offset = if selected < previous {
+        selected
+    } else if selected >= previous + visible {
+        selected + 1 - visible
+    } else {
+        previous
+    };
+    offset.min(len - visible)
+}
+
+/// A table of one-line rows (`selected` and the number of rows in `rows`)
+/// under a titled rule, its selected row in reverse video and scrolled into
+/// view; the title says which rows show when not all fit.
+pub(crate) fn render_table(
+    table: Table<'_>,
+    title: String,
+    (selected, len): (usize, usize),
+    scroll: &Cell<usize>,
+    area: Rect,
+    buf: &mut Buffer,
+) {
+    // The rule above and the header take a line each.
+    let visible = area.height.saturating_sub(2) as usize;
+    let offset = scroll_offset(scroll.get(), selected, visible, len);
+    scroll.set(offset);
+    let title = if len > visible && visible > 0 {
+        format!("{title}rows {}-{} of {len} ", offset + 1, offset + visible)
+    } else {
+        title
+    };
     let table = table
         .block(Block::default().borders(Borders::TOP).title(title))
         .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED));
-    let mut state = TableState::default().with_selected(Some(selected));
+    let mut state = TableState::default()
+        .with_offset(offset)
+        .with_selected(Some(selected));
     StatefulWidget::render(table, area, buf, &mut state);
 }
 
@@ -380,7 +420,8 @@ fn render_functions(d: &Dashboard, area: Rect, buf: &mut Buffer) {
     render_table(
         Table::new(body, widths).header(header),
         format!(" hot functions ({}) ", rows.len()),
-        d.selected_row(View::Stacks),
+        (d.selected_row(View::Stacks), rows.len()),
+        d.scroll(View::Stacks),
         area,
         buf,
     );
@@ -407,7 +448,8 @@ fn render_threads(d: &Dashboard, area: Rect, buf: &mut Buffer) {
     render_table(
         Table::new(body, [8, 20, 8, 10].map(Constraint::Length)).header(header),
         format!(" threads ({}) ", rows.len()),
-        d.selected_row(View::Threads),
+        (d.selected_row(View::Threads), rows.len()),
+        d.scroll(View::Threads),
         area,
         buf,
     );
@@ -555,6 +597,30 @@ fn render_help(area: Rect, buf: &mut Buffer) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tables_scroll_only_when_the_selection_leaves_the_screen() {
+        // (previous offset, selected, visible rows, rows) -> offset
+        let cases = [
+            ((0, 0, 10, 5), 0),
+            ((3, 4, 10, 5), 0),
+            ((0, 9, 10, 40), 0),
+            ((0, 10, 10, 40), 1),
+            ((0, 25, 10, 40), 16),
+            ((16, 20, 10, 40), 16),
+            ((16, 15, 10, 40), 15),
+            ((16, 0, 10, 40), 0),
+            ((35, 39, 10, 40), 30),
+            ((5, 3, 0, 40), 0),
+        ];
+        for ((previous, selected, visible, len), want) in cases {
+            assert_eq!(
+                scroll_offset(previous, selected, visible, len),
+                want,
+                "{previous} {selected} {visible} {len}"
+            );
+        }
+    }
 
     #[test]
     fn cells_add_up_to_the_width() {

@@ -6,6 +6,7 @@
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::Terminal;
+use seam_proto::delta::DeltaBuilder;
 use seam_proto::{
     Boundary, CrossingsMethod, Frame, Lost, Mechanism, ProbeOverhead, Profile, Runtime, Target,
     ThreadInfo,
@@ -135,11 +136,19 @@ fn snapshot(step: u64) -> Profile {
     p
 }
 
-fn dashboard() -> Dashboard {
+/// The dashboard after two snapshots, handed over as deltas as `seam top` does.
+fn dashboard_of(snapshots: &[Profile]) -> Dashboard {
     let mut d = Dashboard::new();
-    d.update(snapshot(1));
-    d.update(snapshot(2));
+    let mut deltas = DeltaBuilder::default();
+    for p in snapshots {
+        d.apply_delta(&deltas.next(p)).unwrap();
+        d.refresh();
+    }
     d
+}
+
+fn dashboard() -> Dashboard {
+    dashboard_of(&[snapshot(1), snapshot(2)])
 }
 
 /// The screen as text, one line per row, trailing blanks cut.
@@ -270,4 +279,45 @@ fn lost_samples_are_red_and_the_selection_is_highlighted() {
     assert!(buffer[(0, row)]
         .modifier
         .contains(ratatui::style::Modifier::REVERSED));
+}
+
+#[test]
+fn long_tables_scroll_with_the_selection() {
+    let mut busy = snapshot(2);
+    let leaf = busy.intern_frame(frame("go:main.spin"));
+    let stack = busy.intern_stack(vec![leaf], true);
+    for tid in 200..240 {
+        busy.add_samples(stack, tid, 1 + tid as u64);
+        busy.threads.get_mut(&tid).unwrap().name = format!("spinner-{tid}");
+    }
+    let mut d = dashboard_of(&[snapshot(1), busy]);
+    d.apply(Action::Show(View::Threads));
+    let title = |d: &Dashboard| {
+        let screen = text(&draw(d, 80, 24));
+        let line = screen
+            .lines()
+            .find(|l| l.contains(" threads ("))
+            .unwrap_or_else(|| panic!("no title:\n{screen}"))
+            .to_string();
+        (line, screen)
+    };
+    let (line, _) = title(&d);
+    assert!(line.contains("rows 1-18 of 43"), "{line}");
+    for _ in 0..25 {
+        d.apply(Action::Down);
+    }
+    let (line, screen) = title(&d);
+    assert!(line.contains("rows 9-26 of 43"), "{line}");
+    let selected = d.thread_rows()[25].tid.to_string();
+    let last = screen.lines().nth(22).unwrap();
+    assert!(last.trim_start().starts_with(&selected), "{screen}");
+    // Back up within the screen: it stays where it is.
+    for _ in 0..5 {
+        d.apply(Action::Up);
+    }
+    assert!(title(&d).0.contains("rows 9-26 of 43"));
+    d.apply(Action::PageDown);
+    d.apply(Action::PageDown);
+    d.apply(Action::PageDown);
+    assert!(title(&d).0.contains("rows 26-43 of 43"));
 }
