@@ -287,8 +287,11 @@ fn diff_legend(
     let mut s = String::from("<g id=\"legend\">");
     let line = |s: &mut String, text_y: usize, label: &str, entries: Vec<(String, String)>| {
         let swatch_y = text_y - SWATCH + 2;
-        let _ = write!(s, "<text x=\"{XPAD}\" y=\"{text_y}\">{label}</text>");
-        let mut x = XPAD as f64 + (label.chars().count() as f64 + 2.0) * char_width;
+        let mut x = XPAD as f64;
+        if !label.is_empty() {
+            let _ = write!(s, "<text x=\"{XPAD}\" y=\"{text_y}\">{label}</text>");
+            x += (label.chars().count() as f64 + 2.0) * char_width;
+        }
         for (color, text) in entries {
             let _ = write!(
                 s,
@@ -308,6 +311,10 @@ fn diff_legend(
         ),
         ("rgb(100,100,255)".to_string(), "fewer".to_string()),
         ("rgb(250,250,250)".to_string(), "no change".to_string()),
+        (
+            runtime_color(Runtime::Go).to_string(),
+            "stripe: runtime, with its self time before→after (below)".to_string(),
+        ),
     ];
     line(&mut s, top + FONT_SIZE + 3, "frame colour:", key);
     let share = |n: u64, total: u64| percent(n as f64 / total as f64);
@@ -321,16 +328,15 @@ fn diff_legend(
             );
             (
                 runtime_color(r).to_string(),
-                format!("{r} {} → {}", share(b, before_total), share(a, after_total)),
+                format!(
+                    "{r} {:.1}→{}",
+                    100.0 * b as f64 / before_total as f64,
+                    share(a, after_total)
+                ),
             )
         })
         .collect();
-    line(
-        &mut s,
-        top + 2 * FONT_SIZE + 9,
-        "self time by runtime (stripe), before → after:",
-        runtimes,
-    );
+    line(&mut s, top + 2 * FONT_SIZE + 9, "", runtimes);
     s.push_str("</g>");
     s
 }
@@ -425,8 +431,8 @@ mod tests {
         assert_eq!(frame(&f, "all").2, None, "the root has no runtime");
         assert!(svg.contains("seam diff: before → after"));
         assert!(svg.contains("before and after: 100 samples each"));
-        assert!(svg.contains("go 60.0% → 30.0%"), "legend");
-        assert!(svg.contains("python 40.0% → 70.0%"), "legend");
+        assert!(svg.contains("go 60.0→30.0%"), "legend");
+        assert!(svg.contains("python 40.0→70.0%"), "legend");
     }
 
     #[test]
