@@ -240,8 +240,10 @@ fn flamegraphs_render_in_chromium() {
         let svg = std::fs::read_to_string(&svg_path).unwrap();
         let stem = name.trim_end_matches(".svg");
         let png = shots.join(format!("{stem}.png"));
+        // The window a person opens it in: for a tall graph only its top, often just the
+        // thin tower of a few deep stacks, so only "not blank" is asked of it.
         let pixels = screenshot(&chromium, &svg_path, &png, HEIGHT);
-        check_rendering(name, &pixels, &svg, 1, 0.001, false);
+        check_rendering(name, &pixels, &svg, 0, 0.0, false);
         let full = svg_height(&svg).clamp(HEIGHT, MAX_HEIGHT);
         let png = shots.join(format!("{stem}-full.png"));
         let pixels = screenshot(&chromium, &svg_path, &png, full);

@@ -27,8 +27,9 @@ use std::io::{self, BufRead};
 const MAX_TOTAL: u64 = 1 << 52;
 /// The height of the runtime stripe at the bottom of each frame, in pixels.
 const STRIPE: f64 = 3.0;
-/// Two lines of legend: the colour key and the runtimes before and after.
-const DIFF_LEGEND_HEIGHT: usize = 3 * FONT_SIZE + 8;
+/// Three lines of legend: the colour key, then the runtimes before and after, four a line
+/// (seven in one line would not fit the width).
+const DIFF_LEGEND_HEIGHT: usize = 4 * FONT_SIZE + 14;
 
 /// One side of a comparison: folded stacks and their counts, and what to call them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -318,7 +319,7 @@ fn diff_legend(
     ];
     line(&mut s, top + FONT_SIZE + 3, "frame colour:", key);
     let share = |n: u64, total: u64| percent(n as f64 / total as f64);
-    let runtimes = Runtime::ALL
+    let runtimes: Vec<(String, String)> = Runtime::ALL
         .into_iter()
         .filter(|r| before.contains_key(r) || after.contains_key(r))
         .map(|r| {
@@ -336,7 +337,14 @@ fn diff_legend(
             )
         })
         .collect();
-    line(&mut s, top + 2 * FONT_SIZE + 9, "", runtimes);
+    for (i, row) in runtimes.chunks(4).enumerate() {
+        line(
+            &mut s,
+            top + (2 + i) * FONT_SIZE + 9 + 4 * i,
+            "",
+            row.to_vec(),
+        );
+    }
     s.push_str("</g>");
     s
 }
