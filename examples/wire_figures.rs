@@ -1,14 +1,18 @@
 //! The figures in the README's protocol section: bytes per sample of the wire
 //! encoding (postcard against a serde_json baseline), the cost of fdatasync per
-//! batch, and the collector's ingest rate over TCP.
+//! batch, and the collector's ingest rate over TCP. `bench/ingest.sh` records a
+//! stream and runs this on it, writing `bench/ingest-results.md`.
 //!
 //! ```sh
-//! cargo run --release --example wire_figures -- [SESSION_FILE] [DATA_DIR_FOR_FSYNC]
+//! SEAM_BIN=target/release/seam cargo run --release --example wire_figures -- [SESSION_FILE] [DATA_DIR_FOR_FSYNC]
 //! ```
 //!
 //! With a session file (from `seam collector`), the encoding is measured on its
 //! batches; without, on a synthetic recording. The fsync figures are taken in
 //! DATA_DIR_FOR_FSYNC (default: the current folder), since they depend on the disk.
+//! With a session file and `SEAM_BIN` (a built `seam`), its batches are also replayed
+//! to a `seam collector` process from 8 connections at once, as fast as it
+//! acknowledges them, and the collector's own CPU time gives samples per second per core.
 
 use seam_agent::stream::{StreamOptions, Streamer};
 use seam_collector::store::{SessionInfo, SessionWriter};
@@ -36,6 +40,98 @@ fn main() {
     let dir = PathBuf::from(args.get(1).map_or(".", String::as_str));
     fsync_cost(&dir);
     ingest_rate();
+    match (args.first(), std::env::var_os("SEAM_BIN")) {
+        (Some(_), Some(seam)) => ingest_recorded(&batches, Path::new(&seam), &dir, 8, 10),
+        _ => println!(
+            "\n(no SESSION_FILE and SEAM_BIN: the recorded stream's ingest is not measured)"
+        ),
+    }
+}
+
+/// The user and system CPU time of a process so far, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+    // Fields after the command name (in parentheses, which may hold spaces): utime and
+    // stime are the 12th and 13th.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// Replays a recorded stream to a `seam collector` process: `agents` connections at
+/// once, each sending the stream `rounds` times as new sessions, batches as fast as
+/// they are acknowledged.
+fn ingest_recorded(payloads: &[Vec<u8>], seam: &Path, dir: &Path, agents: usize, rounds: usize) {
+    use std::io::BufRead;
+    let batches: Vec<Batch> = payloads.iter().map(|p| decode(p).unwrap()).collect();
+    let Some((last, rest)) = batches.split_last() else {
+        return;
+    };
+    let per_stream: u64 = batches.iter().map(|b| b.delta.samples()).sum();
+    let wire_bytes: usize = payloads.iter().map(|p| p.len() + 4).sum();
+    let data = tempfile::tempdir_in(dir).unwrap();
+    let mut collector = std::process::Command::new(seam)
+        .args(["collector", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting seam collector");
+    let mut lines = std::io::BufReader::new(collector.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("the collector's address").unwrap();
+        if let Some(rest) = line.strip_prefix("seam: collector listening on ") {
+            break rest.split(',').next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    let pid = collector.id();
+    let cpu_before = cpu_seconds(pid);
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for i in 0..agents {
+            let addr = addr.clone();
+            scope.spawn(move || {
+                for round in 0..rounds {
+                    let mut o = StreamOptions::new(addr.clone());
+                    o.session = format!("replay{i}-{round}");
+                    let to = addr.clone();
+                    let streamer =
+                        Streamer::start(o, move || tokio::net::TcpStream::connect(to.clone()))
+                            .unwrap();
+                    for b in rest {
+                        streamer.offer(b.delta.clone());
+                    }
+                    let end = last.end.clone().unwrap_or_default();
+                    let report = streamer.finish(last.delta.clone(), end).unwrap();
+                    assert_eq!(report.undelivered_batches, 0);
+                }
+            });
+        }
+    });
+    let wall = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(pid) - cpu_before;
+    let _ = collector.kill();
+    let _ = collector.wait();
+    let samples = per_stream * (agents * rounds) as u64;
+    println!(
+        "\ningest of the recorded stream by `seam collector` ({agents} connections at once, {} sessions of {} batches, {per_stream} samples each):",
+        agents * rounds,
+        batches.len()
+    );
+    println!(
+        "  {samples} samples in {wall:.2} s: {:.0} samples/s, {:.0} batches/s",
+        samples as f64 / wall,
+        (batches.len() * agents * rounds) as f64 / wall
+    );
+    println!(
+        "  collector CPU {cpu:.2} s: {:.0} samples per CPU second (per core)",
+        samples as f64 / cpu.max(0.01)
+    );
+    println!(
+        "  on the wire (postcard, with length prefixes): {:.1} bytes/sample",
+        wire_bytes as f64 / per_stream.max(1) as f64
+    );
 }
 
 /// A batch in the natural all-JSON form: frames and metadata as JSON values.

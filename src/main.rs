@@ -43,6 +43,28 @@ enum Command {
     /// Sample like `record` and show a live dashboard: runtimes, boundaries, hot functions, threads.
     /// With --collector, the dashboard of a session an agent streams to a collector.
     Top(TopArgs),
+    /// Compare two profiles: a differential flamegraph of AFTER, red where self time grew
+    /// since BEFORE, blue where it shrank.
+    Diff(DiffArgs),
+}
+
+#[derive(Args)]
+struct DiffArgs {
+    /// The profile before the change: a stored session's id (or the start of it, with
+    /// --data), a `seam record` output folder, a session file or a stacks.folded file.
+    before: String,
+    /// The profile after the change, in any of the same forms.
+    after: String,
+    /// The collector's data folder, to find sessions by id.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Where to write the SVG.
+    #[arg(long, short, default_value = "diff.svg")]
+    output: PathBuf,
+    /// Keep BEFORE's counts as they are when the two totals differ (by default BEFORE is
+    /// scaled to AFTER's total).
+    #[arg(long)]
+    no_normalize: bool,
 }
 
 #[derive(Args)]
@@ -236,6 +258,7 @@ fn main() {
         Command::Sessions(args) => run_sessions(args),
         Command::Export(args) => run_export(args),
         Command::Top(args) => run_top(args),
+        Command::Diff(args) => run_diff(args),
     };
     if let Err(e) = result {
         // `seam export ... | head` closes the pipe early: not an error.
@@ -581,6 +604,85 @@ fn run_export(args: ExportArgs) -> Result<()> {
         args.format,
         args.output.as_deref(),
     )
+}
+
+fn run_diff(args: DiffArgs) -> Result<()> {
+    let before = diff_input(&args.before, args.data.as_deref())?;
+    let after = diff_input(&args.after, args.data.as_deref())?;
+    let mut options = seam_export::DiffOptions::default();
+    options.normalize = !args.no_normalize;
+    let path = &args.output;
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+    );
+    let report = seam_export::write_diff_flamegraph(&before, &after, &options, &mut out)
+        .with_context(|| format!("writing {}", path.display()))?;
+    out.flush()?;
+    match report.scale {
+        Some(k) => eprintln!(
+            "seam: {} has {} samples and {} has {}: {} normalised (×{k:.3}) to {}'s total",
+            before.label,
+            report.before_samples,
+            after.label,
+            report.after_samples,
+            before.label,
+            after.label
+        ),
+        None => eprintln!(
+            "seam: {} samples before, {} after",
+            report.before_samples, report.after_samples
+        ),
+    }
+    eprintln!("seam: wrote {}", path.display());
+    Ok(())
+}
+
+/// One side of `seam diff`: a `seam record` folder (its stacks.folded), a session file,
+/// a folded-stacks file, or a session id in `--data`.
+fn diff_input(arg: &str, data: Option<&Path>) -> Result<seam_export::DiffInput> {
+    let path = Path::new(arg);
+    let read_folded = |file: &Path| -> Result<seam_export::DiffInput> {
+        let f = std::fs::File::open(file).with_context(|| format!("reading {}", file.display()))?;
+        Ok(seam_export::DiffInput::from_folded(
+            arg,
+            std::io::BufReader::new(f),
+        )?)
+    };
+    if path.is_dir() {
+        let folded = path.join(Format::Folded.file_name());
+        if !folded.is_file() {
+            bail!(
+                "{arg} holds no {}: record with a --format list that includes `folded` (the default does), or name a stacks.folded file or a session",
+                Format::Folded.file_name()
+            );
+        }
+        return read_folded(&folded);
+    }
+    if path.exists() {
+        return match seam_collector::read_session(path) {
+            Ok(session) => Ok(stored_session_input(arg, session)),
+            Err(seam_collector::CollectorError::NotASession(_)) => read_folded(path),
+            Err(e) => Err(e.into()),
+        };
+    }
+    let Some(dir) = data else {
+        bail!("{arg}: no such file or folder; to compare stored sessions by id, pass --data DIR");
+    };
+    let file = seam_collector::find_session(dir, arg)?;
+    Ok(stored_session_input(
+        arg,
+        seam_collector::read_session(&file)?,
+    ))
+}
+
+fn stored_session_input(
+    label: &str,
+    session: seam_collector::StoredSession,
+) -> seam_export::DiffInput {
+    if let Some(d) = &session.damage {
+        eprintln!("seam: session {}: damaged tail skipped ({d})", session.id());
+    }
+    seam_export::DiffInput::from_profile(label, &session.profile)
 }
 
 #[cfg(test)]

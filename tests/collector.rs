@@ -160,6 +160,15 @@ fn wait_for_batches(path: &Path, n: u64) {
     panic!("{} never held {n} batches", path.display());
 }
 
+/// The sequence numbers of a session file's batches, in file order.
+fn stored_seqs(path: &Path) -> Vec<u64> {
+    read_batch_payloads(path)
+        .unwrap()
+        .iter()
+        .map(|p| decode::<Batch>(p).unwrap().seq)
+        .collect()
+}
+
 fn run(args: &[&str]) -> (bool, String, String) {
     let out = seam().args(args).output().expect("running seam");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -230,13 +239,8 @@ fn collector_killed_and_restarted_mid_stream() {
     assert_eq!(stored.profile, profile);
     assert_eq!(stored.batches, report.batches);
     assert!(stored.batches > stored_at_kill);
-    let seqs: Vec<u64> = read_batch_payloads(&path)
-        .unwrap()
-        .iter()
-        .map(|p| decode::<Batch>(p).unwrap().seq)
-        .collect();
     assert_eq!(
-        seqs,
+        stored_seqs(&path),
         (1..=report.batches).collect::<Vec<_>>(),
         "each batch once"
     );
@@ -366,7 +370,8 @@ fn a_damaged_session_tail_is_reported_and_skipped() {
     collector.wait_for_log("damaged tail cut off");
 }
 
-/// Eight agents streaming at once for a couple of seconds: nothing lost.
+/// Eight agents streaming at once for a couple of seconds: nothing lost. (Without
+/// privileges; `eight_agents_for_a_minute_lose_nothing` runs real agents for a minute.)
 #[test]
 fn eight_agents_at_once() {
     let data = tempfile::tempdir().unwrap();
@@ -402,9 +407,159 @@ fn eight_agents_at_once() {
             .count(),
         8
     );
+
+    // Every format can be exported from a stored session.
+    let d = data.path().to_str().unwrap();
+    for format in seam_export::Format::ALL {
+        let out = data.path().join(format.file_name());
+        let (ok, _, err) = run(&[
+            "export",
+            "many0",
+            "--data",
+            d,
+            "--format",
+            format.as_str(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(ok, "{format}: {err}");
+        // The synthetic recording has no off-CPU time: its offcpu.folded is empty.
+        let empty_ok = format == seam_export::Format::OffcpuFolded;
+        assert!(
+            std::fs::metadata(&out).unwrap().len() > 0 || empty_ok,
+            "{format}"
+        );
+    }
+}
+
+/// `seam diff` of two stored sessions, named by id, by the start of an id, or by file.
+#[test]
+fn diff_of_two_stored_sessions() {
+    let data = tempfile::tempdir().unwrap();
+    let collector = CollectorProcess::start(data.path(), "127.0.0.1:0", &[]);
+    let mut samples = Vec::new();
+    for (id, seed) in [("diff-before", 21), ("diff-after", 22)] {
+        let mut agent = FakeAgent::new(&collector.addr, id, seed);
+        agent.tick(300);
+        agent.tick(300);
+        samples.push(agent.finish().0.samples());
+    }
+    let d = data.path().to_str().unwrap();
+    let svg = data.path().join("diff.svg");
+    let after_file = session_file(data.path(), "diff-after");
+    for after in ["diff-after", "diff-a", after_file.to_str().unwrap()] {
+        let (ok, _, err) = run(&[
+            "diff",
+            "diff-before",
+            after,
+            "--data",
+            d,
+            "-o",
+            svg.to_str().unwrap(),
+        ]);
+        assert!(ok, "{after}: {err}");
+        let text = std::fs::read_to_string(&svg).unwrap();
+        assert!(
+            text.contains(&format!("seam diff: diff-before → {after}")),
+            "{after}"
+        );
+        assert!(text.contains("<g><title>"), "{after}: frames drawn");
+    }
+    let (ok, _, err) = run(&["diff", "diff", "diff-before", "--data", d]);
+    assert!(!ok);
+    assert!(err.contains("2 sessions start with \"diff\""), "{err}");
+    let (ok, _, err) = run(&["diff", "nope", "diff-before", "--data", d]);
+    assert!(!ok);
+    assert!(err.contains("no session \"nope\""), "{err}");
+    assert!(samples.iter().all(|&n| n > 0));
 }
 
 // Privileged: `seam agent` itself, on the samples.
+
+/// Eight `seam agent` processes stream real samples to one collector for a minute: every
+/// batch and every sample that each agent says it sent is stored, once, and each session
+/// ends cleanly. It holds no `exclusive()` lock: agents and targets run at nice 19, at a
+/// low rate, with no probes, so that the other tests keep their CPU; it checks delivery,
+/// not figures.
+#[test]
+fn eight_agents_for_a_minute_lose_nothing() {
+    if !privileged("eight_agents_for_a_minute_lose_nothing") {
+        return;
+    }
+    samples_built();
+    let seconds = std::env::var("SEAM_SOAK_SECONDS").unwrap_or_else(|_| "60".into());
+    let data = tempfile::tempdir().unwrap();
+    let collector = CollectorProcess::start(data.path(), "127.0.0.1:0", &[]);
+    let agents: Vec<_> = (0..8)
+        .map(|i| {
+            let sample = if i % 2 == 0 {
+                sample_command("chain", &["--threads", "1", "--seconds", &seconds])
+            } else {
+                sample_command("gomain", &["--threads", "1", "--seconds", &seconds])
+            };
+            let child = std::process::Command::new("nice")
+                .args(["-n", "19"])
+                .arg(env!("CARGO_BIN_EXE_seam"))
+                .args(["agent", "--collector", &collector.addr])
+                .args(["--rate", "49", "--crossings", "sampled", "--off-cpu", "off"])
+                .arg("--")
+                .args(sample)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("starting seam agent");
+            std::thread::spawn(move || child.wait_with_output().unwrap())
+        })
+        .collect();
+    for (i, agent) in agents.into_iter().enumerate() {
+        let out = agent.join().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "agent {i}:\n{err}");
+        // "streamed N samples in B batches to ADDR, session ID (R reconnections)"
+        let line = err
+            .lines()
+            .find_map(|l| l.split("seam: streamed ").nth(1))
+            .unwrap_or_else(|| panic!("agent {i} did not say what it streamed:\n{err}"));
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let sent_samples: u64 = words[0].parse().unwrap();
+        let sent_batches: u64 = words[3].parse().unwrap();
+        let id = words[8];
+        let path = session_file(data.path(), id);
+        let stored = read_session(&path).unwrap();
+        assert!(stored.end.is_some(), "agent {i}: session {id} ended");
+        assert!(stored.damage.is_none(), "agent {i}: {:?}", stored.damage);
+        assert_eq!(
+            (stored.profile.samples(), stored.batches),
+            (sent_samples, sent_batches),
+            "agent {i}: stored (samples, batches) against sent"
+        );
+        assert!(sent_samples > 0, "agent {i}: {err}");
+        let seqs: Vec<u64> = read_batch_payloads(&path)
+            .unwrap()
+            .iter()
+            .map(|p| decode::<Batch>(p).unwrap().seq)
+            .collect();
+        assert_eq!(
+            seqs,
+            (1..=sent_batches).collect::<Vec<_>>(),
+            "agent {i}: each batch once"
+        );
+        let want_s: f64 = seconds.parse().unwrap();
+        assert!(
+            stored.profile.duration_s >= want_s * 0.9,
+            "agent {i}: {} s recorded",
+            stored.profile.duration_s
+        );
+    }
+    let ended = collector
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("recording ended"))
+        .count();
+    assert_eq!(ended, 8);
+}
 
 fn agent_command(addr: &str, extra: &[&str], seconds: &str) -> std::process::Command {
     let mut cmd = seam();

@@ -12,4 +12,14 @@ pub enum ExportError {
     /// The summary could not be serialized or written as JSON.
     #[error("writing the summary JSON failed: {0}")]
     Json(#[from] serde_json::Error),
+    /// A line of a folded-stacks input is not `frame;frame;... COUNT`.
+    #[error("{input}:{line}: {reason}")]
+    Folded {
+        input: String,
+        line: usize,
+        reason: String,
+    },
+    /// One side of a differential flamegraph has no samples.
+    #[error("{0} holds no samples: there is nothing to compare")]
+    NothingToCompare(String),
 }

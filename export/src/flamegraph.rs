@@ -11,14 +11,14 @@ use seam_proto::{Profile, Runtime};
 use std::fmt::Write as _;
 use std::io;
 
-const IMAGE_WIDTH: usize = 1200;
-const FONT_SIZE: usize = 12;
+pub(crate) const IMAGE_WIDTH: usize = 1200;
+pub(crate) const FONT_SIZE: usize = 12;
 /// inferno's default, used to estimate text widths.
-const FONT_WIDTH: f64 = 0.59;
+pub(crate) const FONT_WIDTH: f64 = 0.59;
 /// inferno's left padding, which the legend lines up with.
-const XPAD: usize = 10;
+pub(crate) const XPAD: usize = 10;
 const LEGEND_HEIGHT: usize = 2 * FONT_SIZE + 4;
-const SWATCH: usize = 12;
+pub(crate) const SWATCH: usize = 12;
 /// The colour of inferno's root frame, `all`.
 const ROOT_COLOR: Rgb = Rgb(214, 214, 214);
 
@@ -131,7 +131,8 @@ fn write_graph(
         .map_err(ExportError::Flamegraph)?;
     let svg = String::from_utf8(svg)
         .map_err(|e| ExportError::Flamegraph(io::Error::new(io::ErrorKind::InvalidData, e)))?;
-    out.write_all(with_legend(svg, summary).as_bytes())?;
+    let svg = with_strip_below(svg, LEGEND_HEIGHT, |top| legend(summary, top));
+    out.write_all(svg.as_bytes())?;
     out.flush()?;
     Ok(())
 }
@@ -149,16 +150,20 @@ fn subtitle(summary: &Summary) -> String {
     )
 }
 
-/// Adds the runtime legend in a strip below inferno's graph: the root `<svg>` and its
-/// background grow by [`LEGEND_HEIGHT`], and a `<g id="legend">` goes last, outside
-/// `#frames`, where inferno's script does not look. If inferno's output does not have the
-/// expected shape (a newer inferno), the graph is returned without a legend rather than
-/// broken; a test catches that.
-fn with_legend(svg: String, summary: &Summary) -> String {
+/// Adds a strip of `strip_height` below inferno's graph, drawn by `strip` from its top: the
+/// root `<svg>` and its background grow, and the strip goes last, outside `#frames`, where
+/// inferno's script does not look. If inferno's output does not have the expected shape (a
+/// newer inferno), the graph is returned without the strip rather than broken; a test
+/// catches that.
+pub(crate) fn with_strip_below(
+    svg: String,
+    strip_height: usize,
+    strip: impl FnOnce(usize) -> String,
+) -> String {
     let Some(height) = root_height(&svg) else {
         return svg;
     };
-    let grown = height + LEGEND_HEIGHT;
+    let grown = height + strip_height;
     let replacements = [
         (
             format!(" height=\"{height}\" "),
@@ -189,7 +194,7 @@ fn with_legend(svg: String, summary: &Summary) -> String {
         body = body.replacen(from.as_str(), to, 1);
     }
     out.push_str(&body);
-    out.push_str(&legend(summary, height));
+    out.push_str(&strip(height));
     out.push_str(tail);
     out
 }
@@ -242,7 +247,7 @@ fn legend(summary: &Summary, top: usize) -> String {
 
 /// A flamegraph for a profile with no samples: title, subtitle (which still shows what was
 /// lost) and the words "no samples".
-fn no_samples_svg(title: &str, subtitle: &str) -> String {
+pub(crate) fn no_samples_svg(title: &str, subtitle: &str) -> String {
     let height = 7 * FONT_SIZE;
     let middle = IMAGE_WIDTH / 2;
     format!(
@@ -264,7 +269,7 @@ fn no_samples_svg(title: &str, subtitle: &str) -> String {
     )
 }
 
-fn xml_escape(s: &str) -> String {
+pub(crate) fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -1,7 +1,8 @@
 //! seam's views of a [`Profile`](seam_proto::Profile): folded stacks, a flamegraph SVG
 //! coloured by runtime, the JSON summary (`summary.json`) with its short human form, pprof
 //! (gzipped protobuf, for `go tool pprof`, Pyroscope and Parca) and speedscope's JSON. A
-//! [`Format`] names each file view, as `seam record --format` does.
+//! [`Format`] names each file view, as `seam record --format` does. [`write_diff_flamegraph`]
+//! compares two profiles (`seam diff`).
 //!
 //! Every view is a function from a `&Profile` to a writer: nothing here prints, reads the
 //! clock or picks anything at random, so the same profile always gives the same bytes and the
@@ -28,6 +29,7 @@
 //! assert_eq!(summary.complete_share, 1.0);
 //! ```
 
+mod diff;
 mod error;
 mod flamegraph;
 mod folded;
@@ -37,6 +39,7 @@ mod pprof;
 mod speedscope;
 mod summary;
 
+pub use diff::{diff_title, write_diff_flamegraph, DiffInput, DiffOptions, DiffReport};
 pub use error::ExportError;
 pub use flamegraph::{flamegraph_title, off_cpu_view, write_flamegraph, write_off_cpu_flamegraph};
 pub use folded::{folded_frame, parse_folded_frame, write_folded};

@@ -350,19 +350,55 @@ mod tests {
             bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
             mutated in mutated_batch(),
         ) {
-            let mut reader = FrameReader::new(1024);
-            reader.push(&bytes);
-            while let Ok(Some(f)) = reader.next_frame() {
-                let _ = decode_hello(&f);
-                let _ = decode::<CollectorMessage>(&f);
-            }
-            let _ = decode_hello(&bytes);
-            let _ = decode::<CollectorMessage>(&bytes);
-            for candidate in [&bytes, &mutated] {
-                if let Ok(batch) = decode::<Batch>(candidate) {
-                    let _ = crate::delta::Replay::default().apply(&batch.delta);
-                }
+            feed_decoders(&bytes, &mutated);
+        }
+    }
+
+    /// Everything a collector does with bytes from the network, up to applying a batch.
+    fn feed_decoders(bytes: &[u8], mutated: &[u8]) {
+        let mut reader = FrameReader::new(1024);
+        reader.push(bytes);
+        while let Ok(Some(f)) = reader.next_frame() {
+            let _ = decode_hello(&f);
+            let _ = decode::<CollectorMessage>(&f);
+        }
+        let _ = decode_hello(bytes);
+        let _ = decode::<CollectorMessage>(bytes);
+        for candidate in [bytes, mutated] {
+            if let Ok(batch) = decode::<Batch>(candidate) {
+                let _ = crate::delta::Replay::default().apply(&batch.delta);
             }
         }
+    }
+
+    /// The fuzz run: random and mutated inputs through the decoders for
+    /// SEAM_FUZZ_SECONDS (default 10; CI runs a minute), stopping at the first panic
+    /// with the input that caused it.
+    #[test]
+    fn fuzzing_the_decoders_for_a_while_finds_no_panic() {
+        use proptest::prelude::*;
+        use proptest::strategy::ValueTree;
+        use proptest::test_runner::TestRunner;
+        let seconds: f64 = std::env::var("SEAM_FUZZ_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10.0);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(seconds);
+        let strategy = (
+            proptest::collection::vec(any::<u8>(), 0..4096),
+            mutated_batch(),
+        );
+        let mut runner = TestRunner::default();
+        let mut inputs = 0u64;
+        while std::time::Instant::now() < deadline {
+            let (bytes, mutated) = strategy.new_tree(&mut runner).unwrap().current();
+            let outcome = std::panic::catch_unwind(|| feed_decoders(&bytes, &mutated));
+            assert!(
+                outcome.is_ok(),
+                "the decoders panicked on bytes {bytes:02x?} / mutated batch {mutated:02x?}"
+            );
+            inputs += 1;
+        }
+        eprintln!("fuzzed the decoders with {inputs} inputs in {seconds} s: no panic");
     }
 }

@@ -128,6 +128,20 @@ pub fn record(args: &[String]) -> (tempfile::TempDir, Value) {
     (out, summary)
 }
 
+/// Records the `chain` sample (2 threads, 2 s, 499 Hz) into a fresh folder, writing the
+/// formats in `formats` (a `--format` list), one recording at a time.
+pub fn record_chain(formats: &str) -> tempfile::TempDir {
+    let _one_at_a_time = exclusive();
+    let mut args: Vec<String> = ["--rate", "499", "--format", formats, "--"]
+        .map(String::from)
+        .into();
+    args.extend(sample_command(
+        "chain",
+        &["--threads", "2", "--seconds", "2"],
+    ));
+    record(&args).0
+}
+
 pub fn read_json(path: &Path) -> Value {
     let text =
         std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
