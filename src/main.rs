@@ -132,10 +132,17 @@ struct CollectorArgs {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["data", "collector"])))]
 struct SessionsArgs {
-    /// The collector's data folder.
+    /// The collector's data folder: every stored session.
     #[arg(long)]
-    data: PathBuf,
+    data: Option<PathBuf>,
+    /// A running collector (HOST:PORT): the sessions it has seen since it started.
+    #[arg(long)]
+    collector: Option<String>,
+    /// The collector's token, with --collector.
+    #[arg(long, requires = "collector")]
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -464,7 +471,20 @@ fn report_damaged_sessions(dir: &Path) -> Result<()> {
 }
 
 fn run_sessions(args: SessionsArgs) -> Result<()> {
-    let rows = seam_collector::list_sessions(&args.data)?;
+    if let Some(addr) = &args.collector {
+        let token = match &args.token_file {
+            Some(f) => seam_collector::read_token_file(f)?,
+            None => String::new(),
+        };
+        let sessions = seam_collector::ViewerClient::connect(addr, &token)?.list()?;
+        seam_collector::write_live_sessions_table(&sessions, &mut std::io::stdout().lock())?;
+        return Ok(());
+    }
+    let data = args
+        .data
+        .as_deref()
+        .expect("clap requires --data or --collector");
+    let rows = seam_collector::list_sessions(data)?;
     seam_collector::write_sessions_table(&rows, &mut std::io::stdout().lock())?;
     Ok(())
 }

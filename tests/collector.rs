@@ -599,6 +599,8 @@ fn agent_streams_a_sample_until_it_exits() {
         "{row}"
     );
     let id = row.split_whitespace().next().unwrap();
+    let (ok, _, err) = run(&["sessions"]);
+    assert!(!ok && err.contains("--data"), "{err}");
     let json_path = data.path().join("summary.json");
     let (ok, _, err) = run(&[
         "export",
@@ -662,10 +664,23 @@ fn agent_killed_mid_stream() {
         .to_string();
     let path = session_file(data.path(), &id);
     wait_for_batches(&path, 4);
+    // While it streams, the running collector lists it.
+    let (ok, live, err) = run(&["sessions", "--collector", &collector.addr]);
+    assert!(ok, "{err}");
+    let live_row = live.lines().nth(1).expect(&live);
+    assert!(
+        live_row.starts_with(&id) && live_row.contains(" streaming ") && live_row.contains("chain"),
+        "{live}"
+    );
     agent.kill().unwrap();
     agent.wait().unwrap();
     // Closed by the agent (FIN), or reset (RST, when it died with acknowledgements unread).
     collector.wait_for_log_with(&[&format!("session {id}"), "closed"]);
+    let (ok, live, err) = run(&["sessions", "--collector", &collector.addr]);
+    assert!(
+        ok && live.contains(&id) && live.contains(" away "),
+        "{live}{err}"
+    );
     let stored = read_session(&path).unwrap();
     assert!(stored.end.is_none());
     assert!(stored.profile.samples() > 0);

@@ -48,7 +48,10 @@ mod viewer;
 mod watch;
 
 pub use error::CollectorError;
-pub use listing::{list_sessions, utc_time, write_sessions_table, SessionRow, SessionSummary};
+pub use listing::{
+    list_sessions, utc_time, write_live_sessions_table, write_sessions_table, SessionRow,
+    SessionSummary,
+};
 pub use server::{
     check_listen, read_token_file, token_matches, Collector, CollectorOptions, ConnectionReport,
     DEFAULT_HELLO_TIMEOUT,

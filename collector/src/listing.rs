@@ -92,6 +92,41 @@ pub fn write_sessions_table(rows: &[SessionRow], out: &mut impl Write) -> io::Re
     Ok(())
 }
 
+/// The sessions a running collector has seen, as `seam sessions --collector`
+/// prints them: the columns of [`write_sessions_table`], with the state
+/// `streaming`, `away` (no agent connected, not ended) or `ended`. Lost
+/// samples are in each session's summary (`seam export`), not in the list.
+pub fn write_live_sessions_table(
+    sessions: &[seam_proto::viewer::LiveSession],
+    out: &mut impl Write,
+) -> io::Result<()> {
+    writeln!(
+        out,
+        "{:<32}  {:<16}  {:<20}  {:>9}  {:>9}  {:<9}  TARGET",
+        "SESSION", "HOST", "START (UTC)", "DURATION", "SAMPLES", "STATE"
+    )?;
+    for s in sessions {
+        let state = match (s.ended, s.streaming) {
+            (true, _) => "ended",
+            (false, true) => "streaming",
+            (false, false) => "away",
+        };
+        writeln!(
+            out,
+            "{:<32}  {:<16}  {:<20}  {:>8.1}s  {:>9}  {:<9}  {} {}",
+            s.id,
+            s.host,
+            utc_time(s.started_unix_ms),
+            s.duration_s,
+            s.samples,
+            state,
+            s.pid,
+            one_line(&s.command.join(" "))
+        )?;
+    }
+    Ok(())
+}
+
 /// Control characters (newlines in a `python -c` script) as spaces.
 fn one_line(text: &str) -> String {
     text.chars()
