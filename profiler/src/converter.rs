@@ -267,10 +267,14 @@ impl Converter {
             }
             return Some((leaf_first, true));
         };
-        // In a breakpoint trap (a uprobe's, seam's own), the user instruction
-        // pointer is one past the int3, which replaced the first byte of the
-        // instruction at the probed address: that instruction has not run.
-        if leaf_first.iter().any(|f| f.name == "asm_exc_int3") {
+        // In a breakpoint trap (a uprobe's at a function's entry), the user
+        // instruction pointer is one past the int3 that replaced the first
+        // byte of the probed instruction. Before the handler has run that
+        // instruction, the stack pointer is still as a call leaves it (8 past
+        // a 16-byte boundary, by the ABI): unwind from the probed address.
+        // After it emulated a `push`, the stack pointer moved and the
+        // instruction pointer is right as it is.
+        if regs.sp % 16 == 8 && leaf_first.iter().any(|f| f.name == "asm_exc_int3") {
             regs.ip = regs.ip.saturating_sub(1);
         }
         if self.space.module_at(regs.ip).is_none() {
