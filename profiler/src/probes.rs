@@ -227,9 +227,6 @@ pub struct Prober {
     /// The mechanisms whose calls a dispatcher counts: samples need not find
     /// their callees (a probe there would count each call twice).
     dispatch_covers: HashSet<Mechanism>,
-    /// Dispatcher hits that crossed no boundary seam reports (a callee
-    /// counted by its own site, the interpreter, an unknown caller).
-    dispatch_skipped: u64,
 }
 
 impl Prober {
@@ -288,7 +285,6 @@ impl Prober {
             load_times: HashMap::new(),
             failed: BTreeMap::new(),
             dispatch_covers: HashSet::new(),
-            dispatch_skipped: 0,
         })
     }
 
@@ -667,7 +663,6 @@ impl Prober {
     /// counts there, not twice.
     fn resolve_dispatch(&mut self, space: &AddressSpace) {
         let mut covers = Vec::new();
-        let mut skipped = 0;
         for i in 0..self.sites.len() {
             if self.sites[i].pending.is_empty() {
                 continue;
@@ -686,13 +681,11 @@ impl Prober {
                     }
                     Dispatched::Nothing => {
                         self.sites[i].skipped += n;
-                        skipped += n;
                     }
                 }
             }
         }
         self.dispatch_covers.extend(covers);
-        self.dispatch_skipped += skipped;
     }
 
     /// What one dispatched call crossed.
