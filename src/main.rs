@@ -572,8 +572,9 @@ fn run_top_remote(addr: &str, args: &TopArgs) -> Result<()> {
         None => {
             let picked = seam_tui::pick_session(addr, || client.list().map_err(|e| e.to_string()))?;
             match picked {
-                Some(id) => id,
-                None => return Ok(()),
+                seam_tui::PickEnd::Session(id) => id,
+                seam_tui::PickEnd::Quit => return Ok(()),
+                seam_tui::PickEnd::Signal(sig) => std::process::exit(128 + sig),
             }
         }
     };

@@ -92,6 +92,25 @@ impl Tmux {
     }
 }
 
+impl Tmux {
+    /// The pid of the seam the pane's shell runs.
+    fn seam_pid(&self) -> String {
+        let out = self.run(&["display-message", "-p", "-t", "top", "#{pane_pid}"]);
+        child_of(String::from_utf8_lossy(&out.stdout).trim())
+    }
+}
+
+/// Whether `pid` is alive: a zombie has ended.
+fn running(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat.rsplit_once(") ")?.1.chars().next()?;
+            Some(state != 'Z' && state != 'X')
+        })
+        .unwrap_or(false)
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.run(&["kill-server"]);
@@ -329,14 +348,7 @@ fn top_follows_a_collector_session_and_restores_the_terminal_on_sigterm_and_sigh
             Duration::from_secs(20),
             |s| python_to_go_rate(s).is_some(),
         );
-        let shell = String::from_utf8_lossy(
-            &tmux
-                .run(&["display-message", "-p", "-t", "top", "#{pane_pid}"])
-                .stdout,
-        )
-        .trim()
-        .to_string();
-        let top = child_of(&shell);
+        let top = tmux.seam_pid();
         let killed = Command::new("kill")
             .args([&format!("-{signal}"), &top])
             .status()
@@ -353,6 +365,45 @@ fn top_follows_a_collector_session_and_restores_the_terminal_on_sigterm_and_sigh
         );
         assert!(!screen.contains("runtimes (self time)"), "{screen}");
         assert_terminal_restored(&screen);
+    }
+
+    // The terminal itself goes away (its window closed): seam ends, in the
+    // session picker and in the dashboard, rather than spinning on a dead tty.
+    for picker in [true, false] {
+        drop(tmux);
+        let session_arg = if picker {
+            String::new()
+        } else {
+            format!("--session {}", &session[..8])
+        };
+        tmux = Tmux::start(&after_seam(&format!(
+            "{seam_bin} top --collector {addr} {session_arg} -o {}",
+            out.path().display()
+        )));
+        if picker {
+            tmux.wait_for("the session in the list", Duration::from_secs(15), |s| {
+                s.contains("live sessions on")
+            });
+        } else {
+            tmux.wait_for("python -> go", Duration::from_secs(20), |s| {
+                python_to_go_rate(s).is_some()
+            });
+        }
+        let top = tmux.seam_pid();
+        let killed = tmux.run(&["kill-server"]);
+        assert!(killed.status.success());
+        let start = Instant::now();
+        while running(&top) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "seam top (pid {top}, picker: {picker}) still runs 10 s after its terminal closed"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!(
+            "seam top ended {:.1} s after its terminal closed (picker: {picker})",
+            start.elapsed().as_secs_f64()
+        );
     }
 
     // The agent goes on unharmed by its viewers, and ends cleanly.

@@ -47,14 +47,14 @@ mod term;
 mod view;
 
 pub use input::{action_for, Action, Effect};
-pub use picker::{pick_session, SessionPicker};
+pub use picker::{pick_session, PickEnd, SessionPicker};
 pub use state::{
     since, BoundaryKey, BoundaryRow, BoundarySort, Dashboard, FunctionRow, FunctionSort, Rates,
     StackRow, ThreadRow, View, HISTORY_LEN, RATE_WINDOW_S,
 };
 pub use view::scroll_offset;
 
-use ratatui::crossterm::event::{self, Event};
+use ratatui::crossterm::event::Event;
 use seam_proto::delta::{DeltaBuilder, ProfileDelta};
 use seam_proto::Profile;
 use std::io::{self, IsTerminal, Write};
@@ -301,8 +301,13 @@ where
                 dirty = false;
                 last_draw = Instant::now();
             }
-            if !dashboard.quit_requested() && event::poll(KEY_POLL)? {
-                match event::read()? {
+            let event = if dashboard.quit_requested() {
+                None
+            } else {
+                guard.next_event(KEY_POLL)?
+            };
+            if let Some(event) = event {
+                match event {
                     Event::Key(key) => {
                         if let Some(action) = action_for(key) {
                             if let Some(Effect::WriteFlamegraph) = dashboard.apply(action) {

@@ -8,7 +8,7 @@ use crate::term::TerminalGuard;
 use crate::view::render_table;
 use crate::TopError;
 use ratatui::buffer::Buffer;
-use ratatui::crossterm::event::{self, Event};
+use ratatui::crossterm::event::Event;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -196,13 +196,24 @@ fn now_unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// How the picker in the terminal ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PickEnd {
+    /// The user opened this session.
+    Session(String),
+    /// The user quit.
+    Quit,
+    /// SIGTERM or SIGHUP (or the terminal hung up) ended the picker.
+    Signal(i32),
+}
+
 /// Shows the sessions `list` returns (asked again every second) until the
-/// user opens one (its id) or quits (None). A failing `list` ends the picker
+/// user opens one, quits or a signal comes. A failing `list` ends the picker
 /// with its error.
 pub fn pick_session(
     source: &str,
     mut list: impl FnMut() -> Result<Vec<LiveSession>, String>,
-) -> Result<Option<String>, TopError> {
+) -> Result<PickEnd, TopError> {
     if !io::stdout().is_terminal() {
         return Err(TopError::NotATerminal);
     }
@@ -211,8 +222,8 @@ pub fn pick_session(
     let mut guard = TerminalGuard::new()?;
     let mut listed = Instant::now();
     loop {
-        if guard.signalled().is_some() {
-            return Ok(None);
+        if let Some(sig) = guard.signalled() {
+            return Ok(PickEnd::Signal(sig));
         }
         if listed.elapsed() >= RELIST {
             picker.set_sessions(list().map_err(TopError::Recording)?, now_unix_ms());
@@ -221,13 +232,13 @@ pub fn pick_session(
         guard
             .terminal()
             .draw(|f| f.render_widget(&picker, f.area()))?;
-        if event::poll(KEY_POLL)? {
-            match event::read()? {
+        if let Some(event) = guard.next_event(KEY_POLL)? {
+            match event {
                 Event::Key(key) => {
                     if let Some(action) = action_for(key) {
                         match picker.apply(action) {
-                            Picked::Session(id) => return Ok(Some(id)),
-                            Picked::Quit => return Ok(None),
+                            Picked::Session(id) => return Ok(PickEnd::Session(id)),
+                            Picked::Quit => return Ok(PickEnd::Quit),
                             Picked::Nothing => {}
                         }
                     }
