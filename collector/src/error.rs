@@ -74,6 +74,21 @@ pub enum CollectorError {
 }
 
 impl CollectorError {
+    /// Whether the connection to the other side was lost or could not be
+    /// made (as opposed to a refusal or a malformed message): trying again
+    /// later may work.
+    pub fn is_lost_connection(&self) -> bool {
+        match self {
+            CollectorError::Connect { .. }
+            | CollectorError::CollectorClosed
+            | CollectorError::Connection(_) => true,
+            CollectorError::InSession { source, .. } => source.is_lost_connection(),
+            _ => false,
+        }
+    }
+}
+
+impl CollectorError {
     /// The error itself, without the session it happened in.
     pub fn cause(&self) -> &CollectorError {
         match self {

@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often [`ViewerClient::follow`] looks at its stop flag.
 const STOP_POLL: Duration = Duration::from_millis(100);
+/// How long a viewer that lost its collector waits before the first try to
+/// reconnect, and at most between two tries.
+const RECONNECT_FIRST: Duration = Duration::from_millis(200);
+const RECONNECT_MAX: Duration = Duration::from_secs(3);
 
 /// What a followed session brings, in order.
 #[derive(Clone, Debug, PartialEq)]
@@ -108,7 +112,10 @@ impl ViewerClient {
 
     /// [`ViewerClient::follow`], subscribing again from the session's first
     /// batch (and saying so with [`Followed::Restart`]) each time the
-    /// collector drops this viewer for falling behind.
+    /// collector drops this viewer for falling behind, and each time it
+    /// comes back after the connection to it was lost (a restart, a network
+    /// cut): until then it says so with a [`Followed::Notice`] and tries
+    /// again, ever less often, until `stop` is set.
     pub fn follow_catching_up(
         mut self,
         stop: &AtomicBool,
@@ -117,15 +124,73 @@ impl ViewerClient {
         loop {
             match self.follow(stop, &mut on) {
                 Err(CollectorError::ViewerDropped(why)) => {
-                    let id = self.session.clone().unwrap_or_default();
-                    let (again, _) =
-                        ViewerClient::connect(&self.addr, &self.token)?.subscribe(&id)?;
-                    self = again;
+                    self = self.subscribe_again()?;
                     on(Followed::Restart(why));
+                }
+                Err(e) if e.is_lost_connection() => {
+                    on(Followed::Notice(format!(
+                        "lost the collector at {} ({e}); reconnecting",
+                        self.addr
+                    )));
+                    match self.reconnect(stop, &mut on)? {
+                        Some(again) => self = again,
+                        None => return Ok(None),
+                    }
+                    on(Followed::Restart(format!(
+                        "reconnected to the collector at {}",
+                        self.addr
+                    )));
                 }
                 done => return done,
             }
         }
+    }
+
+    /// A new connection following the same session from its first batch.
+    fn subscribe_again(&self) -> Result<ViewerClient, CollectorError> {
+        let id = self.session.clone().unwrap_or_default();
+        let (again, _) = ViewerClient::connect(&self.addr, &self.token)?.subscribe(&id)?;
+        Ok(again)
+    }
+
+    /// Subscribes again once the collector answers and an agent streams the
+    /// session again (or it has ended), waiting longer after each failed try
+    /// (up to [`RECONNECT_MAX`]); None when `stop` is set first. Only a
+    /// refusal (a changed token, another version) ends the tries.
+    fn reconnect(
+        &self,
+        stop: &AtomicBool,
+        on: &mut impl FnMut(Followed),
+    ) -> Result<Option<ViewerClient>, CollectorError> {
+        let id = self.session.clone().unwrap_or_default();
+        let mut wait = RECONNECT_FIRST;
+        for attempt in 1.. {
+            let deadline = Instant::now() + wait;
+            while Instant::now() < deadline {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(None);
+                }
+                std::thread::sleep(STOP_POLL);
+            }
+            let why = match ViewerClient::connect(&self.addr, &self.token)
+                .and_then(|c| c.subscribe(&id))
+            {
+                Ok((again, session)) if session.streaming || session.ended => {
+                    return Ok(Some(again))
+                }
+                Ok(_) => "it is up; waiting for the session's agent to come back".to_string(),
+                Err(e) if e.is_lost_connection() || matches!(e, CollectorError::NotLive { .. }) => {
+                    e.to_string()
+                }
+                Err(e) => return Err(e),
+            };
+            on(Followed::Notice(format!(
+                "reconnecting to the collector at {} (try {attempt}): {why}",
+                self.addr
+            )));
+            wait = (wait * 2).min(RECONNECT_MAX);
+        }
+        unreachable!("the tries go on until one succeeds or stop is set")
     }
 
     /// Hands each batch and notice of the subscribed session to `on` until

@@ -121,15 +121,17 @@ struct Served {
 }
 
 fn serve(dir: &Path, token: Option<&str>, viewer_queue: usize) -> Served {
+    serve_at(dir, token, viewer_queue, "127.0.0.1:0")
+}
+
+fn serve_at(dir: &Path, token: Option<&str>, viewer_queue: usize, at: &str) -> Served {
     let mut options = CollectorOptions::new(dir);
     options.token = token.map(str::to_string);
     options.hello_timeout = Duration::from_secs(2);
     options.viewer_queue = viewer_queue;
     let collector = Collector::new(options).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
+    let listener = runtime.block_on(tokio::net::TcpListener::bind(at)).unwrap();
     let addr = listener.local_addr().unwrap();
     runtime.spawn(collector.serve(listener));
     Served {
@@ -389,4 +391,60 @@ fn a_viewer_dropped_for_falling_behind_catches_up_from_the_start() {
     assert_eq!(seqs, (1..=400).collect::<Vec<u64>>());
     assert_eq!(replayed, profile);
     assert!(end.is_some());
+}
+
+#[test]
+fn a_viewer_reconnects_when_the_collector_restarts_and_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = serve(dir.path(), None, 64);
+    let addr = c.addr;
+    let (batches, profile) = recording(11, 6);
+    let mut agent = Agent::start(addr, "phoenix", "");
+    agent.stream(&batches[..3]);
+    let (viewer, _) = ViewerClient::connect(&addr.to_string(), "")
+        .unwrap()
+        .subscribe("phoenix")
+        .unwrap();
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel::<u64>();
+    let follower = std::thread::spawn(move || {
+        let mut replay = Replay::default();
+        let mut notices = Vec::new();
+        let mut restarts = Vec::new();
+        let end = viewer
+            .follow_catching_up(&AtomicBool::new(false), |f| match f {
+                Followed::Batch(b) => {
+                    replay.apply(&b.delta).unwrap();
+                    let _ = seen_tx.send(b.seq);
+                }
+                Followed::Notice(n) => notices.push(n),
+                Followed::Restart(why) => {
+                    restarts.push(why);
+                    replay = Replay::default();
+                }
+            })
+            .unwrap();
+        (replay.into_profile(), end, notices, restarts)
+    });
+    while seen_rx.recv_timeout(Duration::from_secs(10)).unwrap() < 3 {}
+    // The collector goes away with its connections, long enough for the
+    // viewer to fail to reconnect, and comes back on the same port and data.
+    drop(agent);
+    drop(c);
+    std::thread::sleep(Duration::from_millis(800));
+    let _c = serve_at(dir.path(), None, 64, &addr.to_string());
+    std::thread::sleep(Duration::from_millis(500));
+    let mut agent = Agent::start(addr, "phoenix", "");
+    agent.stream(&batches[3..]);
+    let (replayed, end, notices, restarts) = follower.join().unwrap();
+    assert_eq!(replayed, profile);
+    assert!(end.is_some());
+    assert!(
+        notices.iter().any(|n| n.contains("lost the collector"))
+            && notices
+                .iter()
+                .any(|n| n.contains("reconnecting to the collector")),
+        "{notices:?}"
+    );
+    assert_eq!(restarts.len(), 1, "{restarts:?}");
+    assert!(restarts[0].contains("reconnected"), "{restarts:?}");
 }
