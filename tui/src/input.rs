@@ -85,7 +85,7 @@ impl Dashboard {
             Action::PageDown => self.move_selection(PAGE as isize),
             Action::Open => {
                 if matches!(self.view(), View::Overview | View::Boundaries) {
-                    self.set_view(View::Detail);
+                    self.open_detail();
                 }
             }
             Action::Back => {

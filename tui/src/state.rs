@@ -15,6 +15,8 @@ pub const RATE_WINDOW_S: f64 = 1.0;
 pub const HISTORY_LEN: usize = 300;
 /// How many of the heaviest stacks the summaries keep.
 const TOP_STACKS: usize = 200;
+/// Stacks the detail view lists for its boundary.
+pub const DETAIL_STACKS: usize = 50;
 
 /// The dashboard's screens, in the order of their keys `1` to `5`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,11 +197,12 @@ pub struct Dashboard {
     view: View,
     boundary_sort: BoundarySort,
     function_sort: FunctionSort,
-    /// Selected row of the boundaries, functions and threads tables.
-    selected: [usize; 3],
+    /// Selected row of the boundaries, functions and threads tables, and of
+    /// the detail view's stacks through its boundary.
+    selected: [usize; 4],
     /// The first row each of those tables showed when last drawn: drawing
     /// keeps it unless the selection left the screen (see `view::scroll_offset`).
-    scroll: [Cell<usize>; 3],
+    scroll: [Cell<usize>; 4],
     paused: bool,
     exited: Option<Option<i32>>,
     help: bool,
@@ -229,7 +232,7 @@ impl Dashboard {
             view: View::Overview,
             boundary_sort: BoundarySort::Through,
             function_sort: FunctionSort::Own,
-            selected: [0; 3],
+            selected: [0; 4],
             scroll: Default::default(),
             paused: false,
             exited: None,
@@ -591,9 +594,10 @@ impl Dashboard {
     /// The selected row of the table shown by `view`, if it has one.
     pub fn selected_row(&self, view: View) -> usize {
         match view {
-            View::Overview | View::Boundaries | View::Detail => self.selected[0],
+            View::Overview | View::Boundaries => self.selected[0],
             View::Stacks => self.selected[1],
             View::Threads => self.selected[2],
+            View::Detail => self.selected[3],
         }
     }
 
@@ -604,14 +608,17 @@ impl Dashboard {
 
     fn table_len(&self, view: View) -> usize {
         match view {
-            View::Overview | View::Boundaries | View::Detail => self.totals.boundaries.len(),
+            View::Overview | View::Boundaries => self.totals.boundaries.len(),
             View::Stacks => self.function_rows().len(),
             View::Threads => self.totals.threads.len(),
+            View::Detail => self
+                .selected_boundary()
+                .map_or(0, |b| self.stacks_through(b.key, DETAIL_STACKS).len()),
         }
     }
 
     fn clamp_selection(&mut self) {
-        for view in [View::Boundaries, View::Stacks, View::Threads] {
+        for view in [View::Boundaries, View::Stacks, View::Threads, View::Detail] {
             let len = self.table_len(view);
             let slot = self.slot(view);
             self.selected[slot] = self.selected[slot].min(len.saturating_sub(1));
@@ -620,15 +627,23 @@ impl Dashboard {
 
     fn slot(&self, view: View) -> usize {
         match view {
-            View::Overview | View::Boundaries | View::Detail => 0,
+            View::Overview | View::Boundaries => 0,
             View::Stacks => 1,
             View::Threads => 2,
+            View::Detail => 3,
         }
     }
 
     pub(crate) fn set_view(&mut self, view: View) {
         self.view = view;
         self.help = false;
+    }
+
+    /// The detail of the selected boundary, from its heaviest stack.
+    pub(crate) fn open_detail(&mut self) {
+        self.selected[3] = 0;
+        self.scroll[3].set(0);
+        self.set_view(View::Detail);
     }
 
     pub(crate) fn move_selection(&mut self, delta: isize) {

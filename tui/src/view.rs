@@ -2,13 +2,16 @@
 //! header, the view tabs, the selected view and a status line. Everything is
 //! drawn from the dashboard's state; nothing here changes it.
 
-use crate::state::{BoundaryRow, BoundarySort, Dashboard, FunctionSort, View};
+use crate::state::{
+    BoundaryKey, BoundaryRow, BoundarySort, Dashboard, FunctionSort, StackRow, View, DETAIL_STACKS,
+};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{
-    Block, Borders, Clear, Paragraph, Row, Sparkline, StatefulWidget, Table, TableState, Widget,
+    Block, Borders, Cell as TableCell, Clear, Paragraph, Row, Sparkline, StatefulWidget, Table,
+    TableState, Widget, Wrap,
 };
 use seam_export::{percent, runtime_color, thousands};
 use seam_proto::{CrossingsMethod, Runtime};
@@ -19,7 +22,7 @@ const WIDE: u16 = 100;
 
 const KEYS: &[(&str, &str)] = &[
     ("1-5, tab", "switch view"),
-    ("up/down, j/k", "select a row"),
+    ("up/down, j/k", "select a row (a stack in the detail)"),
     ("pgup/pgdn", "select 10 rows up or down"),
     ("enter", "open the selected boundary's detail"),
     ("esc", "back from the detail or this help"),
@@ -523,13 +526,23 @@ fn render_detail(d: &Dashboard, area: Rect, buf: &mut Buffer) {
         buf,
     );
 
-    let rows = d.stacks_through(b.key, stacks.height.saturating_sub(1) as usize);
-    let mut lines = vec![Line::from(Span::styled(
-        "top stacks through it (from the caller's frame, glue left out)",
-        bold(),
-    ))];
-    for row in rows {
-        let mut spans = vec![Span::raw(format!("{:>6} ", percent(row.share)))];
+    render_detail_stacks(d, b.key, stacks, buf);
+}
+
+/// The stacks through a boundary as a table to select from (one line each,
+/// cut at the screen's edge), and the selected one in full below it, wrapped.
+fn render_detail_stacks(d: &Dashboard, boundary: BoundaryKey, area: Rect, buf: &mut Buffer) {
+    let rows = d.stacks_through(boundary, DETAIL_STACKS);
+    let selected = d
+        .selected_row(View::Detail)
+        .min(rows.len().saturating_sub(1));
+    // The list takes what its rows need, up to 60% of the room; the
+    // selected stack in full gets the rest.
+    let list_height = (rows.len() as u16 + 2).min(area.height * 3 / 5);
+    let [list, full] =
+        Layout::vertical([Constraint::Length(list_height), Constraint::Fill(1)]).areas(area);
+    let path = |row: &StackRow| -> Vec<Span<'static>> {
+        let mut spans = Vec::new();
         for (i, (runtime, name)) in row.frames.iter().enumerate() {
             if i > 0 {
                 spans.push(Span::raw(" > "));
@@ -539,9 +552,44 @@ fn render_detail(d: &Dashboard, area: Rect, buf: &mut Buffer) {
                 Style::default().fg(color(*runtime)),
             ));
         }
-        lines.push(Line::from(spans));
-    }
-    Paragraph::new(lines).render(stacks, buf);
+        spans
+    };
+    let body: Vec<Row> = rows
+        .iter()
+        .map(|r| {
+            Row::new(vec![
+                TableCell::from(percent(r.share)),
+                TableCell::from(Line::from(path(r))),
+            ])
+        })
+        .collect();
+    let table =
+        Table::new(body, [Constraint::Length(6), Constraint::Fill(1)]).header(Row::new(vec![
+            Span::styled("share", bold()),
+            Span::styled(
+                "stack from the caller's frame, glue left out (j/k select)",
+                bold(),
+            ),
+        ]));
+    render_table(
+        table,
+        " stacks through it ".to_string(),
+        (selected, rows.len()),
+        d.scroll(View::Detail),
+        list,
+        buf,
+    );
+    let Some(row) = rows.get(selected) else {
+        return;
+    };
+    Paragraph::new(Line::from(path(row)))
+        .wrap(Wrap { trim: false })
+        .block(Block::default().borders(Borders::TOP).title(format!(
+            " stack {} of {}, in full ",
+            selected + 1,
+            rows.len()
+        )))
+        .render(full, buf);
 }
 
 /// A labelled sparkline of the newest values that fit, with the newest value and the peak.

@@ -236,6 +236,35 @@ fn boundary_detail() {
     check_view(View::Detail, "detail");
 }
 
+/// In the detail, j/k select among the boundary's stacks (the boundary
+/// stays), and the selected one shows in full; enter from the boundaries
+/// table starts again at the heaviest.
+#[test]
+fn the_detail_selects_a_stack_and_shows_it_in_full() {
+    let mut d = dashboard();
+    d.apply(Action::Show(View::Boundaries));
+    d.apply(Action::Open);
+    let boundary = d.selected_boundary().unwrap().key;
+    d.apply(Action::Down);
+    d.apply(Action::Down);
+    d.apply(Action::Down);
+    assert_eq!(d.selected_boundary().unwrap().key, boundary);
+    let screen = text(&draw(&d, 80, 24));
+    assert!(screen.contains("stack 3 of 3, in full"), "{screen}");
+    let full = screen.split("in full").nth(1).unwrap();
+    assert!(
+        full.lines()
+            .nth(1)
+            .unwrap()
+            .trim_end()
+            .ends_with("main.chainRun"),
+        "{screen}"
+    );
+    d.apply(Action::Back);
+    d.apply(Action::Open);
+    assert!(text(&draw(&d, 80, 24)).contains("stack 1 of 3, in full"));
+}
+
 #[test]
 fn help_and_flags() {
     let mut d = dashboard();
