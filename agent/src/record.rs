@@ -268,6 +268,7 @@ pub fn record_with_ticks(
         if last_tick.elapsed() >= TICK {
             last_tick = Instant::now();
             converter.profile_mut().duration_s = start.elapsed().as_secs_f64();
+            converter.profile_mut().seam_cpu_s = process_cpu_seconds() - cpu_start;
             if let Some(p) = &prober {
                 p.publish(monotonic_ns(), converter.profile_mut());
             }
@@ -312,6 +313,7 @@ pub fn record_with_ticks(
     warnings.extend(converter.unreadable_files());
     let mut profile = converter.into_profile();
     profile.duration_s = start.elapsed().as_secs_f64();
+    profile.seam_cpu_s = process_cpu_seconds() - cpu_start;
     on_tick(&profile);
     Ok(Recording {
         profile,

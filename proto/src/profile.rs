@@ -119,6 +119,9 @@ pub struct Profile {
     /// What seam's probes cost the target, when crossings were counted.
     #[serde(default)]
     pub probe_overhead: Option<ProbeOverhead>,
+    /// CPU time seam's own process used so far (all its threads), in seconds.
+    #[serde(default)]
+    pub seam_cpu_s: f64,
     #[serde(skip)]
     frame_index: HashMap<Frame, FrameHandle>,
     #[serde(skip)]

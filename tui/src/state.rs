@@ -166,6 +166,8 @@ pub struct Rates {
     pub lost_per_s: f64,
     pub off_cpu_ms_per_s: f64,
     pub switches_per_s: f64,
+    /// CPU seam's own process used, as a share of one core.
+    pub seam_cpu_share: f64,
 }
 
 /// One point of the sparklines: each boundary's crossings per second and glue
@@ -273,6 +275,8 @@ impl Dashboard {
                 lost_per_s: interval.lost as f64 / window,
                 off_cpu_ms_per_s: interval.off_cpu_ms / window,
                 switches_per_s: interval.context_switches as f64 / window,
+                seam_cpu_share: (self.latest.seam_cpu_s - self.previous.seam_cpu_s).max(0.0)
+                    / window,
             };
             let point = HistoryPoint {
                 boundaries: interval

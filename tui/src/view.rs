@@ -99,6 +99,18 @@ fn render_header(d: &Dashboard, area: Rect, buf: &mut Buffer) {
         Span::raw(format!("pid {} ", profile.target.pid)),
         Span::raw(target),
     ];
+    // What seam costs, at the right of the first line before the flags,
+    // when there is room for it beside the pid.
+    let mut costs = Vec::new();
+    if profile.seam_cpu_s > 0.0 {
+        costs.push(Span::raw(format!(
+            " seam CPU {:.1}%",
+            d.rates().seam_cpu_share * 100.0
+        )));
+    }
+    if let Some(p) = &profile.probe_overhead {
+        costs.push(Span::raw(format!("  probes cost {:.1}%", p.share * 100.0)));
+    }
     let mut flags = Vec::new();
     if d.paused() {
         flags.push(Span::styled(
@@ -120,7 +132,13 @@ fn render_header(d: &Dashboard, area: Rect, buf: &mut Buffer) {
                 .add_modifier(Modifier::BOLD),
         ));
     }
-    let flags_width: usize = flags.iter().map(|s| s.width()).sum();
+    let width = |spans: &[Span]| spans.iter().map(|s| s.width()).sum::<usize>();
+    let pid_width = first[0].width() + first[1].width();
+    if pid_width + width(&costs) + width(&flags) <= area.width as usize {
+        costs.append(&mut flags);
+        flags = costs;
+    }
+    let flags_width = width(&flags);
     let [left, right] =
         Layout::horizontal([Constraint::Fill(1), Constraint::Length(flags_width as u16)])
             .areas(line(area, 0));
@@ -130,12 +148,7 @@ fn render_header(d: &Dashboard, area: Rect, buf: &mut Buffer) {
     if area.height < 2 {
         return;
     }
-    let lost_style = if totals.lost > 0 {
-        Style::default().fg(Color::Red).add_modifier(Modifier::BOLD)
-    } else {
-        Style::default()
-    };
-    let mut second = vec![
+    let second = vec![
         Span::raw(format!("{:.0}s  ", profile.duration_s)),
         Span::raw(format!("threads {}  ", d.thread_count())),
         Span::raw(format!("rate {} Hz  ", profile.rate_hz)),
@@ -143,13 +156,27 @@ fn render_header(d: &Dashboard, area: Rect, buf: &mut Buffer) {
             "samples/s {}  ",
             thousands(rates.samples_per_s.round() as u64)
         )),
-        Span::styled(format!("lost {}", thousands(totals.lost)), lost_style),
+        Span::styled(
+            format!("lost {}", thousands(totals.lost_detail.kernel)),
+            red_unless_zero(totals.lost_detail.kernel),
+        ),
+        Span::styled(
+            format!("  dropped {}", thousands(totals.lost_detail.seam)),
+            red_unless_zero(totals.lost_detail.seam),
+        ),
         Span::raw(format!("  complete {:.1}%", totals.complete_share * 100.0)),
     ];
-    if let Some(p) = &profile.probe_overhead {
-        second.push(Span::raw(format!("  probes {:.1}% CPU", p.share * 100.0)));
-    }
+
     Paragraph::new(Line::from(second)).render(line(area, 1), buf);
+}
+
+/// Red and bold when `count` is not zero: something was lost.
+fn red_unless_zero(count: u64) -> Style {
+    if count > 0 {
+        Style::default().fg(Color::Red).add_modifier(Modifier::BOLD)
+    } else {
+        Style::default()
+    }
 }
 
 fn render_tabs(d: &Dashboard, area: Rect, buf: &mut Buffer) {

@@ -70,6 +70,7 @@ fn snapshot(step: u64) -> Profile {
     p.rate_hz = 999;
     p.duration_s = step as f64;
     p.start_ns = 5_000_000_000;
+    p.seam_cpu_s = 0.06 * step as f64;
     p.lost = Lost {
         kernel: 3 * step,
         seam: 0,
