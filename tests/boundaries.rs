@@ -141,6 +141,51 @@ fn gomain_cgo_calls_and_callbacks_are_counted_exactly() {
     }
 }
 
+/// Exact mode on Go code whose goroutine stacks grow (are copied) under the
+/// probes: every cgo call and callback is made from a fresh goroutine 300
+/// frames deep. seam puts no uretprobe on Go code, so the target runs to its
+/// end with every frame's locals intact, and the counts stay exact.
+#[test]
+fn exact_mode_leaves_growing_goroutine_stacks_unharmed() {
+    let Some(_one) = prepare("exact_mode_leaves_growing_goroutine_stacks_unharmed") else {
+        return;
+    };
+    for go in ["debian", "current"] {
+        // The truth is written only if the sample reached its end.
+        let (summary, truth, _dir) = record_with_truth(
+            &["--crossings", "exact", "--overhead-budget", "none"],
+            "gomain",
+            &[
+                "--go",
+                go,
+                "--grow",
+                "300",
+                "--threads",
+                "2",
+                "--seconds",
+                "2",
+                "--start-delay",
+                "0.5",
+            ],
+        );
+        let grown = truth["grown_goroutines"].as_u64().unwrap();
+        assert!(grown > 100, "Go {go}: only {grown} goroutines grew");
+        assert_eq!(truth["corrupt_frames"], 0, "Go {go}: {truth}");
+        let found = boundaries(&summary);
+        for c in truth["crossings"].as_array().unwrap() {
+            let k = key(c);
+            if k.2 == "c-abi" {
+                continue; // probed only once sampled (see the gomain test)
+            }
+            assert_eq!(
+                found.get(&k).and_then(|b| b["crossings"].as_u64()),
+                c["count"].as_u64(),
+                "Go {go}, {k:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn ffibench_every_mechanism_is_counted_exactly() {
     let Some(_one) = prepare("ffibench_every_mechanism_is_counted_exactly") else {

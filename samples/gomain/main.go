@@ -8,6 +8,14 @@
 //	    c_mix_step -> seam_mix_work (Rust)       c -> rust, c-abi (x cRustCalls)
 //	    goCallback (//export)                    c -> go, cgo-export (once)
 //	        main.callbackWork                    pure Go work
+//
+// --grow DEPTH: each iteration instead starts a new goroutine (its stack
+// starts small) that recurses DEPTH frames of 300+ bytes each, so that its
+// stack must grow (be copied) several times, and makes the cgo call (with its
+// callback) from the deepest frame. Each frame checks, after the call below
+// it returns, that its locals survived; the truth reports frames that did
+// not (`corrupt_frames`, 0 when nothing damaged the goroutines' stacks) and
+// how many goroutines grew (`grown_goroutines`).
 package main
 
 /*
@@ -45,7 +53,43 @@ var (
 	rustCallsDone int64 // c  -> rust (c-abi calls of seam_mix_work)
 	callbacks     int64 // c  -> go   (cgo-export calls of goCallback)
 	stopping      int32
+	growDepth     int
+	grownGs       int64 // goroutines that recursed growDepth frames
+	corruptFrames int64 // frames whose locals changed under them
 )
+
+// deep recurses n frames, each with locals it checks after the call below
+// returns, and makes the cgo call at the bottom.
+//
+//go:noinline
+func deep(n int, seed uint64) uint64 {
+	var pad [40]uint64
+	for i := range pad {
+		pad[i] = seed ^ uint64(i*n+1)
+	}
+	var r uint64
+	if n == 0 {
+		r = callC(seed)
+	} else {
+		r = deep(n-1, seed*6364136223846793005+1)
+	}
+	for i := range pad {
+		if pad[i] != seed^uint64(i*n+1) {
+			atomic.AddInt64(&corruptFrames, 1)
+			break
+		}
+	}
+	return r + pad[n%len(pad)]
+}
+
+// grownCall runs deep on a goroutine of its own, whose stack starts small.
+func grownCall(seed uint64) uint64 {
+	done := make(chan uint64)
+	go func() { done <- deep(growDepth, seed) }()
+	r := <-done
+	atomic.AddInt64(&grownGs, 1)
+	return r
+}
 
 //export goCallback
 func goCallback(x C.int64_t) C.int64_t {
@@ -93,7 +137,11 @@ func worker(id int, deadline time.Time, wg *sync.WaitGroup, digest *uint64) {
 	seed := uint64(id)*7919 + 1
 	for atomic.LoadInt32(&stopping) == 0 && time.Now().Before(deadline) {
 		seed += goWork(seed)
-		seed ^= callC(seed)
+		if growDepth > 0 {
+			seed ^= grownCall(seed)
+		} else {
+			seed ^= callC(seed)
+		}
 	}
 	atomic.AddUint64(digest, seed)
 }
@@ -115,6 +163,9 @@ type truth struct {
 	Pid         int        `json:"pid"`
 	GoVersion   string     `json:"go"`
 	Variant     string     `json:"variant,omitempty"`
+	GrowDepth   int        `json:"grow_depth,omitempty"`
+	GrownGs     int64      `json:"grown_goroutines"`
+	Corrupt     int64      `json:"corrupt_frames"`
 }
 
 func writeTruth(path string, t *truth) error {
@@ -134,6 +185,7 @@ func main() {
 	startDelay := flag.Float64("start-delay", 0, "seconds to wait after the ready line before working")
 	truthPath := flag.String("truth", "", "write the ground truth JSON here at exit")
 	threads := flag.Int("threads", 2, "worker goroutines")
+	flag.IntVar(&growDepth, "grow", 0, "make each cgo call from a new goroutine, this many frames deep")
 	flag.Parse()
 	if *threads < 1 {
 		*threads = 1
@@ -186,6 +238,9 @@ func main() {
 			Pid:         os.Getpid(),
 			GoVersion:   runtime.Version(),
 			Variant:     os.Getenv("SEAM_SAMPLE_VARIANT"),
+			GrowDepth:   growDepth,
+			GrownGs:     atomic.LoadInt64(&grownGs),
+			Corrupt:     atomic.LoadInt64(&corruptFrames),
 		}
 		if err := writeTruth(*truthPath, t); err != nil {
 			fmt.Fprintln(os.Stderr, "gomain: writing truth:", err)
@@ -194,5 +249,9 @@ func main() {
 	}
 	if digest == 42 { // keep the work observable
 		fmt.Println("digest", digest)
+	}
+	if n := atomic.LoadInt64(&corruptFrames); n > 0 {
+		fmt.Fprintf(os.Stderr, "gomain: %d frames found their locals changed\n", n)
+		os.Exit(3)
 	}
 }
