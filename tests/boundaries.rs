@@ -234,7 +234,7 @@ fn ffibench_every_mechanism_is_counted_exactly() {
         // glue in needm and dropm (Go 1.19 keeps a frame pointer in
         // crosscall2): those stacks reach the thread's root.
         let folded = std::fs::read_to_string(dir.path().join("stacks.folded")).unwrap();
-        let (mut into_go, mut rooted) = (0u64, 0u64);
+        let (mut into_go, mut rooted, mut needm) = (0u64, 0u64, 0u64);
         for line in folded.lines().filter(|l| l.contains(";glue:crosscall2")) {
             let (stack, n) = line.rsplit_once(' ').unwrap();
             let n: u64 = n.parse().unwrap();
@@ -242,11 +242,24 @@ fn ffibench_every_mechanism_is_counted_exactly() {
             if stack.starts_with("python:_start;") {
                 rooted += n;
             }
+            if stack.contains(";glue:runtime.needm") {
+                needm += n;
+            }
         }
         assert!(
             into_go > 0 && rooted * 10 >= into_go * 8,
             "Go {go}: {rooted} of {into_go} samples through crosscall2 reach the root"
         );
+        // Before Go 1.21 each call from a foreign thread takes an M (needm)
+        // and gives it back; since 1.21 the thread keeps it after its first
+        // call, so needm is gone from the figures.
+        let share = needm as f64 / into_go as f64;
+        eprintln!("Go {go}: needm in {needm} of {into_go} samples through crosscall2");
+        if go == "debian" {
+            assert!(share >= 0.2, "Go 1.19: needm in only {needm} of {into_go}");
+        } else {
+            assert!(share <= 0.05, "current Go: needm in {needm} of {into_go}");
+        }
     }
 }
 
