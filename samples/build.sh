@@ -16,6 +16,7 @@
 #   build/ffibench/py3.X/                 C extension _ffib_ext and cffi API-mode
 #                                         module _ffib_cffi, per CPython 3.11-3.13
 #   build/ffibench/pyo3/ffib_pyo3.abi3.so PyO3 module (abi3: CPython >= 3.11)
+#   build/ffibench/pyo3-stripped/...      the same, strip --strip-all
 #   build/cgolong/V/cgolong               Go executable (cgo)
 #   build/rust-target/                    cargo's target dir (samples/rust)
 #   build/pyo3-target/                    cargo's target dir (samples/ffibench/pyo3)
@@ -331,11 +332,14 @@ except ImportError:
 # PYO3_BUILD_EXTENSION_MODULE: do not link libpython (the interpreter that
 # imports the module provides its symbols).
 PYO3_SO="$BUILD/ffibench/pyo3/ffib_pyo3.abi3.so"
+# The same module with no symbol table (strip --strip-all), as wheels ship:
+# imported by `samples/run ffibench --stripped`.
+PYO3_STRIPPED_SO="$BUILD/ffibench/pyo3-stripped/ffib_pyo3.abi3.so"
 build_pyo3() {
     local py="$1" files hash t0
     mapfile -t files < <(find "$SAMPLES/ffibench/pyo3" -type f \( -name '*.rs' -o -name Cargo.toml -o -name Cargo.lock \) | LC_ALL=C sort)
     hash="$(input_hash "$(cargo --version) $(rustc --version 2>/dev/null || true) extension-module" "${files[@]}")"
-    if up_to_date pyo3 "$hash" "$PYO3_SO"; then
+    if up_to_date pyo3 "$hash" "$PYO3_SO" "$PYO3_STRIPPED_SO"; then
         echo "up to date  ffibench/pyo3          $(rel "$PYO3_SO")"
         return
     fi
@@ -344,8 +348,10 @@ build_pyo3() {
         --manifest-path "$SAMPLES/ffibench/pyo3/Cargo.toml" \
         --target-dir "$BUILD/pyo3-target" ||
         die "cargo build of samples/ffibench/pyo3 failed (its first build downloads pyo3 from crates.io)"
-    mkdir -p "$(dirname "$PYO3_SO")"
+    mkdir -p "$(dirname "$PYO3_SO")" "$(dirname "$PYO3_STRIPPED_SO")"
     cp "$BUILD/pyo3-target/release/libffib_pyo3.so" "$PYO3_SO.tmp"
+    strip --strip-all -o "$PYO3_STRIPPED_SO.tmp" "$PYO3_SO.tmp"
+    mv -f "$PYO3_STRIPPED_SO.tmp" "$PYO3_STRIPPED_SO"
     mv -f "$PYO3_SO.tmp" "$PYO3_SO"
     stamp pyo3 "$hash"
     echo "built       ffibench/pyo3          $(rel "$PYO3_SO") ($(took "$t0"))"

@@ -186,6 +186,69 @@ fn exact_mode_leaves_growing_goroutine_stacks_unharmed() {
     }
 }
 
+/// A Rust extension with no symbol table, as wheels ship them: its frames are
+/// named by the entry of their function (from the unwind tables), each a real
+/// function's start, and its calls are still counted exactly.
+#[test]
+fn a_stripped_extension_is_named_by_function_and_counted() {
+    let Some(_one) = prepare("a_stripped_extension_is_named_by_function_and_counted") else {
+        return;
+    };
+    let (summary, truth, dir) = record_with_truth(
+        &["--overhead-budget", "none"],
+        "ffibench",
+        &[
+            "--stripped",
+            "--mechanisms",
+            "pyo3",
+            "--calls",
+            "200000",
+            "--repeat",
+            "1",
+            "--start-delay",
+            "0.5",
+        ],
+    );
+    let want = truth["crossings"][0]["count"].as_u64().unwrap();
+    let into_rust: Vec<&Value> = summary["boundaries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["caller"] == "python" && b["callee"] == "rust")
+        .collect();
+    assert_eq!(into_rust.len(), 1, "{into_rust:?}");
+    assert_eq!(
+        into_rust[0]["crossings"].as_u64(),
+        Some(want),
+        "{}",
+        into_rust[0]
+    );
+
+    // The function entries the unstripped build's symbol table holds.
+    let unstripped = repo().join("samples/build/ffibench/pyo3/ffib_pyo3.abi3.so");
+    let nm = std::process::Command::new("nm")
+        .arg("--defined-only")
+        .arg(&unstripped)
+        .output()
+        .expect("nm (binutils)");
+    let entries: std::collections::HashSet<u64> = String::from_utf8_lossy(&nm.stdout)
+        .lines()
+        .filter_map(|l| u64::from_str_radix(l.split_whitespace().next()?, 16).ok())
+        .collect();
+    let folded = std::fs::read_to_string(dir.path().join("stacks.folded")).unwrap();
+    let named: std::collections::BTreeSet<u64> = folded
+        .split(';')
+        .filter_map(|f| {
+            let hex = f.split("[ffib_pyo3.abi3.so+0x").nth(1)?;
+            u64::from_str_radix(hex.split(']').next()?, 16).ok()
+        })
+        .collect();
+    assert!(!named.is_empty(), "no frame in the stripped module");
+    for at in &named {
+        assert!(entries.contains(at), "{at:#x} is not a function's entry");
+    }
+}
+
 #[test]
 fn ffibench_every_mechanism_is_counted_exactly() {
     let Some(_one) = prepare("ffibench_every_mechanism_is_counted_exactly") else {

@@ -269,13 +269,18 @@ impl Converter {
         };
         // In a breakpoint trap (a uprobe's at a function's entry), the user
         // instruction pointer is one past the int3 that replaced the first
-        // byte of the probed instruction. Before the handler has run that
-        // instruction, the stack pointer is still as a call leaves it (8 past
-        // a 16-byte boundary, by the ABI): unwind from the probed address.
-        // After it emulated a `push`, the stack pointer moved and the
-        // instruction pointer is right as it is.
-        if regs.sp % 16 == 8 && leaf_first.iter().any(|f| f.name == "asm_exc_int3") {
-            regs.ip = regs.ip.saturating_sub(1);
+        // byte of the probed instruction, until the kernel moves it back to
+        // the probed address before it runs the probe's handlers. Before the
+        // probed instruction has run, the stack pointer is still as a call
+        // leaves it (8 past a 16-byte boundary, by the ABI): unwind from the
+        // probed address, the function's entry. After it emulated a `push`,
+        // the stack pointer moved and the instruction pointer is right as it is.
+        if regs.sp % 16 == 8
+            && leaf_first.iter().any(|f| f.name == "asm_exc_int3")
+            && !self.space.is_function_entry(regs.ip)
+            && self.space.is_function_entry(regs.ip.saturating_sub(1))
+        {
+            regs.ip -= 1;
         }
         if self.space.module_at(regs.ip).is_none() {
             self.refresh_maps();

@@ -420,6 +420,31 @@ impl ObjectInfo {
         self.unwind_sections.clone()
     }
 
+    /// The entry of the function that holds `svma`, from the unwind tables
+    /// (`.eh_frame_hdr`'s sorted index into `.eh_frame`): what names a
+    /// function in a stripped module, as no symbol does.
+    pub fn function_start(&self, svma: u64) -> Option<u64> {
+        use gimli::{BaseAddresses, EhFrame, EhFrameHdr, LittleEndian, UnwindSection};
+        let u = &self.unwind_sections;
+        let (hdr, hdr_svma) = (u.eh_frame_hdr.as_deref()?, u.eh_frame_hdr_svma.as_ref()?);
+        let (eh, eh_svma) = (u.eh_frame.as_deref()?, u.eh_frame_svma.as_ref()?);
+        let bases = BaseAddresses::default()
+            .set_eh_frame_hdr(hdr_svma.start)
+            .set_eh_frame(eh_svma.start)
+            .set_text(u.text_svma.as_ref().map_or(0, |t| t.start));
+        let parsed = EhFrameHdr::new(hdr, LittleEndian).parse(&bases, 8).ok()?;
+        let table = parsed.table()?;
+        let fde = table
+            .fde_for_address(
+                &EhFrame::new(eh, LittleEndian),
+                &bases,
+                svma,
+                EhFrame::cie_from_offset,
+            )
+            .ok()?;
+        Some(fde.initial_address())
+    }
+
     /// DWARF and symbol-table lookups, opened on first use.
     pub fn symbolizer(&self, file_path: &Path) -> Option<&addr2line::Loader> {
         self.symbolizer
@@ -612,6 +637,19 @@ impl AddressSpace {
     pub fn modules(&self) -> impl Iterator<Item = &LoadedModule> {
         self.modules.values()
     }
+
+    /// Whether a function starts at `avma`, by the unwind tables or a symbol.
+    pub fn is_function_entry(&self, avma: u64) -> bool {
+        let Some(m) = self.module_at(avma) else {
+            return false;
+        };
+        let svma = m.svma(avma);
+        m.object.function_start(svma) == Some(svma)
+            || m.object
+                .text_symbols()
+                .binary_search_by(|s| s.svma.cmp(&svma))
+                .is_ok()
+    }
 }
 
 /// Parses one line of /proc/PID/maps, keeping executable file mappings.
@@ -669,6 +707,32 @@ mod tests {
         // Not an extension module: no tables.
         let libc = ObjectInfo::open("libc", Path::new("/lib/x86_64-linux-gnu/libc.so.6")).unwrap();
         assert!(libc.python_methods().is_empty());
+    }
+
+    /// In a module without a symbol table (Debian's libc keeps only its
+    /// exports), the unwind tables still say where each function starts.
+    #[test]
+    fn function_starts_from_the_unwind_tables() {
+        let libc = ObjectInfo::open("libc", Path::new("/lib/x86_64-linux-gnu/libc.so.6")).unwrap();
+        let mut checked = 0;
+        for name in ["qsort", "getenv", "abort", "fclose", "setlocale"] {
+            let sym = libc
+                .text_symbols()
+                .iter()
+                .find(|s| s.name == name)
+                .unwrap_or_else(|| panic!("libc exports {name}"));
+            assert_eq!(libc.function_start(sym.svma), Some(sym.svma), "{name}");
+            assert_eq!(
+                libc.function_start(sym.svma + 3),
+                Some(sym.svma),
+                "{name}+3"
+            );
+            checked += 1;
+        }
+        assert_eq!(checked, 5);
+        // Not code: no function.
+        let (_, rodata, _, _) = libc.segments.iter().find(|s| !s.3).copied().unwrap();
+        assert_eq!(libc.function_start(rodata), None);
     }
 
     #[test]

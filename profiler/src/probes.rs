@@ -347,7 +347,8 @@ impl Prober {
                 .text_symbols()
                 .iter()
                 .find(|s| s.display == *name || s.name == *name)
-                .map(|s| s.svma);
+                .map(|s| s.svma)
+                .or_else(|| unnamed_entry(&object, module, name));
             match found {
                 Some(svma) => self.add_site(
                     &object,
@@ -1115,6 +1116,19 @@ fn own_file_offset(addr: usize) -> Option<(String, u64)> {
         }
     }
     None
+}
+
+/// The entry of a function that has no name, named `[MODULE+0xENTRY]` as the
+/// symbolizer names it from the unwind tables: probed only if the unwind
+/// tables still say a function starts there.
+fn unnamed_entry(object: &ObjectInfo, module: &str, name: &str) -> Option<u64> {
+    let hex = name
+        .strip_prefix('[')?
+        .strip_suffix(']')?
+        .strip_prefix(module)?
+        .strip_prefix("+0x")?;
+    let svma = u64::from_str_radix(hex, 16).ok()?;
+    (object.function_start(svma) == Some(svma)).then_some(svma)
 }
 
 #[cfg(test)]

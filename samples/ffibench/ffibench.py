@@ -198,7 +198,11 @@ def load(names, golib_path):
             mod = import_from(py_dir, "_ffib_ext")
             mechs[name] = PyMechanism(name, mod.noop)
         elif name == "pyo3":
-            mod = import_from(os.path.join(BUILD, "ffibench", "pyo3"), "ffib_pyo3")
+            # `samples/run ffibench --stripped`: the module as wheels ship
+            # it, with no symbol table.
+            stripped = os.environ.get("SEAM_SAMPLE_VARIANT", "").endswith("-stripped")
+            pyo3_dir = "pyo3-stripped" if stripped else "pyo3"
+            mod = import_from(os.path.join(BUILD, "ffibench", pyo3_dir), "ffib_pyo3")
             mechs[name] = PyMechanism(name, mod.noop)
         elif name == "ctypes-go":
             mechs[name] = PyMechanism(name, golib.FfibGoNoop)

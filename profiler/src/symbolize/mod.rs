@@ -135,8 +135,12 @@ fn symbolize_in_module(space: &AddressSpace, module: &LoadedModule, svma: u64) -
         });
     }
     if frames.is_empty() {
+        // No name: the function's entry, when the unwind tables know it, so
+        // that every sample in one function is one frame (and its entry can
+        // be probed); else the address itself.
+        let at = object.function_start(svma).unwrap_or(svma);
         frames.push(NativeFrame {
-            name: format!("[{file_name}+0x{svma:x}]"),
+            name: format!("[{file_name}+0x{at:x}]"),
             file: None,
             line: None,
             known: false,
