@@ -19,7 +19,8 @@ pub enum Match {
 /// Glue: code that exists only to carry a call across runtimes.
 pub const GLUE: &[(Match, &str)] = &[
     // libffi, ctypes and cffi's backend marshal every foreign call.
-    (Match::ModulePrefix("libffi"), "libffi"),
+    // The library itself (not any module whose name starts so: ffibench's libffibgo.so).
+    (Match::ModulePrefix("libffi.so"), "libffi"),
     (Match::ModulePrefix("_ctypes"), "ctypes"),
     (Match::ModulePrefix("_cffi_backend"), "cffi"),
     (Match::NamePrefix("_cffi_f_"), "cffi API wrapper"),
@@ -224,6 +225,13 @@ mod tests {
                 Some(Go),
                 true,
                 Runtime::Glue,
+            ),
+            (
+                "main.callCLoop",
+                Some("libffibgo.so"),
+                Some(Go),
+                true,
+                Runtime::Go,
             ),
             (
                 "main.compute",
