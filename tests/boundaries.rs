@@ -326,6 +326,143 @@ fn ffibench_every_mechanism_is_counted_exactly() {
     }
 }
 
+/// Calls per mechanism under seam: enough for about 100 samples or more of
+/// each one's glue at 999 Hz (pyo3's glue is ~50 ns a call, so 2 million
+/// calls), while each probe hit (~1 µs, paid by every call) keeps the run
+/// under half a minute.
+const GLUE_CALLS: &[&str] = &[
+    "--calls",
+    "300000",
+    "--calls-for",
+    "cffi-api=1000000",
+    "--calls-for",
+    "cext=100000",
+    "--calls-for",
+    "pyo3=2000000",
+    "--calls-for",
+    "go-c=2000000",
+];
+
+/// Below this, ffibench's figure is noise around zero (a C extension's call
+/// costs what the interpreter's own builtin call does; there is no glue):
+/// seam must then read below it too.
+const NO_GLUE_NS: f64 = 10.0;
+
+/// Glue ns per crossing, seam's against ffibench's own figure (ffibench
+/// alone, median of 5 repeats, just before), for every mechanism and both Go
+/// toolchains, with exact counts from the first call.
+///
+/// Ignored until seam's figure holds the 25%: each probe hit leaves the glue
+/// that follows it slower (cold caches and branch predictors after the trap
+/// returns) by 40-400 ns, which seam cannot tell from the glue's own time (it
+/// leaves out the samples in the trap and at the instruction where it
+/// returns); without probes (`--crossings sampled`) seam reads 0.83-0.85 of
+/// ffibench for cffi ABI, PyO3 and Go -> C. On 2 shared cores ffibench's own
+/// figures also move by up to 2x between runs. README, "What is not yet
+/// supported", has the figures. Run it with `-- --ignored` (about 35 s).
+#[test]
+#[ignore = "seam's figure is not yet within 25% for every mechanism (probe after-effects, noisy truth): see the comment above"]
+fn ffibench_glue_ns_per_crossing_is_within_25_percent() {
+    let Some(_one) = prepare("ffibench_glue_ns_per_crossing_is_within_25_percent") else {
+        return;
+    };
+    let all = "ctypes-c,ctypes-rust,cffi-abi,cffi-api,cext,pyo3,ctypes-go,go-c";
+    // ctypes into Go 1.19 pays needm/dropm (~5 µs a call); the current Go does not.
+    let runs = [
+        ("debian", all, "ctypes-go=40000"),
+        ("current", "ctypes-go,go-c", "ctypes-go=300000"),
+    ];
+    let mut table = Vec::new();
+    let mut wrong = Vec::new();
+    for (go, mechanisms, go_calls) in runs {
+        // The truth: ffibench on its own, median of 5 repeats, just before.
+        let truth_dir = tempfile::tempdir().unwrap();
+        let truth_path = truth_dir.path().join("truth.json");
+        let truth_arg = truth_path.display().to_string();
+        let argv = sample_command(
+            "ffibench",
+            &[
+                "--go",
+                go,
+                "--mechanisms",
+                mechanisms,
+                "--calls",
+                "200000",
+                "--calls-for",
+                "ctypes-go=20000",
+                "--repeat",
+                "5",
+                "--truth",
+                &truth_arg,
+            ],
+        );
+        let status = std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("running ffibench");
+        assert!(status.success(), "ffibench --go {go}: {status}");
+        let truth = read_json(&truth_path);
+
+        let mut args = vec![
+            "--go",
+            go,
+            "--mechanisms",
+            mechanisms,
+            "--repeat",
+            "1",
+            "--start-delay",
+            "1.5",
+        ];
+        args.extend(GLUE_CALLS);
+        args.extend(["--calls-for", go_calls]);
+        let (summary, profiled, _dir) =
+            record_with_truth(&["--overhead-budget", "none"], "ffibench", &args);
+        let found = boundaries(&summary);
+        let calls: BTreeMap<&str, u64> = profiled["mechanisms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["name"].as_str().unwrap(), m["calls"].as_u64().unwrap()))
+            .collect();
+        for m in truth["mechanisms"].as_array().unwrap() {
+            let name = m["name"].as_str().unwrap();
+            let k = key(m);
+            let want = m["ns_per_crossing"].as_f64().unwrap();
+            let b = found
+                .get(&k)
+                .unwrap_or_else(|| panic!("Go {go}: no boundary {k:?} in {:?}", found.keys()));
+            // Counted from the first call: the figure is per crossing.
+            let counted = b["crossings"].as_u64().unwrap_or(0);
+            assert!(
+                counted >= calls[name],
+                "Go {go}, {name}: seam counted {counted} of {} calls: {b}",
+                calls[name]
+            );
+            let got = b["glue_ns_per_crossing"].as_f64().unwrap();
+            let samples = b["glue_samples"].as_u64().unwrap();
+            let ok = if want.abs() < NO_GLUE_NS {
+                got < NO_GLUE_NS
+            } else {
+                (got - want).abs() <= 0.25 * want
+            };
+            table.push(format!(
+                "{name:<12} Go {go:<8} ffibench {want:>8.1} ns   seam {got:>8.1} ns ({samples} samples){}",
+                if ok { "" } else { "   <- off" }
+            ));
+            if !ok {
+                wrong.push(name.to_string());
+            }
+        }
+    }
+    eprintln!("glue ns per crossing:\n{}", table.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "glue ns per crossing off for {wrong:?}:\n{}",
+        table.join("\n")
+    );
+}
+
 #[test]
 fn a_budget_duty_cycles_the_probes_and_extrapolates() {
     let Some(_one) = prepare("a_budget_duty_cycles_the_probes_and_extrapolates") else {

@@ -224,6 +224,7 @@ pub fn record_with_ticks(
     let start = Instant::now();
     let mut last_progress = Instant::now();
     let mut last_tick = Instant::now();
+    let mut sites_known = 0;
     let mut exit_status = None;
     let mut target_exited = false;
     loop {
@@ -238,6 +239,10 @@ pub fn record_with_ticks(
             let candidates = converter.take_candidates();
             if !candidates.is_empty() {
                 p.add_candidates(converter.address_space(), &candidates, now);
+            }
+            if p.site_count() != sites_known {
+                sites_known = p.site_count();
+                converter.set_probe_resumes(p.resume_points());
             }
             if last_probe_tick.elapsed() >= PROBE_TICK {
                 last_probe_tick = Instant::now();

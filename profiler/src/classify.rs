@@ -19,7 +19,8 @@ pub enum Match {
 /// Glue: code that exists only to carry a call across runtimes.
 pub const GLUE: &[(Match, &str)] = &[
     // libffi, ctypes and cffi's backend marshal every foreign call.
-    (Match::ModulePrefix("libffi"), "libffi"),
+    // The library itself (not any module whose name starts so: ffibench's libffibgo.so).
+    (Match::ModulePrefix("libffi.so"), "libffi"),
     (Match::ModulePrefix("_ctypes"), "ctypes"),
     (Match::ModulePrefix("_cffi_backend"), "cffi"),
     (Match::NamePrefix("_cffi_f_"), "cffi API wrapper"),
@@ -36,8 +37,13 @@ pub const GLUE: &[(Match, &str)] = &[
     (Match::NamePrefix("take_gil"), "GIL"),
     (Match::NamePrefix("drop_gil"), "GIL"),
     (Match::NamePrefix("PyGILState_"), "GIL"),
-    // PyO3's trampolines.
-    (Match::NamePrefix("pyo3::impl_::trampoline::"), "PyO3"),
+    // PyO3: its trampolines, the wrappers it generates for each function
+    // (argument extraction, result conversion) and the crate's own code.
+    (Match::NamePrefix("pyo3::"), "PyO3"),
+    (Match::NamePrefix("<pyo3::"), "PyO3"),
+    (Match::NameContains("drop_in_place<pyo3::"), "PyO3"),
+    (Match::NameContains("::__pyfunction_"), "PyO3 wrapper"),
+    (Match::NameContains("::__pymethod_"), "PyO3 wrapper"),
     // cgo, both directions.
     (Match::NamePrefix("crosscall"), "cgo"),
     (Match::NamePrefix("runtime.cgocall"), "cgo"),
@@ -105,7 +111,7 @@ pub fn classify_native(f: &NativeFacts) -> Runtime {
 }
 
 /// A demangled Rust path such as `core::ptr::drop_in_place<T>` or `<a::B as c::D>::f`.
-fn is_rust_path(name: &str) -> bool {
+pub(crate) fn is_rust_path(name: &str) -> bool {
     const RUST_ROOTS: &[&str] = &[
         "core::", "alloc::", "std::", "<core::", "<alloc::", "<std::",
     ];
@@ -184,6 +190,27 @@ mod tests {
                 Runtime::Glue,
             ),
             (
+                "pyo3::impl_::extract_argument::FunctionDescription::extract_arguments_fastcall",
+                Some("ffib_pyo3.abi3.so"),
+                Some(Rust),
+                false,
+                Runtime::Glue,
+            ),
+            (
+                "ffib_pyo3::__pyfunction_noop",
+                Some("ffib_pyo3.abi3.so"),
+                Some(Rust),
+                false,
+                Runtime::Glue,
+            ),
+            (
+                "ffib_pyo3::noop",
+                Some("ffib_pyo3.abi3.so"),
+                Some(Rust),
+                false,
+                Runtime::Rust,
+            ),
+            (
                 "crosscall2",
                 Some("libchain.so"),
                 Some(Go),
@@ -224,6 +251,13 @@ mod tests {
                 Some(Go),
                 true,
                 Runtime::Glue,
+            ),
+            (
+                "main.callCLoop",
+                Some("libffibgo.so"),
+                Some(Go),
+                true,
+                Runtime::Go,
             ),
             (
                 "main.compute",

@@ -3,7 +3,9 @@
 //! recorded fixtures both feed this converter.
 
 use crate::classify::{classify_native, NativeFacts};
-use crate::crossing::{find_crossings, is_system, pending_callee, pending_mechanism, Crossing};
+use crate::crossing::{
+    find_crossings, glue_mask, is_system, pending_callee, pending_mechanism, Crossing,
+};
 use crate::fixture::FixtureCapture;
 use crate::memory::{ProcessMemory, ReadMemory};
 use crate::modules::{AddressSpace, FrameKind, Mapping};
@@ -71,6 +73,8 @@ pub struct Converter {
     boundaries: bool,
     /// For each Go module (by file name), the names of its cgo export wrappers.
     export_wrappers: std::collections::HashMap<String, std::collections::HashSet<String>>,
+    /// Where threads return from seam's probe traps: (module path, svma).
+    probe_resumes: std::collections::HashSet<(String, u64)>,
 }
 
 impl Converter {
@@ -94,6 +98,7 @@ impl Converter {
             candidates_seen: Default::default(),
             boundaries: true,
             export_wrappers: Default::default(),
+            probe_resumes: Default::default(),
         }
     }
 
@@ -178,8 +183,30 @@ impl Converter {
 
     pub fn handle_sample(&mut self, s: &SampleEvent) {
         if let Some((leaf_first, complete)) = self.stack_of(s) {
-            self.count(leaf_first, complete, s.tid);
+            let in_probe = self.at_probe_resume(s);
+            self.count(leaf_first, complete, s.tid, in_probe);
         }
+    }
+
+    /// Tells where threads return from seam's probe traps (see
+    /// [`crate::probes::Prober::resume_points`]).
+    pub fn set_probe_resumes(&mut self, points: Vec<(String, u64)>) {
+        self.probe_resumes = points.into_iter().collect();
+    }
+
+    /// A sample taken in user space right where a probe's trap returns: the
+    /// timer came due during the trap, so it is the probe's cost.
+    fn at_probe_resume(&self, s: &SampleEvent) -> bool {
+        let Some(regs) = s.regs else {
+            return false;
+        };
+        if self.probe_resumes.is_empty() || !split_callchain(s.callchain).0.is_empty() {
+            return false;
+        }
+        self.space.module_at(regs.ip).is_some_and(|m| {
+            self.probe_resumes
+                .contains(&(m.object.path.clone(), m.svma(regs.ip)))
+        })
     }
 
     /// A thread of the target was switched out (a context-switch sample): its
@@ -456,10 +483,10 @@ impl Converter {
         }
     }
 
-    fn count(&mut self, mut leaf_first: Vec<Frame>, complete: bool, tid: u32) {
+    fn count(&mut self, mut leaf_first: Vec<Frame>, complete: bool, tid: u32, in_probe: bool) {
         leaf_first.reverse();
         let mut root_first = leaf_first;
-        self.count_boundaries(&mut root_first);
+        self.count_boundaries(&mut root_first, in_probe);
         let leaf_first = root_first;
         let handles = leaf_first
             .into_iter()
@@ -472,11 +499,14 @@ impl Converter {
     /// Marks the seams on a root-first stack and counts its boundaries: each
     /// boundary once per sample, and the sample as glue time of the boundary
     /// whose glue is on CPU (kernel frames called from glue included).
-    fn count_boundaries(&mut self, root_first: &mut [Frame]) {
+    fn count_boundaries(&mut self, root_first: &mut [Frame], at_probe_resume: bool) {
         if !self.boundaries {
             return;
         }
         let crossings = find_crossings(root_first);
+        // A sample in seam's own breakpoint handling: probe overhead, not glue
+        // time (see `probe_overhead` in the summary), and no function to probe.
+        let in_probe = at_probe_resume || root_first.iter().any(is_probe_handler);
         let mut seen = Vec::new();
         for c in &crossings {
             root_first[c.callee_at].seam = Some(c.mechanism);
@@ -489,7 +519,7 @@ impl Converter {
                     .entry(key)
                     .or_default() += 1;
             }
-            if let Some(site) = probe_candidate(root_first, c) {
+            if let Some(site) = probe_candidate(root_first, c).filter(|_| !in_probe) {
                 if self.candidates_seen.insert(site.clone()) {
                     self.candidates.push((site.0, site.1, key));
                 }
@@ -501,9 +531,7 @@ impl Converter {
                     .samples += 1;
             }
         }
-        if root_first.iter().any(is_probe_handler) {
-            // The sample landed in seam's own breakpoint handling: probe overhead,
-            // not glue time (see `probe_overhead` in the summary).
+        if in_probe {
             self.profile.note_problem("samples in seam's probe handler");
             return;
         }
@@ -540,14 +568,18 @@ impl Converter {
         let leaf = root_first
             .iter()
             .rposition(|f| f.runtime != Runtime::Kernel)?;
-        if root_first[leaf].runtime != Runtime::Glue {
+        // Glue, or support code the glue called (converting an argument in
+        // the interpreter, a lock in libc, Go's runtime on the cgo path).
+        let glue = glue_mask(root_first);
+        if !glue[leaf] {
             return None;
         }
-        let owner = root_first[..leaf].iter().rposition(|f| {
-            matches!(
-                f.runtime,
-                Runtime::Python | Runtime::C | Runtime::Go | Runtime::Rust
-            )
+        let owner = (0..leaf).rev().find(|&i| {
+            !glue[i]
+                && matches!(
+                    root_first[i].runtime,
+                    Runtime::Python | Runtime::C | Runtime::Go | Runtime::Rust
+                )
         })?;
         let mechanism = pending_mechanism(&root_first[owner], &root_first[owner + 1..=leaf])?;
         Some((
@@ -619,11 +651,18 @@ impl Converter {
 }
 
 /// Kernel frames of uprobe handling: a sample there is the probes' own cost.
+/// The breakpoint trap itself counts (`asm_exc_int3` from its entry to its
+/// return to user space), and so does the single-step trap of a probed
+/// instruction the kernel cannot emulate.
 fn is_probe_handler(f: &Frame) -> bool {
     f.runtime == Runtime::Kernel
         && (f.name.contains("uprobe")
             || f.name == "handle_swbp"
-            || f.name.starts_with("arch_uprobe"))
+            || f.name.starts_with("arch_uprobe")
+            || matches!(
+                f.name.as_str(),
+                "asm_exc_int3" | "exc_int3" | "asm_exc_debug" | "exc_debug_user"
+            ))
 }
 
 /// Why a thread left the CPU, from the names on its stack at switch-out: the

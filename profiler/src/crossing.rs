@@ -7,6 +7,7 @@
 //! loop, so a Python frame followed directly by another module's frame is a
 //! C-extension crossing even with no glue in between.
 
+use crate::classify::is_rust_path;
 use seam_proto::{Frame, Mechanism, Runtime};
 use std::ops::Range;
 
@@ -49,6 +50,54 @@ const SYSTEM_LIBRARIES: &[&str] = &[
     "[vdso]",
 ];
 
+/// Code that every runtime uses as part of itself: the interpreter's own C
+/// (not a Python function), the system libraries, Go's runtime, Rust's
+/// standard library. Called from glue, it does the glue's work (converting
+/// arguments, allocating, taking locks): see [`glue_mask`].
+pub fn is_support(f: &Frame) -> bool {
+    let support = match f.runtime {
+        Runtime::Python => f.module.is_some(),
+        Runtime::Go => ["runtime.", "internal/", "sync/atomic."]
+            .iter()
+            .any(|p| f.name.starts_with(p)),
+        Runtime::Rust => is_rust_path(&f.name),
+        _ => false,
+    };
+    support || is_system(f)
+}
+
+/// For each frame of a root-first stack, whether it carries a call across
+/// runtimes: a glue frame, or support code ([`is_support`]) that glue called,
+/// directly or through other support code. The interpreter's generic C-call
+/// path (`cfunction_vectorcall_*`, `_PyObject_MakeTpCall`) also calls the
+/// interpreter's own builtins, which cross nothing: what it calls is glue only
+/// through other glue (ctypes' `PyCFuncPtr_call`). Kernel frames are never
+/// glue here.
+pub fn glue_mask(frames: &[Frame]) -> Vec<bool> {
+    const GENERIC_CALL: &[&str] = &[
+        "cfunction_vectorcall_",
+        "cfunction_call",
+        "method_vectorcall_",
+        "_PyObject_MakeTpCall",
+    ];
+    let mut in_glue = false;
+    frames
+        .iter()
+        .map(|f| match f.runtime {
+            Runtime::Glue => {
+                in_glue = !GENERIC_CALL.iter().any(|p| f.name.starts_with(p));
+                true
+            }
+            Runtime::Kernel => false,
+            _ if is_support(f) => in_glue,
+            _ => {
+                in_glue = false;
+                false
+            }
+        })
+        .collect()
+}
+
 fn owner(f: &Frame) -> bool {
     matches!(
         f.runtime,
@@ -67,8 +116,9 @@ pub fn is_system(f: &Frame) -> bool {
 pub fn find_crossings(frames: &[Frame]) -> Vec<Crossing> {
     let mut out = Vec::new();
     let mut last: Option<usize> = None;
+    let glue = glue_mask(frames);
     for (i, f) in frames.iter().enumerate() {
-        if !owner(f) {
+        if !owner(f) || glue[i] {
             continue;
         }
         if let Some(prev) = last {
@@ -105,9 +155,13 @@ fn mechanism_of_glue(glue: &[Frame]) -> Option<Mechanism> {
 pub fn pending_mechanism(caller: &Frame, glue: &[Frame]) -> Option<Mechanism> {
     match (caller.runtime, mechanism_of_glue(glue)) {
         (_, Some(m)) => Some(m),
+        // The interpreter's C-call path of builtin functions and methods
+        // leads to a C extension (or to the interpreter's own builtins).
+        // `_PyObject_MakeTpCall` alone says nothing: it calls any callable
+        // object (ctypes' and cffi's function pointers, classes).
         (Runtime::Python, None)
             if glue.iter().any(|g| {
-                g.name.starts_with("cfunction_") || g.name.starts_with("_PyObject_MakeTpCall")
+                g.name.starts_with("cfunction_") || g.name.starts_with("method_vectorcall_")
             }) =>
         {
             Some(Mechanism::Cext)
@@ -118,8 +172,14 @@ pub fn pending_mechanism(caller: &Frame, glue: &[Frame]) -> Option<Mechanism> {
 
 /// The callee of a call still in its glue, where the glue says: the cgo
 /// callback path (`crosscall2`, `runtime.cgocallback*`, `runtime.needm`) only
-/// ever leads into Go.
+/// ever leads into Go, PyO3's trampolines only into Rust.
 pub fn pending_callee(glue: &[Frame]) -> Runtime {
+    if glue
+        .iter()
+        .any(|g| g.name.starts_with("pyo3::impl_::trampoline::"))
+    {
+        return Runtime::Rust;
+    }
     const INTO_GO: &[&str] = &[
         "crosscall2",
         "runtime.cgocallback",
@@ -205,12 +265,64 @@ mod tests {
             Some(Mechanism::Ctypes)
         );
         assert_eq!(pending_callee(&into_go), Go);
+        let in_pyo3 = [
+            f(Glue, "pyo3::impl_::trampoline::trampoline"),
+            f(Glue, "pyo3::impl_::extract_argument::extract_argument"),
+        ];
+        assert_eq!(pending_callee(&in_pyo3), Rust);
         let in_ffi = [f(Glue, "PyCFuncPtr_call"), f(Glue, "ffi_call")];
         assert_eq!(pending_callee(&in_ffi), Unknown);
         assert_eq!(
             pending_mechanism(&f(Go, "main.f"), &[f(Glue, "runtime.cgocall")]),
             Some(Mechanism::CgoCall)
         );
+    }
+
+    #[test]
+    fn support_code_called_from_glue_is_glue() {
+        use Runtime::*;
+        let lib = |name: &str, module: &str, rt| Frame {
+            module: Some(module.into()),
+            ..Frame::new(name, rt)
+        };
+        let stack = [
+            py("f"),
+            f(Glue, "_PyObject_MakeTpCall"),
+            lib("PyTuple_New", "libpython3.11.so", Python),
+            f(Glue, "PyCFuncPtr_call"),
+            lib("PyLong_AsLongLong", "libpython3.11.so", Python),
+            lib("malloc", "libc.so.6", C),
+            f(C, "user_c"),
+            lib("memcpy", "libc.so.6", C),
+        ];
+        assert_eq!(
+            glue_mask(&stack),
+            [false, true, false, true, true, true, false, false]
+        );
+        // PyO3: the standard library between its glue frames is glue, and the
+        // crossing lands on the user's function.
+        let pyo3 = [
+            py("f"),
+            f(Glue, "pyo3::impl_::trampoline::trampoline"),
+            f(Rust, "std::panicking::catch_unwind"),
+            f(Glue, "m::__pyfunction_noop"),
+            f(Rust, "m::noop"),
+        ];
+        let found = find_crossings(&pyo3);
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            (found[0].mechanism, found[0].callee_at),
+            (Mechanism::Pyo3, 4)
+        );
+        // cgo: Go's runtime under the cgo path is glue; the callee's is not.
+        let cgo = [
+            f(Go, "main.loop"),
+            f(Glue, "runtime.cgocall"),
+            f(Go, "runtime.casgstatus"),
+        ];
+        assert_eq!(glue_mask(&cgo), [false, true, true]);
+        let go = [f(Go, "main.loop"), f(Go, "runtime.mallocgc")];
+        assert_eq!(glue_mask(&go), [false, false]);
     }
 
     #[test]

@@ -82,6 +82,9 @@ struct Site {
     file: String,
     offset: u64,
     kind: ProbeKind,
+    /// Where the function goes on after its probe's emulated first
+    /// instruction (a `push`): where the thread returns from the trap.
+    resume_svma: Option<u64>,
     default_key: BoundaryKey,
     /// Found in the module's symbols at load (not on a sample's stack).
     is_static: bool,
@@ -292,6 +295,22 @@ impl Prober {
         self.cost
     }
 
+    /// How many sites seam knows (armed or not); it grows as modules load.
+    pub fn site_count(&self) -> usize {
+        self.sites.len()
+    }
+
+    /// Where a thread returns from each site's breakpoint trap when the probed
+    /// instruction was emulated: (module path as mapped, svma). A timer
+    /// interrupt that came due during the trap is often taken right there,
+    /// so a sample at that address is the probe's cost, not the function's.
+    pub fn resume_points(&self) -> Vec<(String, u64)> {
+        self.sites
+            .iter()
+            .filter_map(|s| Some((s.object_path.clone(), s.resume_svma?)))
+            .collect()
+    }
+
     /// Notes when a file was mapped executable (for the load-to-armed latency).
     pub fn module_loaded(&mut self, path: &str, time_ns: u64) {
         self.load_times.entry(path.to_string()).or_insert(time_ns);
@@ -398,6 +417,11 @@ impl Prober {
             file: file.to_string(),
             offset,
             kind: probe_kind(object.bytes_at_svma(svma, 2)),
+            resume_svma: match object.bytes_at_svma(svma, 2) {
+                [0x50..=0x57, ..] => Some(svma + 1),
+                [0x41, 0x50..=0x57] => Some(svma + 2),
+                _ => None,
+            },
             default_key: key,
             is_static,
             dispatch,

@@ -1,10 +1,15 @@
 """ffibench: the cost of one crossing, for each FFI mechanism.
 
 For each mechanism, a tight loop calls an empty function across the boundary
-`--calls N` times; a baseline loop of the same length makes no crossing.
-ns per crossing = (loop time - baseline loop time) / N, measured `--repeat K`
-times (baseline loop, then the crossing loop, each repeat); the median is
-reported. Mechanisms (`name`: caller -> callee, mechanism, function):
+`--calls N` times (`--calls-for NAME=N` sets one mechanism's N); a reference
+loop of the same length makes the same call without crossing: it calls a
+function of the caller's own runtime that does as little.
+ns per crossing = (loop time - reference loop time) / N, measured `--repeat K`
+times (reference loop, then the crossing loop, each repeat); the median is
+reported. That is the glue's cost: what a call costs beyond the same call
+staying in the caller's runtime (the interpreter's own CALL dispatch, or
+Go's, is in both loops and cancels out), the empty callee's few
+instructions included. Mechanisms (`name`: caller -> callee, mechanism, function):
 
   ctypes-c     python -> c,    ctypes    ffib_noop      (libffib.so, ctypes.CDLL)
   ctypes-rust  python -> rust, ctypes    seam_noop      (libseam_mix.so, ctypes.CDLL)
@@ -15,11 +20,13 @@ reported. Mechanisms (`name`: caller -> callee, mechanism, function):
   ctypes-go    python -> go,   ctypes    FfibGoNoop     (libffibgo.so, Go c-shared)
   go-c         go -> c,        cgo-call  ffib_c_noop    (loop inside Go: FfibGoCallC)
 
-The Python mechanisms' baseline loop calls `pynoop(x): return x` with the
-same argument. go-c's loops run inside Go (FfibGoCallC over C.ffib_c_noop,
-FfibGoBaseline over a //go:noinline Go function), each entered by one ctypes
-call (python -> go, counted separately) and timed by Go; Python stamps the
-CLOCK_MONOTONIC window around each.
+The Python mechanisms' reference loop calls the interpreter's builtin
+`callable(x)` (METH_O, like `cext`; the eval loop calls it straight through
+its C pointer, with no glue in between, and it returns at once). go-c's loops
+run inside Go (FfibGoCallC over C.ffib_c_noop, FfibGoBaseline over a
+//go:noinline Go function), each entered by one ctypes call (python -> go,
+counted separately) and timed by Go; Python stamps the CLOCK_MONOTONIC
+window around each.
 
 Every library and module is loaded, and every mechanism called once (warm-up,
 not counted in `crossings` but listed in `warmup_calls`), before the ready
@@ -96,12 +103,13 @@ def import_from(directory, module):
         sys.path.remove(directory)
 
 
-def pynoop(x):
-    return x
+# The reference callee of the Python mechanisms: a builtin of the interpreter
+# (METH_O, called by the eval loop through its C pointer) that returns at once.
+REFERENCE = callable
 
 
 def py_loop(f, n):
-    """The measured loop of every Python mechanism (and of the baseline)."""
+    """The measured loop of every Python mechanism (and of the reference)."""
     mono = time.monotonic_ns
     t0 = mono()
     for i in range(n):
@@ -123,7 +131,7 @@ class PyMechanism:
         return [self.name]
 
     def measure(self, n):
-        b0, b1 = py_loop(pynoop, n)
+        b0, b1 = py_loop(REFERENCE, n)
         t0, t1 = py_loop(self.fn, n)
         return {"loop_ns": t1 - t0, "baseline_ns": b1 - b0,
                 "start_ns": t0, "end_ns": t1}
@@ -243,6 +251,9 @@ def main():
                    help="comma-separated subset of: %s (default all)" % ", ".join(MECHANISMS))
     p.add_argument("--calls", type=int, default=200000,
                    help="calls per mechanism and repeat (default 200000)")
+    p.add_argument("--calls-for", action="append", default=[], metavar="NAME=N",
+                   help="calls per repeat of one mechanism (overrides --calls; repeatable; "
+                   "ignored for a mechanism not in --mechanisms)")
     p.add_argument("--repeat", type=int, default=3,
                    help="measurements per mechanism; the median is reported (default 3)")
     args = p.parse_args()
@@ -252,6 +263,14 @@ def main():
         p.error("--mechanisms: unknown or repeated name in %r (known: %s)"
                 % (args.mechanisms, ", ".join(MECHANISMS)))
     n = max(1, args.calls)
+    calls = {name: n for name in names}
+    for spec in args.calls_for:
+        name, _, count = spec.partition("=")
+        if name not in MECHANISMS or not count.isdigit():
+            p.error("--calls-for: %r is not NAME=N with NAME one of %s"
+                    % (spec, ", ".join(MECHANISMS)))
+        if name in calls:  # a mechanism not chosen is left out
+            calls[name] = max(1, int(count))
     repeat = max(1, args.repeat)
 
     mechs = load(names, args.lib)
@@ -293,10 +312,10 @@ def main():
             if deadline is not None and time.monotonic() >= deadline:
                 capped = True
                 break
-            runs[name].append(mechs[name].measure(n))
+            runs[name].append(mechs[name].measure(calls[name]))
     elapsed = time.monotonic() - t_start
 
-    summaries = [summarize(name, n, runs[name]) for name in names]
+    summaries = [summarize(name, calls[name], runs[name]) for name in names]
     crossings = []
     for s in summaries:
         crossings.append(seam_sample.crossing(s["caller"], s["callee"], s["mechanism"],
@@ -308,12 +327,13 @@ def main():
     seam_sample.write_truth(args.truth, NAME, elapsed, crossings,
                             mechanisms=summaries, warmup_calls=warmup,
                             calls_per_repeat=n, repeat=repeat,
+                            reference={"python": "callable(x)", "go": "goNoop(x)"},
                             seconds_cap=args.seconds, capped=capped,
                             interrupted=stop.signal is not None)
 
     # Human-readable table on stdout (after the ready line).
     print("%-12s %-14s %-9s %10s %10s %10s %8s" % (
-        "name", "caller->callee", "mechanism", "ns/cross", "ns/call", "base ns", "calls"))
+        "name", "caller->callee", "mechanism", "ns/cross", "ns/call", "ref ns", "calls"))
     for s in summaries:
         fmt = lambda v: "-" if v is None else "%.1f" % v  # noqa: E731
         print("%-12s %-14s %-9s %10s %10s %10s %8d" % (
