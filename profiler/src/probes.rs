@@ -119,19 +119,44 @@ struct Site {
 }
 
 /// One armed spell of a site: from `start` to `end` (None while armed), with
-/// the hits whose timestamps fall in it.
-#[derive(Clone, Copy, Debug)]
+/// the hits whose timestamps fall in it, in all and by thread.
+#[derive(Clone, Debug, Default)]
 struct Spell {
     start: u64,
     end: Option<u64>,
     hits: u64,
     first_hit: Option<u64>,
     last_hit: Option<u64>,
+    by_thread: Vec<(u32, u64)>,
 }
 
 impl Spell {
     fn len(&self, now: u64) -> u64 {
         self.end.unwrap_or(now).saturating_sub(self.start)
+    }
+
+    fn add_hit(&mut self, tid: u32, time_ns: u64) {
+        self.hits += 1;
+        self.first_hit.get_or_insert(time_ns);
+        self.last_hit = Some(time_ns);
+        match self.by_thread.iter_mut().find(|(t, _)| *t == tid) {
+            Some((_, n)) => *n += 1,
+            None => self.by_thread.push((tid, 1)),
+        }
+    }
+
+    /// The rate of crossings (per ns) over `len` ns of this spell as the
+    /// target would have made them unprobed: each thread's calls were slower
+    /// by `hit_ns` each, so a thread that crossed `h` times in `len` had
+    /// `len - h * hit_ns` of its own time for them (as in a loop that calls
+    /// again once a call is done; never less than a twentieth of `len`).
+    fn unprobed_rate(&self, len: f64, hit_ns: f64) -> f64 {
+        let rate = |h: u64| h as f64 / (len - h as f64 * hit_ns).max(len / 20.0);
+        if self.by_thread.is_empty() {
+            rate(self.hits)
+        } else {
+            self.by_thread.iter().map(|&(_, h)| rate(h)).sum()
+        }
     }
 }
 
@@ -139,8 +164,15 @@ impl Spell {
 /// rates of the spells on either side of each gap, with one standard error
 /// (counting noise and the change of rate across the gap). After the last
 /// spell, up to `active_until` (the last time the samples showed the site's
-/// function), the last spell's rate goes on.
-fn extrapolate_gaps(spells: &[Spell], now: u64, active_until: Option<u64>) -> (f64, f64) {
+/// function), the last spell's rate goes on. The rates are the spells' own
+/// with the probes' cost (`hit_ns` a hit) taken out: unprobed, in the gaps,
+/// the calls are that much quicker.
+fn extrapolate_gaps(
+    spells: &[Spell],
+    now: u64,
+    active_until: Option<u64>,
+    hit_ns: f64,
+) -> (f64, f64) {
     let mut missed = 0.0;
     let mut var = 0.0;
     if let (Some(last), Some(until)) = (spells.last(), active_until) {
@@ -150,12 +182,13 @@ fn extrapolate_gaps(spells: &[Spell], now: u64, active_until: Option<u64>) -> (f
             let len = end
                 .saturating_sub(last.first_hit.unwrap_or(last.start))
                 .max(1) as f64;
-            missed += tail * last.hits as f64 / len;
-            var += tail * tail * last.hits as f64 / (len * len);
+            let rate = last.unprobed_rate(len, hit_ns);
+            missed += tail * rate;
+            var += (tail * rate).powi(2) / last.hits.max(1) as f64;
         }
     }
     for pair in spells.windows(2) {
-        let (a, b) = (pair[0], pair[1]);
+        let (a, b) = (&pair[0], &pair[1]);
         // The rates next to the gap: the spell before from its first hit (not
         // the idle time before the target started crossing), the spell after
         // up to its last hit.
@@ -169,9 +202,10 @@ fn extrapolate_gaps(spells: &[Spell], now: u64, active_until: Option<u64>) -> (f
         if gap <= 0.0 {
             continue;
         }
-        let (ra, rb) = (a.hits as f64 / la, b.hits as f64 / lb);
+        let (ra, rb) = (a.unprobed_rate(la, hit_ns), b.unprobed_rate(lb, hit_ns));
         missed += gap * (ra + rb) / 2.0;
-        let counting = gap * gap * (a.hits as f64 / (la * la) + b.hits as f64 / (lb * lb)) / 4.0;
+        let counting =
+            gap * gap * (ra * ra / a.hits.max(1) as f64 + rb * rb / b.hits.max(1) as f64) / 4.0;
         let drift = (gap * (ra - rb) / 2.0).powi(2);
         var += counting + drift;
     }
@@ -477,10 +511,7 @@ impl Prober {
                     }
                     site.spells.push(Spell {
                         start: armed_at,
-                        end: None,
-                        hits: 0,
-                        first_hit: None,
-                        last_hit: None,
+                        ..Spell::default()
                     });
                     log::debug!(
                         "armed {} at {} ns ({} ms after its load)",
@@ -550,9 +581,7 @@ impl Prober {
                     // The spell the hit fell in (a closing event may fire after its spell ended).
                     let k = site.spells.partition_point(|s| s.start <= hit.time_ns);
                     if let Some(spell) = site.spells.get_mut(k.saturating_sub(1)) {
-                        spell.hits += 1;
-                        spell.first_hit.get_or_insert(hit.time_ns);
-                        spell.last_hit = Some(hit.time_ns);
+                        spell.add_hit(hit.tid, hit.time_ns);
                     }
                 }
             },
@@ -787,7 +816,8 @@ impl Prober {
                 .and_then(|s| s.end)
                 .filter(|&e| e + MIN_SPELL_NS / 2 < now_ns);
             let active_until = tail_from.and(site.last_vote_ns);
-            let (missed, missed_error) = extrapolate_gaps(&site.spells, now_ns, active_until);
+            let (missed, missed_error) =
+                extrapolate_gaps(&site.spells, now_ns, active_until, self.cost.of(site.kind));
             let duty_cycled = site.spells.len() > 1 || active_until.is_some();
             // (boundary, function, hits) of this site.
             let counted: Vec<(BoundaryKey, &str, u64)> = if site.dispatch {
@@ -1179,13 +1209,14 @@ mod tests {
             hits,
             first_hit: Some(start),
             last_hit: Some(end),
+            by_thread: Vec::new(),
         };
         // 1000 hits a second on both sides of a one-second gap.
         let spells = [
             spell(0, 1_000_000_000, 1000),
             spell(2_000_000_000, 3_000_000_000, 1000),
         ];
-        let (missed, error) = extrapolate_gaps(&spells, 3_000_000_000, None);
+        let (missed, error) = extrapolate_gaps(&spells, 3_000_000_000, None, 0.0);
         assert!((missed - 1000.0).abs() < 1.0, "{missed}");
         assert!(error > 0.0 && error < 100.0, "{error}");
         // A change of rate across the gap widens the error.
@@ -1193,17 +1224,28 @@ mod tests {
             spell(0, 1_000_000_000, 500),
             spell(2_000_000_000, 3_000_000_000, 1500),
         ];
-        let (missed, wide) = extrapolate_gaps(&spells, 3_000_000_000, None);
+        let (missed, wide) = extrapolate_gaps(&spells, 3_000_000_000, None, 0.0);
         assert!(
             (missed - 1000.0).abs() < 1.0 && wide > error * 5.0,
             "{missed} {wide}"
         );
         // After the last spell, up to the last sign of activity.
         let spells = [spell(0, 1_000_000_000, 1000)];
-        let (missed, _) = extrapolate_gaps(&spells, 5_000_000_000, Some(1_500_000_000));
+        let (missed, _) = extrapolate_gaps(&spells, 5_000_000_000, Some(1_500_000_000), 0.0);
         assert!((missed - 500.0).abs() < 1.0, "{missed}");
         // One spell, nothing after it: nothing missed.
-        assert_eq!(extrapolate_gaps(&spells, 5_000_000_000, None), (0.0, 0.0));
+        assert_eq!(
+            extrapolate_gaps(&spells, 5_000_000_000, None, 0.0),
+            (0.0, 0.0)
+        );
+        // A thread that spent a fifth of its armed time in the probes' hits
+        // crosses a quarter faster unprobed.
+        let mut a = spell(0, 1_000_000_000, 1000);
+        a.by_thread = vec![(7, 1000)];
+        let mut b = spell(2_000_000_000, 3_000_000_000, 1000);
+        b.by_thread = vec![(7, 1000)];
+        let (missed, _) = extrapolate_gaps(&[a, b], 3_000_000_000, None, 200_000.0);
+        assert!((missed - 1250.0).abs() < 1.0, "{missed}");
     }
 
     #[test]

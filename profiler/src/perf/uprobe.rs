@@ -42,11 +42,12 @@ pub struct UprobeSet {
     _anchors: Vec<OwnedFd>,
 }
 
-/// One probe hit: which event, which process, when (CLOCK_MONOTONIC ns).
+/// One probe hit: which event, which process and thread, when (CLOCK_MONOTONIC ns).
 #[derive(Clone, Copy, Debug)]
 pub struct Hit {
     pub id: EventId,
     pub pid: u32,
+    pub tid: u32,
     pub time_ns: u64,
     /// For a [`Probe::capture`] probe: the second argument register (rsi)
     /// and the return address at the top of the stack, when the kernel could
@@ -174,6 +175,7 @@ impl UprobeSet {
                             hit(Hit {
                                 id,
                                 pid: pid_tid as u32,
+                                tid: (pid_tid >> 32) as u32,
                                 time_ns,
                                 call: call_args(body),
                             });
