@@ -424,8 +424,14 @@ impl Prober {
         if !self.armed || first >= self.sites.len() {
             return;
         }
+        // Opening a uprobe event waits while others are being closed (each
+        // close waits for the kernel's grace periods, hundreds of ms at worst),
+        // and this runs on the reader's thread, whose rings overflow if it
+        // stalls: sites armed before are re-armed only once nothing is closing.
+        let closing = self.sites.iter().any(|s| s.closing > 0);
         let todo: Vec<usize> = (first..self.sites.len())
             .filter(|&i| self.sites[i].events.is_empty() && self.sites[i].closing == 0)
+            .filter(|&i| !closing || self.sites[i].spells.is_empty())
             .filter(|&i| !self.failed.contains_key(&self.sites[i].key()))
             .collect();
         if todo.is_empty() {
