@@ -28,10 +28,10 @@
 //! and with a budget disarms the probes in duty cycles and extrapolates.
 
 use crate::modules::{AddressSpace, Language, ObjectInfo};
-use crate::perf::monotonic_ns;
 use crate::perf::uprobe::{
-    probe_kind, uprobe_pmu_type, CallArgs, EventId, Probe, ProbeKind, UprobeCounter, UprobeSet,
+    probe_kind, uprobe_pmu_type, CallArgs, EventId, Probe, ProbeKind, UprobeSet,
 };
+use crate::perf::{monotonic_ns, thread_cpu_ns, Workload};
 use crate::Error;
 use seam_proto::{CrossingsMethod, Mechanism, ProbeOverhead, Profile, Runtime};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -259,9 +259,9 @@ impl Prober {
                 }
             })
             .map_err(|e| Error::io("starting a thread", e, None))?;
-        let cost = calibrate(pmu_type, &closer)?;
-        let set = UprobeSet::new(pmu_type)
+        let mut set = UprobeSet::new(pmu_type)
             .map_err(|e| Error::io("opening the probes' ring buffers", e, None))?;
+        let cost = calibrate(&mut set, &closer)?;
         Ok(Prober {
             pid,
             set,
@@ -1066,46 +1066,71 @@ extern "C" {
     fn seam_probe_calibrate_step();
 }
 
-/// Measures one probe hit of each kind on seam's own thread.
+/// Steps of the calibration's workload between two calls.
+const STEPS_PER_CALL: usize = 200;
+
+/// Measures one probe hit of each kind on seam's own thread, with events
+/// exactly like the sites' (per CPU for every process, a record per hit into
+/// `set`'s rings), timed in the thread's own CPU time (a preemption on a
+/// busy machine is not a probe's cost), the median of five runs: the hits
+/// in a busy target pay for the record and for cold caches too, and the
+/// fastest run would understate them.
 fn calibrate(
-    pmu_type: u32,
+    set: &mut UprobeSet,
     closer: &std::sync::mpsc::Sender<Vec<(usize, OwnedFd)>>,
 ) -> Result<HitCost, Error> {
-    let measure = |f: unsafe extern "C" fn(), calls: u32| -> Result<f64, Error> {
+    let mut measure = |f: unsafe extern "C" fn(), calls: u32| -> Result<f64, Error> {
         let (file, offset) = own_file_offset(f as usize).ok_or_else(|| {
             Error::Unsupported(
                 "cannot find seam's own executable mapping to measure probe costs".into(),
             )
         })?;
-        let run = || {
-            let t = std::time::Instant::now();
+        // Between calls, work as a target does (see `Workload`): what the
+        // trap disturbs is part of a hit's cost.
+        let mut workload = Workload::new();
+        let mut run = || {
+            let t = thread_cpu_ns();
             for _ in 0..calls {
+                std::hint::black_box(workload.run(STEPS_PER_CALL));
                 // SAFETY: the calibration functions take nothing and return nothing.
                 unsafe { std::hint::black_box(f)() };
             }
-            t.elapsed().as_nanos() as f64 / calls as f64
+            thread_cpu_ns().saturating_sub(t) as f64 / calls as f64
         };
-        // SAFETY: gettid has no preconditions.
-        let tid = unsafe { libc::gettid() };
-        let bare = (0..3).map(|_| run()).fold(f64::MAX, f64::min);
-        let counter = UprobeCounter::open(pmu_type, &file, offset, tid).map_err(|e| {
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let bare = median((0..5).map(|_| run()).collect());
+        let probe = Probe {
+            path: file,
+            file_offset: offset,
+            capture: false,
+        };
+        let events = set
+            .arm(std::slice::from_ref(&probe))
+            .pop()
+            .unwrap_or_else(|| Err(std::io::Error::other("no result")));
+        let events = events.map_err(|e| {
             Error::io(
                 "opening a uprobe to measure its cost (exact crossing counts need root or CAP_PERFMON)",
                 e,
                 None,
             )
         })?;
-        let probed = (0..3).map(|_| run()).fold(f64::MAX, f64::min);
-        let fired = counter.read();
-        let _ = closer.send(vec![(usize::MAX, counter.into_fd())]);
-        if fired < calls as u64 {
+        let probed = median((0..5).map(|_| run()).collect());
+        let ids: HashSet<EventId> = events.iter().map(|(id, _)| *id).collect();
+        let _ = closer.send(events.into_iter().map(|(_, fd)| (usize::MAX, fd)).collect());
+        let (mut fired, mut lost) = (0u64, 0u64);
+        set.drain(|hit| fired += ids.contains(&hit.id) as u64, |n| lost += n);
+        if fired + lost < calls as u64 {
             return Err(Error::Unsupported("uprobes on seam itself did not fire; exact crossing counts are unavailable here (use --crossings sampled)".into()));
         }
         Ok((probed - bare).max(0.0))
     };
     Ok(HitCost {
-        emulated_ns: measure(seam_probe_calibrate_push, 20_000)?,
-        single_step_ns: measure(seam_probe_calibrate_step, 2_000)?,
+        emulated_ns: measure(seam_probe_calibrate_push, 5_000)?,
+        single_step_ns: measure(seam_probe_calibrate_step, 1_000)?,
     })
 }
 
