@@ -72,6 +72,8 @@ const MIN_SPELL_NS: u64 = 200_000_000;
 const BUDGET_WARMUP_NS: u64 = 500_000_000;
 /// Probe cost below which the budget is not enforced (1 ms of target CPU).
 const MIN_COST_NS: f64 = 1e6;
+/// The share of the budget the probes keep when sampling takes all of it.
+pub const MIN_PROBE_SHARE: f64 = 0.1;
 
 struct Site {
     module: String,
@@ -219,6 +221,8 @@ pub struct Prober {
     spell_len_ns: u64,
     start_ns: u64,
     cost_ns: f64,
+    /// What sampling cost the target so far (it shares the budget).
+    sampling_cost_ns: f64,
     target_cpu_ns: u64,
     events_opened: u64,
     lost_hits: u64,
@@ -279,6 +283,7 @@ impl Prober {
             spell_len_ns: 0,
             start_ns: now_ns,
             cost_ns: 0.0,
+            sampling_cost_ns: 0.0,
             target_cpu_ns: 0,
             events_opened: 0,
             lost_hits: 0,
@@ -544,8 +549,18 @@ impl Prober {
 
     /// Gives each site's new hits to boundaries by the samples' votes of this
     /// tick, and keeps the budget. `target_cpu_ns` is the target's CPU time
-    /// since the last tick.
-    pub fn tick(&mut self, votes: &Votes, space: &AddressSpace, target_cpu_ns: u64, now_ns: u64) {
+    /// since the last tick, `sampling_cost_ns` what sampling cost it
+    /// meanwhile: the probes get what sampling leaves of the budget (and at
+    /// least [`MIN_PROBE_SHARE`] of it, so that counts can still be
+    /// extrapolated when sampling takes it all).
+    pub fn tick(
+        &mut self,
+        votes: &Votes,
+        space: &AddressSpace,
+        target_cpu_ns: u64,
+        sampling_cost_ns: f64,
+        now_ns: u64,
+    ) {
         self.drain();
         self.resolve_dispatch(space);
         // The dispatchers explain every call they cover only when they were
@@ -618,6 +633,7 @@ impl Prober {
             }
         }
         self.cost_ns += cost;
+        self.sampling_cost_ns += sampling_cost_ns;
         self.target_cpu_ns += target_cpu_ns;
         let spell = now_ns.saturating_sub(self.spell_start_ns);
         self.spell_start_ns = now_ns;
@@ -627,8 +643,10 @@ impl Prober {
         if now_ns.saturating_sub(self.start_ns) < BUDGET_WARMUP_NS {
             return;
         }
+        let whole = budget * self.target_cpu_ns as f64;
+        let allowance = (whole - self.sampling_cost_ns).max(whole * MIN_PROBE_SHARE);
         // A few hits while the target idles are not worth a duty cycle.
-        let over = self.cost_ns > budget * self.target_cpu_ns as f64 && self.cost_ns > MIN_COST_NS;
+        let over = self.cost_ns > allowance && self.cost_ns > MIN_COST_NS;
         if self.armed && over {
             self.disarm_all();
             self.spell_len_ns = 0;
@@ -644,8 +662,15 @@ impl Prober {
 
     /// Disarms the probes and waits for their last hits; [`Prober::publish`]
     /// then writes the final counts.
-    pub fn finish(&mut self, votes: &Votes, space: &AddressSpace, target_cpu_ns: u64, now_ns: u64) {
-        self.tick(votes, space, target_cpu_ns, now_ns);
+    pub fn finish(
+        &mut self,
+        votes: &Votes,
+        space: &AddressSpace,
+        target_cpu_ns: u64,
+        sampling_cost_ns: f64,
+        now_ns: u64,
+    ) {
+        self.tick(votes, space, target_cpu_ns, sampling_cost_ns, now_ns);
         self.disarm_all();
         // The counts are final once every event is closed (a few tens of ms).
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);

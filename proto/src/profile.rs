@@ -1,4 +1,4 @@
-use crate::{Boundary, Mechanism, ProbeOverhead, Runtime};
+use crate::{Boundary, Mechanism, ProbeOverhead, Runtime, SamplingOverhead};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -119,6 +119,9 @@ pub struct Profile {
     /// What seam's probes cost the target, when crossings were counted.
     #[serde(default)]
     pub probe_overhead: Option<ProbeOverhead>,
+    /// What sampling cost the target.
+    #[serde(default)]
+    pub sampling_overhead: Option<SamplingOverhead>,
     #[serde(skip)]
     frame_index: HashMap<Frame, FrameHandle>,
     #[serde(skip)]
