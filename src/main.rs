@@ -326,8 +326,23 @@ fn report_ending(recording: &seam_agent::Recording) {
     }
 }
 
+/// Measures what sampling will cost the target and says so at start when it
+/// alone exceeds the budget; the recording reuses the measurement.
+fn check_sampling_budget(options: &mut RecordOptions) -> Result<()> {
+    let sampling = seam_agent::measure_sampling(options)?;
+    if sampling.over_budget {
+        eprintln!(
+            "seam: warning: {}",
+            seam_agent::over_budget_warning(&sampling, options.frequency_hz)
+        );
+    }
+    options.ns_per_sample = Some(sampling.ns_per_sample);
+    Ok(())
+}
+
 fn run_record(args: RecordArgs) -> Result<()> {
-    let options = args.target.into_options(stop_on_ctrl_c())?;
+    let mut options = args.target.into_options(stop_on_ctrl_c())?;
+    check_sampling_budget(&mut options)?;
     let out_dir = args.output;
     // Each format once, in the order first asked for.
     let mut formats = args.format;
@@ -386,7 +401,8 @@ fn write_view(
 }
 
 fn run_agent(args: AgentArgs) -> Result<()> {
-    let options = args.target.into_options(stop_on_ctrl_c())?;
+    let mut options = args.target.into_options(stop_on_ctrl_c())?;
+    check_sampling_budget(&mut options)?;
     let mut stream = StreamOptions::new(&args.collector);
     if let Some(f) = &args.token_file {
         stream.token = seam_collector::read_token_file(f)?;

@@ -592,3 +592,110 @@ fn crossings_off_records_plain_stacks_and_sampled_adds_no_probes() {
         }
     }
 }
+
+/// `chain`'s work rates from its truth: ChainWork calls per second of its
+/// workers' time, and per CPU second of the whole process over that time.
+fn chain_rates(truth: &Value) -> (f64, f64) {
+    let calls = truth["crossings"][0]["count"].as_f64().unwrap();
+    (
+        calls / truth["seconds"].as_f64().unwrap(),
+        calls / truth["cpu_s"].as_f64().unwrap(),
+    )
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+#[test]
+#[ignore = "not met yet: under a 3% budget chain does 7-14% less work per CPU second on a 2-core VM \
+            (README, Overhead budget)"]
+fn a_3_percent_budget_slows_chain_by_at_most_3_percent() {
+    let Some(_one) = prepare("a_3_percent_budget_slows_chain_by_at_most_3_percent") else {
+        return;
+    };
+    // Half the rate whose sampling fits half the budget on a 2-core VM, where
+    // a sample costs the target 10-18 µs (README, *Overhead budget*): sampling
+    // takes about 1%, the probes get the rest.
+    const RATE: &str = "499";
+    const ROUNDS: usize = 5;
+    let chain = ["--seconds", "3", "--start-delay", "0.5"];
+    let unprofiled = || {
+        let dir = tempfile::tempdir().unwrap();
+        let truth = dir.path().join("truth.json");
+        let truth_arg = truth.display().to_string();
+        let mut args = chain.to_vec();
+        args.extend(["--truth", &truth_arg]);
+        let argv = sample_command("chain", &args);
+        let status = std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "chain unprofiled: {status}");
+        read_json(&truth)
+    };
+    let profiled = || {
+        let (summary, truth, _dir) = record_with_truth(
+            &["--overhead-budget", "3", "--rate", RATE, "--format", "json"],
+            "chain",
+            &chain,
+        );
+        (summary, truth)
+    };
+    // The machine's load drifts (other tests, other VMs): the two runs of a
+    // round take turns at going first, and each round is read on its own.
+    // The slowdown is read per CPU second of the target: calls per second
+    // move by 20-40% with the load of a shared machine, calls per CPU second
+    // by a few percent, and they keep what seam costs inside the target (the
+    // kernel's sampling and probe work); seam's own CPU is the summary's.
+    let (mut per_cpu, mut per_s, mut errors) = (Vec::new(), Vec::new(), BTreeMap::new());
+    for round in 0..ROUNDS {
+        let ((summary, truth), bare) = if round % 2 == 0 {
+            let bare = unprofiled();
+            (profiled(), bare)
+        } else {
+            let p = profiled();
+            (p, unprofiled())
+        };
+        let (bare_s, bare_cpu) = chain_rates(&bare);
+        let (s, cpu) = chain_rates(&truth);
+        per_cpu.push(1.0 - cpu / bare_cpu);
+        per_s.push(1.0 - s / bare_s);
+        let found = boundaries(&summary);
+        for c in truth["crossings"].as_array().unwrap() {
+            let k = key(c);
+            let want = c["count"].as_f64().unwrap();
+            let got = found.get(&k).and_then(|b| b["crossings"].as_f64());
+            let error = got.map_or(f64::INFINITY, |g| g / want - 1.0);
+            errors.entry(k).or_insert_with(Vec::new).push(error);
+        }
+        eprintln!(
+            "round {round}: {:.0} calls per CPU s unprofiled, {cpu:.0} profiled ({:+.1}%); \
+             per s {bare_s:.0}, {s:.0}; sampling {}, probes {}",
+            bare_cpu,
+            -100.0 * (1.0 - cpu / bare_cpu),
+            summary["sampling_overhead"],
+            summary["probe_overhead"]["share"],
+        );
+    }
+    let slowdown = median(per_cpu.clone());
+    eprintln!(
+        "slowdown per CPU s: median {:.1}% of {per_cpu:.3?}; per s (not asserted): median {:.1}% of {per_s:.3?}",
+        100.0 * slowdown,
+        100.0 * median(per_s.clone())
+    );
+    for (k, e) in &errors {
+        let m = median(e.iter().map(|x| x.abs()).collect());
+        assert!(
+            m <= 0.10,
+            "{k:?}: crossings off the truth by {e:.3?} (median |error| {m:.3})"
+        );
+    }
+    assert!(
+        slowdown <= 0.03,
+        "chain slowed by {:.1}% per CPU second under a 3% budget: {per_cpu:.3?}",
+        100.0 * slowdown
+    );
+}

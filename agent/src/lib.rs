@@ -10,7 +10,8 @@ mod record;
 pub mod stream;
 
 pub use record::{
-    monotonic_ns, record, record_with_ticks, CrossingsMode, OffCpuMode, Progress, RecordOptions,
-    Recording, TargetSpec, DEFAULT_BUDGET, END_GRACE, TICK,
+    measure_sampling, monotonic_ns, over_budget_warning, record, record_with_ticks,
+    sampling_overhead, CrossingsMode, OffCpuMode, Progress, RecordOptions, Recording, TargetSpec,
+    DEFAULT_BUDGET, END_GRACE, TICK,
 };
 pub use seam_profiler::Error;

@@ -7,12 +7,14 @@ use seam_profiler::converter::{Converter, SampleEvent, SwitchOut};
 use seam_profiler::memory::ProcessMemory;
 use seam_profiler::modules::Mapping;
 pub use seam_profiler::perf::monotonic_ns;
-use seam_profiler::perf::{Sampler, SamplerOptions, REG_BP, REG_IP, REG_SP};
+use seam_profiler::perf::{
+    measure_sample_cost, Sampler, SamplerOptions, CALIBRATION_STACK_BYTES, REG_BP, REG_IP, REG_SP,
+};
 pub use seam_profiler::probes::DEFAULT_BUDGET;
 use seam_profiler::probes::{ProbeOptions, Prober};
 use seam_profiler::unwind::Regs;
 use seam_profiler::Error;
-use seam_proto::Profile;
+use seam_proto::{Profile, SamplingOverhead};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,8 +43,13 @@ pub struct RecordOptions {
     pub stop: Arc<AtomicBool>,
     /// How to count crossings. Default: exact, within [`DEFAULT_BUDGET`].
     pub crossings: CrossingsMode,
-    /// The probes' budget as a share of the target's CPU (0.03 = 3%); None: no limit.
+    /// The budget of seam's perturbation as a share of the target's CPU
+    /// (0.03 = 3%): sampling's measured cost comes first, the probes get what
+    /// it leaves. None: no limit.
     pub overhead_budget: Option<f64>,
+    /// What one sample costs the target, ns, when the caller already
+    /// measured it ([`measure_sampling`]). Default None: measured at start.
+    pub ns_per_sample: Option<f64>,
     /// Record context switches for off-CPU time. Default: sampled.
     pub off_cpu: OffCpuMode,
     /// Where a launched command's standard output and error go (appended to
@@ -94,6 +101,7 @@ impl RecordOptions {
             stop: Arc::new(AtomicBool::new(false)),
             crossings: CrossingsMode::Exact,
             overhead_budget: Some(DEFAULT_BUDGET),
+            ns_per_sample: None,
             off_cpu: OffCpuMode::Sampled,
             command_output: None,
             end_command_on_stop: false,
@@ -131,6 +139,56 @@ const READER_NICE: i32 = -10;
 /// How often [`record_with_ticks`] hands out the profile so far.
 pub const TICK: Duration = Duration::from_millis(250);
 
+fn sampler_options(options: &RecordOptions) -> SamplerOptions {
+    let mut sampler_options = SamplerOptions::default();
+    sampler_options.frequency_hz = options.frequency_hz;
+    sampler_options.switches = options.off_cpu != OffCpuMode::Off;
+    sampler_options.every_switch = options.off_cpu == OffCpuMode::Every;
+    sampler_options
+}
+
+/// Measures what one sample costs a thread of the target (about 0.2 s), and
+/// what that makes at the rate and within the budget of `options`: see
+/// [`sampling_overhead`]. For a caller that wants to say so before recording.
+pub fn measure_sampling(options: &RecordOptions) -> Result<SamplingOverhead, Error> {
+    let ns = measure_sample_cost(&sampler_options(options))?;
+    Ok(sampling_overhead(options, ns, None))
+}
+
+/// Sampling's cost at `ns_per_sample`: over the recording when `taken`
+/// (samples on CPU, switch-outs with their stack) is given, else as expected
+/// from the rate (each thread on CPU takes `frequency_hz` samples a second).
+pub fn sampling_overhead(
+    options: &RecordOptions,
+    ns_per_sample: f64,
+    taken: Option<(u64, u64)>,
+) -> SamplingOverhead {
+    let rate = options.frequency_hz.max(1) as f64;
+    let (samples, cost_ns, share) = match taken {
+        Some((on_cpu, switch_outs)) => {
+            let n = on_cpu + switch_outs;
+            let cost = n as f64 * ns_per_sample;
+            let cpu = on_cpu as f64 * 1e9 / rate;
+            (n, cost as u64, if cpu > 0.0 { cost / cpu } else { 0.0 })
+        }
+        None => (0, 0, rate * ns_per_sample / 1e9),
+    };
+    let exact = options.crossings == CrossingsMode::Exact;
+    let fit = options
+        .overhead_budget
+        .map(|b| if exact { b / 2.0 } else { b });
+    SamplingOverhead {
+        ns_per_sample,
+        calibration_stack_bytes: CALIBRATION_STACK_BYTES as u64,
+        samples,
+        cost_ns,
+        share,
+        budget: options.overhead_budget,
+        rate_fits_hz: fit.map(|f| (f * 1e9 / ns_per_sample.max(1.0)).floor().min(1e6) as u32),
+        over_budget: options.overhead_budget.is_some_and(|b| share > b),
+    }
+}
+
 pub fn record(
     options: &RecordOptions,
     progress: impl FnMut(&Progress),
@@ -152,10 +210,11 @@ pub fn record_with_ticks(
     // not after the target's busy threads. Best effort: needs CAP_SYS_NICE.
     // SAFETY: setpriority on our own process has no memory-safety preconditions.
     unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, READER_NICE) };
-    let mut sampler_options = SamplerOptions::default();
-    sampler_options.frequency_hz = options.frequency_hz;
-    sampler_options.switches = options.off_cpu != OffCpuMode::Off;
-    sampler_options.every_switch = options.off_cpu == OffCpuMode::Every;
+    let sampler_options = sampler_options(options);
+    let ns_per_sample = match options.ns_per_sample {
+        Some(ns) => ns,
+        None => measure_sample_cost(&sampler_options)?,
+    };
     let (pid, mut child, mut sampler, command) = match &options.target {
         TargetSpec::Pid(pid) => {
             let pid = *pid;
@@ -217,9 +276,10 @@ pub fn record_with_ticks(
         ids: sampler.switch_ids(),
         ..Switches::default()
     };
-    let ns_per_sample = 1e9 / options.frequency_hz.max(1) as f64;
+    let cpu_ns_per_sample = 1e9 / options.frequency_hz.max(1) as f64;
     let mut last_probe_tick = Instant::now();
     let mut samples_at_tick = 0u64;
+    let mut switch_outs_at_tick = 0u64;
 
     let start = Instant::now();
     let mut last_progress = Instant::now();
@@ -247,10 +307,13 @@ pub fn record_with_ticks(
             if last_probe_tick.elapsed() >= PROBE_TICK {
                 last_probe_tick = Instant::now();
                 let samples = converter.profile().samples();
-                let cpu = ((samples - samples_at_tick) as f64 * ns_per_sample) as u64;
+                let cpu = ((samples - samples_at_tick) as f64 * cpu_ns_per_sample) as u64;
+                let taken = samples - samples_at_tick + switches.taken - switch_outs_at_tick;
                 samples_at_tick = samples;
+                switch_outs_at_tick = switches.taken;
                 let votes = converter.take_votes();
-                p.tick(&votes, converter.address_space(), cpu, now);
+                let sampling = taken as f64 * ns_per_sample;
+                p.tick(&votes, converter.address_space(), cpu, sampling, now);
             }
         }
         if let Some(c) = &mut child {
@@ -300,10 +363,12 @@ pub fn record_with_ticks(
     );
     if let Some(mut p) = prober.take() {
         let samples = converter.profile().samples();
-        let cpu = ((samples - samples_at_tick) as f64 * ns_per_sample) as u64;
+        let cpu = ((samples - samples_at_tick) as f64 * cpu_ns_per_sample) as u64;
+        let taken = samples - samples_at_tick + switches.taken - switch_outs_at_tick;
         let votes = converter.take_votes();
         let now = monotonic_ns();
-        p.finish(&votes, converter.address_space(), cpu, now);
+        let sampling = taken as f64 * ns_per_sample;
+        p.finish(&votes, converter.address_space(), cpu, sampling, now);
         p.publish(now, converter.profile_mut());
     }
     if let Some(c) = child.take() {
@@ -314,6 +379,15 @@ pub fn record_with_ticks(
             exit_status = c.end(END_GRACE);
         }
     }
+    let sampling = sampling_overhead(
+        options,
+        ns_per_sample,
+        Some((converter.profile().samples(), switches.taken)),
+    );
+    if sampling.over_budget {
+        warnings.push(over_budget_warning(&sampling, options.frequency_hz));
+    }
+    converter.profile_mut().sampling_overhead = Some(sampling);
     warnings.extend(converter.python_warning().map(str::to_string));
     warnings.extend(converter.unreadable_files());
     let mut profile = converter.into_profile();
@@ -327,6 +401,19 @@ pub fn record_with_ticks(
         warnings,
         seam_cpu_s: process_cpu_seconds() - cpu_start,
     })
+}
+
+/// What to tell a user whose budget sampling alone exceeds.
+pub fn over_budget_warning(s: &SamplingOverhead, rate_hz: u32) -> String {
+    format!(
+        "sampling at {rate_hz} Hz costs the target about {:.1}% of its CPU ({:.0} µs a sample), \
+         over the {:.1}% budget on its own{}",
+        s.share * 100.0,
+        s.ns_per_sample / 1e3,
+        s.budget.unwrap_or(0.0) * 100.0,
+        s.rate_fits_hz
+            .map_or(String::new(), |r| format!("; --rate {r} or less fits it"))
+    )
 }
 
 /// Opens events on every current thread of `pid`, again until no new thread
@@ -378,6 +465,8 @@ struct Switches {
     /// where it was (instruction, stack pointer, callchain length).
     #[allow(clippy::type_complexity)]
     stack: HashMap<u32, (SwitchOut, u64, Option<(u64, u64, usize)>)>,
+    /// Switch-out samples taken (each copied a stack in the target).
+    taken: u64,
     /// Switches whose own stack was sampled, and the others (given the latest sampled stack).
     sampled: u64,
     proxied: u64,
@@ -462,6 +551,7 @@ fn handle_record(
             // every 20 µs at the same place).
             let place = regs.map(|r| (r.ip, r.sp, chain_len));
             if is_switch {
+                switches.taken += 1;
                 let (Some(t), Some(place)) = (s.timestamp, place) else {
                     return false;
                 };

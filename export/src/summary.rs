@@ -2,8 +2,8 @@
 
 use crate::ExportError;
 use seam_proto::{
-    Boundary, CrossingsMethod, Frame, Lost, Mechanism, ProbeOverhead, Profile, Runtime, Switches,
-    Target,
+    Boundary, CrossingsMethod, Frame, Lost, Mechanism, ProbeOverhead, Profile, Runtime,
+    SamplingOverhead, Switches, Target,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -56,6 +56,8 @@ pub struct Summary {
     pub boundaries: Vec<BoundarySummary>,
     /// What seam's uprobes cost the target (exact crossing counts), or `null`.
     pub probe_overhead: Option<ProbeOverhead>,
+    /// What sampling cost the target (see README), or `null`.
+    pub sampling_overhead: Option<SamplingOverhead>,
     /// When the recording started, CLOCK_MONOTONIC ns.
     pub start_ns: u64,
     /// Off-CPU time of the target's threads over the recording, ms, and their context switches.
@@ -334,6 +336,7 @@ pub fn summarize(profile: &Profile, top_stacks: usize) -> Summary {
         problems: profile.problems.clone(),
         boundaries,
         probe_overhead: profile.probe_overhead.clone(),
+        sampling_overhead: profile.sampling_overhead.clone(),
         start_ns: profile.start_ns,
         off_cpu_ms: profile.off_cpu_ns.iter().sum::<u64>() as f64 / 1e6,
         context_switches: profile.switch_counts.iter().sum(),
@@ -429,6 +432,18 @@ pub fn print_summary(summary: &Summary, out: &mut impl io::Write) -> Result<(), 
                 p.budget.map_or(String::new(), |b| format!(", budget {}", percent(b)))
             )?;
         }
+    }
+    if let Some(s) = &summary.sampling_overhead {
+        writeln!(
+            out,
+            "sampling:        about {} of the target's CPU ({:.1} µs a sample){}",
+            percent(s.share),
+            s.ns_per_sample / 1e3,
+            match (s.over_budget, s.rate_fits_hz) {
+                (true, Some(r)) => format!(", over the budget on its own: --rate {r} fits"),
+                _ => String::new(),
+            }
+        )?;
     }
     if !summary.problems.is_empty() {
         let mut problems: Vec<_> = summary.problems.iter().collect();

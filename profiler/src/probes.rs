@@ -28,10 +28,10 @@
 //! and with a budget disarms the probes in duty cycles and extrapolates.
 
 use crate::modules::{AddressSpace, Language, ObjectInfo};
-use crate::perf::monotonic_ns;
 use crate::perf::uprobe::{
-    probe_kind, uprobe_pmu_type, CallArgs, EventId, Probe, ProbeKind, UprobeCounter, UprobeSet,
+    probe_kind, uprobe_pmu_type, CallArgs, EventId, Probe, ProbeKind, UprobeSet,
 };
+use crate::perf::{monotonic_ns, thread_cpu_ns, Workload};
 use crate::Error;
 use seam_proto::{CrossingsMethod, Mechanism, ProbeOverhead, Profile, Runtime};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -72,6 +72,8 @@ const MIN_SPELL_NS: u64 = 200_000_000;
 const BUDGET_WARMUP_NS: u64 = 500_000_000;
 /// Probe cost below which the budget is not enforced (1 ms of target CPU).
 const MIN_COST_NS: f64 = 1e6;
+/// The share of the budget the probes keep when sampling takes all of it.
+pub const MIN_PROBE_SHARE: f64 = 0.1;
 
 struct Site {
     module: String,
@@ -256,6 +258,8 @@ pub struct Prober {
     spell_len_ns: u64,
     start_ns: u64,
     cost_ns: f64,
+    /// What sampling cost the target so far (it shares the budget).
+    sampling_cost_ns: f64,
     target_cpu_ns: u64,
     events_opened: u64,
     lost_hits: u64,
@@ -296,9 +300,9 @@ impl Prober {
                 }
             })
             .map_err(|e| Error::io("starting a thread", e, None))?;
-        let cost = calibrate(pmu_type, &closer)?;
-        let set = UprobeSet::new(pmu_type)
+        let mut set = UprobeSet::new(pmu_type)
             .map_err(|e| Error::io("opening the probes' ring buffers", e, None))?;
+        let cost = calibrate(&mut set, &closer)?;
         Ok(Prober {
             pid,
             set,
@@ -316,6 +320,7 @@ impl Prober {
             spell_len_ns: 0,
             start_ns: now_ns,
             cost_ns: 0.0,
+            sampling_cost_ns: 0.0,
             target_cpu_ns: 0,
             events_opened: 0,
             lost_hits: 0,
@@ -483,8 +488,14 @@ impl Prober {
         if !self.armed || first >= self.sites.len() {
             return;
         }
+        // Opening a uprobe event waits while others are being closed (each
+        // close waits for the kernel's grace periods, hundreds of ms at worst),
+        // and this runs on the reader's thread, whose rings overflow if it
+        // stalls: sites armed before are re-armed only once nothing is closing.
+        let closing = self.sites.iter().any(|s| s.closing > 0);
         let todo: Vec<usize> = (first..self.sites.len())
             .filter(|&i| self.sites[i].events.is_empty() && self.sites[i].closing == 0)
+            .filter(|&i| !closing || self.sites[i].spells.is_empty())
             .filter(|&i| !self.failed.contains_key(&self.sites[i].key()))
             .collect();
         if todo.is_empty() {
@@ -592,8 +603,18 @@ impl Prober {
 
     /// Gives each site's new hits to boundaries by the samples' votes of this
     /// tick, and keeps the budget. `target_cpu_ns` is the target's CPU time
-    /// since the last tick.
-    pub fn tick(&mut self, votes: &Votes, space: &AddressSpace, target_cpu_ns: u64, now_ns: u64) {
+    /// since the last tick, `sampling_cost_ns` what sampling cost it
+    /// meanwhile: the probes get what sampling leaves of the budget (and at
+    /// least [`MIN_PROBE_SHARE`] of it, so that counts can still be
+    /// extrapolated when sampling takes it all).
+    pub fn tick(
+        &mut self,
+        votes: &Votes,
+        space: &AddressSpace,
+        target_cpu_ns: u64,
+        sampling_cost_ns: f64,
+        now_ns: u64,
+    ) {
         self.drain();
         self.resolve_dispatch(space);
         // The dispatchers explain every call they cover only when they were
@@ -666,6 +687,7 @@ impl Prober {
             }
         }
         self.cost_ns += cost;
+        self.sampling_cost_ns += sampling_cost_ns;
         self.target_cpu_ns += target_cpu_ns;
         let spell = now_ns.saturating_sub(self.spell_start_ns);
         self.spell_start_ns = now_ns;
@@ -675,8 +697,10 @@ impl Prober {
         if now_ns.saturating_sub(self.start_ns) < BUDGET_WARMUP_NS {
             return;
         }
+        let whole = budget * self.target_cpu_ns as f64;
+        let allowance = (whole - self.sampling_cost_ns).max(whole * MIN_PROBE_SHARE);
         // A few hits while the target idles are not worth a duty cycle.
-        let over = self.cost_ns > budget * self.target_cpu_ns as f64 && self.cost_ns > MIN_COST_NS;
+        let over = self.cost_ns > allowance && self.cost_ns > MIN_COST_NS;
         if self.armed && over {
             self.disarm_all();
             self.spell_len_ns = 0;
@@ -692,8 +716,15 @@ impl Prober {
 
     /// Disarms the probes and waits for their last hits; [`Prober::publish`]
     /// then writes the final counts.
-    pub fn finish(&mut self, votes: &Votes, space: &AddressSpace, target_cpu_ns: u64, now_ns: u64) {
-        self.tick(votes, space, target_cpu_ns, now_ns);
+    pub fn finish(
+        &mut self,
+        votes: &Votes,
+        space: &AddressSpace,
+        target_cpu_ns: u64,
+        sampling_cost_ns: f64,
+        now_ns: u64,
+    ) {
+        self.tick(votes, space, target_cpu_ns, sampling_cost_ns, now_ns);
         self.disarm_all();
         // The counts are final once every event is closed (a few tens of ms).
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -1115,46 +1146,71 @@ extern "C" {
     fn seam_probe_calibrate_step();
 }
 
-/// Measures one probe hit of each kind on seam's own thread.
+/// Steps of the calibration's workload between two calls.
+const STEPS_PER_CALL: usize = 200;
+
+/// Measures one probe hit of each kind on seam's own thread, with events
+/// exactly like the sites' (per CPU for every process, a record per hit into
+/// `set`'s rings), timed in the thread's own CPU time (a preemption on a
+/// busy machine is not a probe's cost), the median of five runs: the hits
+/// in a busy target pay for the record and for cold caches too, and the
+/// fastest run would understate them.
 fn calibrate(
-    pmu_type: u32,
+    set: &mut UprobeSet,
     closer: &std::sync::mpsc::Sender<Vec<(usize, OwnedFd)>>,
 ) -> Result<HitCost, Error> {
-    let measure = |f: unsafe extern "C" fn(), calls: u32| -> Result<f64, Error> {
+    let mut measure = |f: unsafe extern "C" fn(), calls: u32| -> Result<f64, Error> {
         let (file, offset) = own_file_offset(f as usize).ok_or_else(|| {
             Error::Unsupported(
                 "cannot find seam's own executable mapping to measure probe costs".into(),
             )
         })?;
-        let run = || {
-            let t = std::time::Instant::now();
+        // Between calls, work as a target does (see `Workload`): what the
+        // trap disturbs is part of a hit's cost.
+        let mut workload = Workload::new();
+        let mut run = || {
+            let t = thread_cpu_ns();
             for _ in 0..calls {
+                std::hint::black_box(workload.run(STEPS_PER_CALL));
                 // SAFETY: the calibration functions take nothing and return nothing.
                 unsafe { std::hint::black_box(f)() };
             }
-            t.elapsed().as_nanos() as f64 / calls as f64
+            thread_cpu_ns().saturating_sub(t) as f64 / calls as f64
         };
-        // SAFETY: gettid has no preconditions.
-        let tid = unsafe { libc::gettid() };
-        let bare = (0..3).map(|_| run()).fold(f64::MAX, f64::min);
-        let counter = UprobeCounter::open(pmu_type, &file, offset, tid).map_err(|e| {
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let bare = median((0..5).map(|_| run()).collect());
+        let probe = Probe {
+            path: file,
+            file_offset: offset,
+            capture: false,
+        };
+        let events = set
+            .arm(std::slice::from_ref(&probe))
+            .pop()
+            .unwrap_or_else(|| Err(std::io::Error::other("no result")));
+        let events = events.map_err(|e| {
             Error::io(
                 "opening a uprobe to measure its cost (exact crossing counts need root or CAP_PERFMON)",
                 e,
                 None,
             )
         })?;
-        let probed = (0..3).map(|_| run()).fold(f64::MAX, f64::min);
-        let fired = counter.read();
-        let _ = closer.send(vec![(usize::MAX, counter.into_fd())]);
-        if fired < calls as u64 {
+        let probed = median((0..5).map(|_| run()).collect());
+        let ids: HashSet<EventId> = events.iter().map(|(id, _)| *id).collect();
+        let _ = closer.send(events.into_iter().map(|(_, fd)| (usize::MAX, fd)).collect());
+        let (mut fired, mut lost) = (0u64, 0u64);
+        set.drain(|hit| fired += ids.contains(&hit.id) as u64, |n| lost += n);
+        if fired + lost < calls as u64 {
             return Err(Error::Unsupported("uprobes on seam itself did not fire; exact crossing counts are unavailable here (use --crossings sampled)".into()));
         }
         Ok((probed - bare).max(0.0))
     };
     Ok(HitCost {
-        emulated_ns: measure(seam_probe_calibrate_push, 20_000)?,
-        single_step_ns: measure(seam_probe_calibrate_step, 2_000)?,
+        emulated_ns: measure(seam_probe_calibrate_push, 5_000)?,
+        single_step_ns: measure(seam_probe_calibrate_step, 1_000)?,
     })
 }
 

@@ -151,6 +151,31 @@ pub struct ProbeOverhead {
     pub arm_latency_ms_max: Option<f64>,
 }
 
+/// What sampling costs the target: the kernel's work at each sample (timer
+/// interrupt, registers, callchain, stack copy), in the sampled thread.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SamplingOverhead {
+    /// Measured cost of one sample, ns (at start, on a thread of seam's own
+    /// with `calibration_stack_bytes` of stack to copy).
+    pub ns_per_sample: f64,
+    pub calibration_stack_bytes: u64,
+    /// Samples taken in the target: on CPU, and switch-outs with their stack.
+    pub samples: u64,
+    /// Estimated CPU time sampling added to the target, ns.
+    pub cost_ns: u64,
+    /// `cost_ns` as a share of the target's CPU time over the recording.
+    pub share: f64,
+    /// The budget asked for (a share of the target's CPU for sampling and
+    /// probes together), if any.
+    pub budget: Option<f64>,
+    /// The highest rate (Hz) whose sampling fits the budget: in half of it
+    /// when crossings are counted (the probes get the rest), in all of it
+    /// otherwise. None without a budget.
+    pub rate_fits_hz: Option<u32>,
+    /// Sampling alone (at the rate asked for) exceeds the budget.
+    pub over_budget: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,6 +29,8 @@ pub mod synthetic;
 pub mod viewer;
 pub mod wire;
 
-pub use boundary::{Boundary, CrossingsMethod, Mechanism, ProbeOverhead, Switches};
+pub use boundary::{
+    Boundary, CrossingsMethod, Mechanism, ProbeOverhead, SamplingOverhead, Switches,
+};
 pub use profile::{Frame, FrameHandle, Lost, Profile, Stack, StackHandle, Target, ThreadInfo};
 pub use runtime::Runtime;

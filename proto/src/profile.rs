@@ -1,4 +1,4 @@
-use crate::{Boundary, Mechanism, ProbeOverhead, Runtime};
+use crate::{Boundary, Mechanism, ProbeOverhead, Runtime, SamplingOverhead};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -122,6 +122,9 @@ pub struct Profile {
     /// CPU time seam's own process used so far (all its threads), in seconds.
     #[serde(default)]
     pub seam_cpu_s: f64,
+    /// What sampling cost the target.
+    #[serde(default)]
+    pub sampling_overhead: Option<SamplingOverhead>,
     #[serde(skip)]
     frame_index: HashMap<Frame, FrameHandle>,
     #[serde(skip)]

@@ -232,8 +232,6 @@ fn sampling_attr(type_: u32, config: u64) -> sys::perf_event_attr {
 /// What a uprobe event does with a hit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
-    /// Counts it.
-    Count,
     /// Writes a record (id, pid/tid, time).
     Sample,
     /// Writes a record with the second argument and the return address.
@@ -250,18 +248,7 @@ fn open_uprobe(
     mode: Mode,
 ) -> io::Result<OwnedFd> {
     let cpath = CString::new(path).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let mut attr = if mode == Mode::Count {
-        let mut a = sys::perf_event_attr {
-            type_: pmu_type,
-            size: std::mem::size_of::<sys::perf_event_attr>() as u32,
-            ..Default::default()
-        };
-        a.set_exclude_kernel(1);
-        a.set_exclude_hv(1);
-        a
-    } else {
-        sampling_attr(pmu_type, 0)
-    };
+    let mut attr = sampling_attr(pmu_type, 0);
     if mode == Mode::Capture {
         attr.sample_type |= (sys::PERF_SAMPLE_REGS_USER | sys::PERF_SAMPLE_STACK_USER) as u64;
         attr.sample_regs_user = 1 << PERF_REG_X86_SI;
@@ -271,48 +258,6 @@ fn open_uprobe(
     attr.__bindgen_anon_3.config1 = cpath.as_ptr() as u64;
     attr.__bindgen_anon_4.config2 = file_offset;
     open_event(&mut attr, pid, cpu)
-}
-
-/// A counting uprobe on one thread.
-pub struct UprobeCounter {
-    fd: OwnedFd,
-}
-
-impl UprobeCounter {
-    /// Counts the executions of the instruction at `file_offset` in `path` by
-    /// thread `tid`. The probe is armed when this returns.
-    pub fn open(
-        pmu_type: u32,
-        path: &str,
-        file_offset: u64,
-        tid: i32,
-    ) -> io::Result<UprobeCounter> {
-        Ok(UprobeCounter {
-            fd: open_uprobe(pmu_type, path, file_offset, tid, -1, Mode::Count)?,
-        })
-    }
-
-    pub fn into_fd(self) -> OwnedFd {
-        self.fd
-    }
-
-    /// Hits so far. Still readable after the thread exited.
-    pub fn read(&self) -> u64 {
-        let mut value = 0u64;
-        // SAFETY: reading 8 bytes into a u64 from a perf event fd.
-        let n = unsafe {
-            libc::read(
-                self.fd.as_raw_fd(),
-                &mut value as *mut u64 as *mut libc::c_void,
-                8,
-            )
-        };
-        if n == 8 {
-            value
-        } else {
-            0
-        }
-    }
 }
 
 /// How the kernel runs a probed instruction, which sets what each hit costs.
