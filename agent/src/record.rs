@@ -512,7 +512,7 @@ impl Switches {
             } else {
                 self.proxied += 1;
             }
-            converter.add_off_cpu(out, ns, preempted);
+            converter.add_off_cpu(tid, out, ns, preempted);
         }
     }
 }

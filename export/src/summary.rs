@@ -616,7 +616,7 @@ mod tests {
             7,
             ThreadInfo {
                 name: "worker".into(),
-                samples: 0,
+                ..ThreadInfo::default()
             },
         );
         p.threads.get_mut(&1).unwrap().name = "main".into();

@@ -253,7 +253,7 @@ impl Converter {
     /// Adds one context switch and the `ns` off CPU that followed it, at the
     /// switch-out stack `out`; `preempted` when the thread was still runnable
     /// (an involuntary switch).
-    pub fn add_off_cpu(&mut self, out: &SwitchOut, ns: u64, preempted: bool) {
+    pub fn add_off_cpu(&mut self, tid: u32, out: &SwitchOut, ns: u64, preempted: bool) {
         self.profile.add_off_cpu(out.stack, ns, 1);
         // The stack names the cause (a thread preempted in take_gil is still
         // held up at the GIL); `preempted` only when it names nothing.
@@ -261,6 +261,8 @@ impl Converter {
             ("other", true) => "preempted",
             (cause, _) => cause,
         };
+        let thread = self.profile.threads.entry(tid).or_default();
+        *thread.off_cpu_ns.entry(cause.to_string()).or_default() += ns;
         if let Some((caller, callee, mechanism)) = out.boundary {
             let b = self.profile.boundary_mut(caller, callee, mechanism);
             b.off_cpu_ns += ns;
@@ -484,6 +486,7 @@ impl Converter {
     }
 
     fn count(&mut self, mut leaf_first: Vec<Frame>, complete: bool, tid: u32, in_probe: bool) {
+        let runtime_now = leaf_first.first().map_or(Runtime::Unknown, |f| f.runtime);
         leaf_first.reverse();
         let mut root_first = leaf_first;
         self.count_boundaries(&mut root_first, in_probe);
@@ -494,6 +497,7 @@ impl Converter {
             .collect();
         let stack = self.profile.intern_stack(handles, complete);
         self.profile.add_samples(stack, tid, 1);
+        self.profile.threads.entry(tid).or_default().runtime_now = Some(runtime_now);
     }
 
     /// Marks the seams on a root-first stack and counts its boundaries: each

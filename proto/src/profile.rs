@@ -86,6 +86,12 @@ impl Lost {
 pub struct ThreadInfo {
     pub name: String,
     pub samples: u64,
+    /// The runtime on CPU (the leaf frame's) in the thread's latest sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_now: Option<Runtime>,
+    /// Time off CPU in ns, by cause (as the boundaries' `causes`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub off_cpu_ns: BTreeMap<String, u64>,
 }
 
 /// A recorded profile: interned frames and stacks with their sample counts.

@@ -147,6 +147,15 @@ pub struct ThreadRow {
     /// Share of the samples since the reset.
     pub share: f64,
     pub samples_per_s: f64,
+    /// Share of a core it was on CPU over the last interval (samples per
+    /// second over the sampling rate).
+    pub on_cpu: f64,
+    /// The runtime its latest sample was in.
+    pub runtime_now: Option<Runtime>,
+    /// Share of the time since the reset it spent off CPU, and the cause of
+    /// most of that time.
+    pub off_cpu: f64,
+    pub off_cpu_cause: Option<String>,
 }
 
 /// One stack through the selected boundary, shown from the caller's last frame
@@ -501,15 +510,45 @@ impl Dashboard {
                     .iter()
                     .find(|r| r.tid == t.tid)
                     .map_or(0, |r| r.samples);
+                let samples_per_s = if window > 0.0 {
+                    recent as f64 / window
+                } else {
+                    0.0
+                };
+                let info = self.latest.threads.get(&t.tid);
+                let before = self.origin.threads.get(&t.tid);
+                let mut off: Vec<(&String, u64)> = info
+                    .map(|i| {
+                        i.off_cpu_ns
+                            .iter()
+                            .map(|(cause, &ns)| {
+                                let was = before.and_then(|b| b.off_cpu_ns.get(cause)).copied();
+                                (cause, ns.saturating_sub(was.unwrap_or(0)))
+                            })
+                            .filter(|&(_, ns)| ns > 0)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                off.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+                let off_ns: u64 = off.iter().map(|&(_, ns)| ns).sum();
+                let span_ns = (self.latest.duration_s - self.origin.duration_s) * 1e9;
                 ThreadRow {
                     tid: t.tid,
                     name: t.name.clone(),
                     share: share(t.samples, self.totals.samples),
-                    samples_per_s: if window > 0.0 {
-                        recent as f64 / window
+                    samples_per_s,
+                    on_cpu: if self.latest.rate_hz > 0 {
+                        (samples_per_s / self.latest.rate_hz as f64).min(1.0)
                     } else {
                         0.0
                     },
+                    runtime_now: info.and_then(|i| i.runtime_now),
+                    off_cpu: if span_ns > 0.0 {
+                        (off_ns as f64 / span_ns).min(1.0)
+                    } else {
+                        0.0
+                    },
+                    off_cpu_cause: off.first().map(|(cause, _)| cause.to_string()),
                 }
             })
             .collect()

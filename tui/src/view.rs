@@ -460,23 +460,31 @@ fn render_functions(d: &Dashboard, area: Rect, buf: &mut Buffer) {
 fn render_threads(d: &Dashboard, area: Rect, buf: &mut Buffer) {
     let rows = d.thread_rows();
     let header = Row::new(
-        ["tid", "name", "samples", "samples/s"]
-            .map(|h| Span::styled(h, bold()))
-            .to_vec(),
+        [
+            "tid", "name", "samples", "on-CPU", "now in", "off-CPU", "mostly",
+        ]
+        .map(|h| Span::styled(h, bold()))
+        .to_vec(),
     );
     let body: Vec<Row> = rows
         .iter()
         .map(|t| {
+            let now = t.runtime_now.map_or(Span::raw("-"), |r| {
+                Span::styled(r.as_str(), Style::default().fg(color(r)))
+            });
             Row::new(vec![
                 Line::from(t.tid.to_string()).right_aligned(),
                 Line::from(t.name.clone()),
                 Line::from(percent(t.share)).right_aligned(),
-                Line::from(thousands(t.samples_per_s.round() as u64)).right_aligned(),
+                Line::from(percent(t.on_cpu)).right_aligned(),
+                Line::from(now),
+                Line::from(percent(t.off_cpu)).right_aligned(),
+                Line::from(t.off_cpu_cause.clone().unwrap_or_else(|| "-".into())),
             ])
         })
         .collect();
     render_table(
-        Table::new(body, [8, 20, 8, 10].map(Constraint::Length)).header(header),
+        Table::new(body, [8, 18, 8, 7, 8, 8, 14].map(Constraint::Length)).header(header),
         format!(" threads ({}) ", rows.len()),
         (d.selected_row(View::Threads), rows.len()),
         d.scroll(View::Threads),

@@ -99,12 +99,26 @@ fn snapshot(step: u64) -> Profile {
         let s = p.intern_stack(frames, true);
         p.add_samples(s, tid, count);
     }
-    for (tid, name) in [(101, "python3"), (102, "worker"), (104, "go-gc")] {
+    for (tid, name, now, off) in [
+        (101, "python3", Runtime::Rust, None),
+        (102, "worker", Runtime::Go, Some(("gil", 150_000_000))),
+        (
+            104,
+            "go-gc",
+            Runtime::Go,
+            Some(("go-p-handoff", 20_000_000)),
+        ),
+    ] {
         p.threads.insert(
             tid,
             ThreadInfo {
                 name: name.into(),
                 samples: p.threads.get(&tid).map_or(0, |t| t.samples),
+                runtime_now: Some(now),
+                off_cpu_ns: off
+                    .map(|(cause, ns)| (cause.to_string(), ns * step))
+                    .into_iter()
+                    .collect(),
             },
         );
     }
