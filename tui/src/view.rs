@@ -289,7 +289,7 @@ fn render_boundaries(d: &Dashboard, area: Rect, buf: &mut Buffer) {
     let rows = d.boundary_rows();
     let wide = area.width >= WIDE;
     let sort = d.boundary_sort();
-    let headers: [(&str, &str, Option<BoundarySort>); 8] = [
+    let headers: [(&str, &str, Option<BoundarySort>); 9] = [
         ("boundary", "boundary", None),
         ("mechanism", "via", None),
         ("through", "through", Some(BoundarySort::Through)),
@@ -298,6 +298,7 @@ fn render_boundaries(d: &Dashboard, area: Rect, buf: &mut Buffer) {
         ("glue ns/crossing", "ns/x", None),
         ("off-CPU ms/s", "offms/s", Some(BoundarySort::OffCpu)),
         ("switches/s", "sw/s", Some(BoundarySort::Switches)),
+        ("off-CPU mostly", "mostly", None),
     ];
     let header = Row::new(headers.iter().map(|(long, short, by)| {
         let text = if wide { *long } else { *short };
@@ -311,9 +312,9 @@ fn render_boundaries(d: &Dashboard, area: Rect, buf: &mut Buffer) {
         }
     }));
     let widths = if wide {
-        [18, 11, 8, 9, 12, 17, 13, 11].map(Constraint::Length)
+        [18, 11, 8, 9, 12, 17, 13, 11, 14].map(Constraint::Length)
     } else {
-        [16, 10, 8, 6, 9, 6, 8, 6].map(Constraint::Length)
+        [15, 9, 8, 6, 9, 6, 7, 5, 8].map(Constraint::Length)
     };
     let body: Vec<Row> = rows
         .iter()
@@ -335,6 +336,11 @@ fn render_boundaries(d: &Dashboard, area: Rect, buf: &mut Buffer) {
                 .right_aligned(),
                 Line::from(format!("{:.0}", r.off_cpu_ms_per_s)).right_aligned(),
                 Line::from(format!("{:.0}", r.switches_per_s)).right_aligned(),
+                Line::from(
+                    r.causes
+                        .first()
+                        .map_or("-".to_string(), |(cause, _)| cause.clone()),
+                ),
             ])
         })
         .collect();
