@@ -460,13 +460,9 @@ fn make_attr(options: &SamplerOptions, enable_on_exec: bool) -> sys::perf_event_
     attr.set_use_clockid(1);
     attr.clockid = libc::CLOCK_MONOTONIC;
     attr.set_watermark(1);
-    // The reader polls every few ms anyway (frames on the other side of a
-    // stack switch are read from the live process, the sooner the better);
-    // a wake-up per sample, as a watermark of one sample's size gave, cost the
-    // target a switch to seam's reader at every sample, 1.5-4% of its work at 999 Hz
-    // here. Wake it only when a ring is a quarter full.
-    attr.__bindgen_anon_2.wakeup_watermark =
-        (options.ring_pages * page_size() / 4).min(u32::MAX as usize) as u32;
+    // Wake the reader every few samples: frames on the other side of a stack
+    // switch are read from the live process, and the sooner the better.
+    attr.__bindgen_anon_2.wakeup_watermark = options.stack_bytes + 1024;
     attr
 }
 
