@@ -714,7 +714,22 @@ fn loss_beyond_the_agent_buffer_is_counted_and_shown() {
         std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut text).unwrap();
         text
     });
-    std::thread::sleep(Duration::from_millis(1200));
+    // Once the collector has stored a few batches (the agent measures its
+    // costs before it starts), it goes away.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let file = loop {
+        let found = std::fs::read_dir(data.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "seam"));
+        if let Some(f) = found {
+            break f;
+        }
+        assert!(Instant::now() < deadline, "no session file");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    wait_for_batches(&file, 2);
     collector.kill();
     let status = agent.wait().unwrap();
     let err = log.join().unwrap();
