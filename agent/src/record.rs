@@ -164,14 +164,21 @@ pub fn sampling_overhead(
     taken: Option<(u64, u64)>,
 ) -> SamplingOverhead {
     let rate = options.frequency_hz.max(1) as f64;
+    // A share of the target's CPU needs some CPU to be a share of: below a
+    // tenth of a second of it, the estimate from the rate stands.
+    let estimate = rate * ns_per_sample / 1e9;
     let (samples, cost_ns, share) = match taken {
         Some((on_cpu, switch_outs)) => {
             let n = on_cpu + switch_outs;
             let cost = n as f64 * ns_per_sample;
             let cpu = on_cpu as f64 * 1e9 / rate;
-            (n, cost as u64, if cpu > 0.0 { cost / cpu } else { 0.0 })
+            (
+                n,
+                cost as u64,
+                if cpu >= 1e8 { cost / cpu } else { estimate },
+            )
         }
-        None => (0, 0, rate * ns_per_sample / 1e9),
+        None => (0, 0, estimate),
     };
     let exact = options.crossings == CrossingsMode::Exact;
     let fit = options
@@ -184,7 +191,9 @@ pub fn sampling_overhead(
         cost_ns,
         share,
         budget: options.overhead_budget,
-        rate_fits_hz: fit.map(|f| (f * 1e9 / ns_per_sample.max(1.0)).floor().min(1e6) as u32),
+        // The share grows with the rate (switch-outs' stacks too are taken
+        // at most `rate` a second per thread).
+        rate_fits_hz: fit.map(|f| (rate * f / share.max(1e-9)).floor().min(1e6) as u32),
         over_budget: options.overhead_budget.is_some_and(|b| share > b),
     }
 }
