@@ -346,6 +346,9 @@ pub fn record_with_ticks(
             last_tick = Instant::now();
             converter.profile_mut().duration_s = start.elapsed().as_secs_f64();
             converter.profile_mut().seam_cpu_s = process_cpu_seconds() - cpu_start;
+            let taken = Some((converter.profile().samples(), switches.taken));
+            converter.profile_mut().sampling_overhead =
+                Some(sampling_overhead(options, ns_per_sample, taken));
             if let Some(p) = &prober {
                 p.publish(monotonic_ns(), converter.profile_mut());
             }

@@ -108,8 +108,19 @@ fn render_header(d: &Dashboard, area: Rect, buf: &mut Buffer) {
             d.rates().seam_cpu_share * 100.0
         )));
     }
+    if let Some(s) = &profile.sampling_overhead {
+        let style = if s.over_budget {
+            Style::default().fg(Color::Red).add_modifier(Modifier::BOLD)
+        } else {
+            Style::default()
+        };
+        costs.push(Span::styled(
+            format!("  sampling {:.1}%", s.share * 100.0),
+            style,
+        ));
+    }
     if let Some(p) = &profile.probe_overhead {
-        costs.push(Span::raw(format!("  probes cost {:.1}%", p.share * 100.0)));
+        costs.push(Span::raw(format!("  probes {:.1}%", p.share * 100.0)));
     }
     let mut flags = Vec::new();
     if d.paused() {

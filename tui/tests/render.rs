@@ -8,8 +8,8 @@ use ratatui::buffer::Buffer;
 use ratatui::Terminal;
 use seam_proto::delta::DeltaBuilder;
 use seam_proto::{
-    Boundary, CrossingsMethod, Frame, Lost, Mechanism, ProbeOverhead, Profile, Runtime, Target,
-    ThreadInfo,
+    Boundary, CrossingsMethod, Frame, Lost, Mechanism, ProbeOverhead, Profile, Runtime,
+    SamplingOverhead, Target, ThreadInfo,
 };
 use seam_tui::{Action, Dashboard, View};
 use std::path::PathBuf;
@@ -147,6 +147,12 @@ fn snapshot(step: u64) -> Profile {
         hits: 52_000 * step,
         share: 0.021,
         ..ProbeOverhead::default()
+    });
+    p.sampling_overhead = Some(SamplingOverhead {
+        ns_per_sample: 14_000.0,
+        share: 0.014,
+        budget: Some(0.03),
+        ..SamplingOverhead::default()
     });
     p
 }
