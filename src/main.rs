@@ -232,7 +232,7 @@ impl TargetArgs {
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_sigint(_: libc::c_int) {
+extern "C" fn on_stop_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
 }
 
@@ -282,9 +282,30 @@ fn main() {
 
 /// A stop flag that Ctrl-C sets.
 fn stop_on_ctrl_c() -> Arc<AtomicBool> {
+    stop_on(&[libc::SIGINT])
+}
+
+/// For `seam record` and `seam agent`: SIGTERM and SIGHUP (a service
+/// stopped, a terminal closed) end the recording as Ctrl-C does, so that what
+/// was recorded is written or delivered and a launched command is ended.
+fn stop_on_signals() -> Arc<AtomicBool> {
+    stop_on(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP])
+}
+
+/// A flag set once one of `signals` arrives. A signal seam was started
+/// ignoring (`nohup` ignores SIGHUP) stays ignored.
+fn stop_on(signals: &[libc::c_int]) -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
-    // SAFETY: the handler only stores to an atomic.
-    unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
+    for &sig in signals {
+        // SAFETY: the handler only stores to an atomic; putting back SIG_IGN
+        // has no preconditions.
+        unsafe {
+            let before = libc::signal(sig, on_stop_signal as *const () as libc::sighandler_t);
+            if before == libc::SIG_IGN {
+                libc::signal(sig, libc::SIG_IGN);
+            }
+        }
+    }
     let watcher_stop = stop.clone();
     std::thread::spawn(move || loop {
         if STOP.load(Ordering::Relaxed) {
@@ -341,7 +362,7 @@ fn check_sampling_budget(options: &mut RecordOptions) -> Result<()> {
 }
 
 fn run_record(args: RecordArgs) -> Result<()> {
-    let mut options = args.target.into_options(stop_on_ctrl_c())?;
+    let mut options = args.target.into_options(stop_on_signals())?;
     check_sampling_budget(&mut options)?;
     let out_dir = args.output;
     // Each format once, in the order first asked for.
@@ -401,7 +422,7 @@ fn write_view(
 }
 
 fn run_agent(args: AgentArgs) -> Result<()> {
-    let mut options = args.target.into_options(stop_on_ctrl_c())?;
+    let mut options = args.target.into_options(stop_on_signals())?;
     check_sampling_budget(&mut options)?;
     let mut stream = StreamOptions::new(&args.collector);
     if let Some(f) = &args.token_file {
@@ -520,7 +541,6 @@ fn run_top(args: TopArgs) -> Result<()> {
     let launched = matches!(options.target, TargetSpec::Command(_));
     if launched {
         options.command_output = Some(target_log.clone());
-        options.end_command_on_stop = true;
     }
     let top = seam_tui::TopOptions::new(&args.output, options.stop.clone());
     let outcome = seam_tui::run_top(top, move |on_tick| {

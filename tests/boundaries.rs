@@ -564,7 +564,7 @@ fn crossings_off_records_plain_stacks_and_sampled_adds_no_probes() {
     };
     for mode in ["off", "sampled"] {
         let (summary, _truth, dir) = record_with_truth(
-            &["--crossings", mode, "--duration", "2"],
+            &["--crossings", mode, "--duration", "4"],
             "chain",
             &["--threads", "1", "--seconds", "1.5"],
         );

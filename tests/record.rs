@@ -391,3 +391,58 @@ fn ctrl_c_ends_the_recording_and_keeps_it() {
         "Ctrl-C must not reach the target"
     );
 }
+
+/// The pid a sample prints on its ready line (`seam-sample ready pid=N`).
+fn ready_pid(line: &str) -> Option<u32> {
+    line.split("seam-sample ready pid=")
+        .nth(1)?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// A command seam launched does not outlive the recording: it is ended when
+/// `--duration` is over, and when seam itself is told to stop (SIGTERM), as
+/// `perf record` ends its workload.
+#[test]
+fn a_launched_command_ends_with_the_recording() {
+    if !privileged("a_launched_command_ends_with_the_recording") {
+        return;
+    }
+    samples_built();
+    let _one_at_a_time = exclusive();
+    for stop_by in ["duration", "sigterm"] {
+        let out = tempfile::tempdir().unwrap();
+        let mut cmd = seam();
+        cmd.args(["record", "--crossings", "off", "--format", "json", "-o"])
+            .arg(out.path());
+        if stop_by == "duration" {
+            cmd.args(["--duration", "1.5"]);
+        }
+        cmd.arg("--")
+            .args(sample_command(
+                "chain",
+                &["--threads", "1", "--seconds", "60"],
+            ))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        let mut seam = cmd.spawn().expect("running seam");
+        let mut lines =
+            std::io::BufRead::lines(std::io::BufReader::new(seam.stdout.take().unwrap()));
+        let pid = lines
+            .find_map(|l| ready_pid(&l.ok()?))
+            .expect("the sample's ready line");
+        if stop_by == "sigterm" {
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+            // SAFETY: kill on our own child's pid.
+            unsafe { libc::kill(seam.id() as i32, libc::SIGTERM) };
+        }
+        let status = seam.wait().unwrap();
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "stopped by {stop_by}: seam exited ({status}) and left the chain it launched (pid {pid}) running"
+        );
+        let summary = read_json(&out.path().join("summary.json"));
+        assert!(summary["samples"].as_u64().unwrap() > 100, "{stop_by}");
+    }
+}

@@ -59,7 +59,8 @@ pub struct RecordOptions {
     pub command_output: Option<PathBuf>,
     /// When the recording ends (`stop` or `duration`) before a launched
     /// command does, end the command (SIGTERM, then SIGKILL after
-    /// [`END_GRACE`]). Default false: it runs on.
+    /// [`END_GRACE`]), as perf does with its workload: a command seam started
+    /// is not left running on its own. Default true.
     pub end_command_on_stop: bool,
 }
 
@@ -104,7 +105,7 @@ impl RecordOptions {
             ns_per_sample: None,
             off_cpu: OffCpuMode::Sampled,
             command_output: None,
-            end_command_on_stop: false,
+            end_command_on_stop: true,
         }
     }
 }
