@@ -483,6 +483,18 @@ fn a_budget_duty_cycles_the_probes_and_extrapolates() {
         overhead["armed_share"].as_f64().unwrap() < 1.0,
         "{overhead}"
     );
+    // What the probes cost is at least what the target's samples found in
+    // their traps (under a duty cycle that is several times the calibrated
+    // cost of the hits), and the budget holds that too.
+    let traps = overhead["trap_samples"].as_u64().unwrap();
+    let in_traps_ns = traps as f64 * 1e9 / summary["rate_hz"].as_f64().unwrap();
+    let cost_ns = overhead["cost_ns"].as_f64().unwrap();
+    assert!(traps > 0, "no samples in the probes' traps: {overhead}");
+    assert!(
+        cost_ns >= overhead["calibrated_cost_ns"].as_f64().unwrap()
+            && (traps < 20 || cost_ns >= 0.99 * in_traps_ns),
+        "probe cost {cost_ns} ns under the {in_traps_ns} ns its {traps} trap samples show: {overhead}"
+    );
     let found = boundaries(&summary);
     let mut extrapolated = 0;
     for c in truth["crossings"].as_array().unwrap() {

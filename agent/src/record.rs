@@ -11,7 +11,7 @@ use seam_profiler::perf::{
     measure_sample_cost, Sampler, SamplerOptions, CALIBRATION_STACK_BYTES, REG_BP, REG_IP, REG_SP,
 };
 pub use seam_profiler::probes::DEFAULT_BUDGET;
-use seam_profiler::probes::{ProbeOptions, Prober};
+use seam_profiler::probes::{ProbeOptions, Prober, Tick, Votes};
 use seam_profiler::unwind::Regs;
 use seam_profiler::Error;
 use seam_proto::{Profile, SamplingOverhead};
@@ -199,6 +199,45 @@ pub fn sampling_overhead(
     }
 }
 
+/// The converter's running counts at the prober's last tick, to hand it
+/// what happened since.
+#[derive(Default)]
+struct TickCounters {
+    /// The target's CPU time one sample stands for, and what one costs it.
+    cpu_ns_per_sample: f64,
+    ns_per_sample: f64,
+    samples: u64,
+    switch_outs: u64,
+    traps: u64,
+}
+
+impl TickCounters {
+    /// What happened since the last tick, for [`Prober::tick`].
+    fn next<'a>(
+        &mut self,
+        votes: &'a Votes,
+        converter: &'a Converter,
+        switches: &Switches,
+        now_ns: u64,
+    ) -> Tick<'a> {
+        let samples = converter.profile().samples() - self.samples;
+        let switch_outs = switches.taken - self.switch_outs;
+        let traps = converter.trap_samples() - self.traps;
+        self.samples += samples;
+        self.switch_outs += switch_outs;
+        self.traps += traps;
+        Tick {
+            votes,
+            space: converter.address_space(),
+            target_cpu_ns: (samples as f64 * self.cpu_ns_per_sample) as u64,
+            sampling_cost_ns: (samples + switch_outs) as f64 * self.ns_per_sample,
+            trap_samples: traps,
+            trap_cpu_ns: traps as f64 * self.cpu_ns_per_sample,
+            now_ns,
+        }
+    }
+}
+
 pub fn record(
     options: &RecordOptions,
     progress: impl FnMut(&Progress),
@@ -286,10 +325,12 @@ pub fn record_with_ticks(
         ids: sampler.switch_ids(),
         ..Switches::default()
     };
-    let cpu_ns_per_sample = 1e9 / options.frequency_hz.max(1) as f64;
     let mut last_probe_tick = Instant::now();
-    let mut samples_at_tick = 0u64;
-    let mut switch_outs_at_tick = 0u64;
+    let mut counters = TickCounters {
+        cpu_ns_per_sample: 1e9 / options.frequency_hz.max(1) as f64,
+        ns_per_sample,
+        ..TickCounters::default()
+    };
 
     let start = Instant::now();
     let mut last_progress = Instant::now();
@@ -316,14 +357,8 @@ pub fn record_with_ticks(
             }
             if last_probe_tick.elapsed() >= PROBE_TICK {
                 last_probe_tick = Instant::now();
-                let samples = converter.profile().samples();
-                let cpu = ((samples - samples_at_tick) as f64 * cpu_ns_per_sample) as u64;
-                let taken = samples - samples_at_tick + switches.taken - switch_outs_at_tick;
-                samples_at_tick = samples;
-                switch_outs_at_tick = switches.taken;
                 let votes = converter.take_votes();
-                let sampling = taken as f64 * ns_per_sample;
-                p.tick(&votes, converter.address_space(), cpu, sampling, now);
+                p.tick(&counters.next(&votes, &converter, &switches, now));
             }
         }
         if let Some(c) = &mut child {
@@ -375,13 +410,9 @@ pub fn record_with_ticks(
         switches.proxied
     );
     if let Some(mut p) = prober.take() {
-        let samples = converter.profile().samples();
-        let cpu = ((samples - samples_at_tick) as f64 * cpu_ns_per_sample) as u64;
-        let taken = samples - samples_at_tick + switches.taken - switch_outs_at_tick;
         let votes = converter.take_votes();
         let now = monotonic_ns();
-        let sampling = taken as f64 * ns_per_sample;
-        p.finish(&votes, converter.address_space(), cpu, sampling, now);
+        p.finish(&counters.next(&votes, &converter, &switches, now));
         p.publish(now, converter.profile_mut());
     }
     if let Some(c) = child.take() {

@@ -424,10 +424,18 @@ pub fn print_summary(summary: &Summary, out: &mut impl io::Write) -> Result<(), 
         if let Some(p) = &summary.probe_overhead {
             writeln!(
                 out,
-                "probes:          {} hits, about {} of the target's CPU ({:.1} µs a hit), armed {} of the time{}",
+                "probes:          {} hits, about {} of the target's CPU ({:.1} µs a hit{}), armed {} of the time{}",
                 thousands(p.hits),
                 percent(p.share),
-                p.ns_per_hit_emulated / 1e3,
+                p.ns_per_hit / 1e3,
+                if p.cost_ns > p.calibrated_cost_ns {
+                    format!(
+                        " as its samples in the traps show; {:.1} µs calibrated",
+                        p.calibrated_cost_ns as f64 / p.hits.max(1) as f64 / 1e3
+                    )
+                } else {
+                    String::new()
+                },
                 percent(p.armed_share),
                 p.budget.map_or(String::new(), |b| format!(", budget {}", percent(b)))
             )?;

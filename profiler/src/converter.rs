@@ -75,6 +75,8 @@ pub struct Converter {
     export_wrappers: std::collections::HashMap<String, std::collections::HashSet<String>>,
     /// Where threads return from seam's probe traps: (module path, svma).
     probe_resumes: std::collections::HashSet<(String, u64)>,
+    /// Samples taken in seam's probe traps so far: the probes' cost, seen in place.
+    trap_samples: u64,
 }
 
 impl Converter {
@@ -99,6 +101,7 @@ impl Converter {
             boundaries: true,
             export_wrappers: Default::default(),
             probe_resumes: Default::default(),
+            trap_samples: 0,
         }
     }
 
@@ -536,6 +539,7 @@ impl Converter {
             }
         }
         if in_probe {
+            self.trap_samples += 1;
             self.profile.note_problem("samples in seam's probe handler");
             return;
         }
@@ -629,6 +633,12 @@ impl Converter {
     /// The samples' votes since the last call (see [`crate::probes`]).
     pub fn take_votes(&mut self) -> Votes {
         std::mem::take(&mut self.votes)
+    }
+
+    /// Samples of the target taken in seam's probe traps (the handler, or
+    /// the instruction a trap returns to) so far.
+    pub fn trap_samples(&self) -> u64 {
+        self.trap_samples
     }
 
     /// Functions newly seen carrying a crossing that could be probed.

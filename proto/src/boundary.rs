@@ -131,11 +131,24 @@ pub struct ProbeOverhead {
     pub foreign_hits: u64,
     /// Hits the kernel dropped (a full ring): missing from the counts.
     pub lost_hits: u64,
-    /// Measured cost of one hit, ns, by how the kernel runs the probed instruction.
+    /// Calibrated cost of one hit, ns (at start, on a thread of seam's own),
+    /// by how the kernel runs the probed instruction.
     pub ns_per_hit_emulated: f64,
     pub ns_per_hit_single_step: f64,
-    /// Estimated CPU time the probes added to the target, ns.
+    /// Samples of the target taken in the probes' traps: their cost seen in place.
+    #[serde(default)]
+    pub trap_samples: u64,
+    /// Estimated CPU time the probes added to the target, ns: the hits at
+    /// their calibrated cost, or the traps' share of the target's samples
+    /// when that is more (once `trap_samples` reaches 20).
     pub cost_ns: u64,
+    /// `cost_ns` per hit.
+    #[serde(default)]
+    pub ns_per_hit: f64,
+    /// The hits at their calibrated cost, ns (`cost_ns` when the traps'
+    /// samples show no more).
+    #[serde(default)]
+    pub calibrated_cost_ns: u64,
     /// `cost_ns` as a share of the target's CPU time over the recording.
     pub share: f64,
     /// The budget asked for (a share), if any.
