@@ -467,7 +467,13 @@ fn make_attr(options: &SamplerOptions, enable_on_exec: bool) -> sys::perf_event_
 }
 
 fn default_ring_pages() -> usize {
-    let per_cpu = (512 << 20) / page_size() / online_cpus().len().max(1);
+    ring_pages_sharing(512 << 20)
+}
+
+/// Pages for one ring per CPU that share about `total` bytes: between 1 MiB
+/// and 16 MiB each (4 KiB pages), a power of two.
+pub(crate) fn ring_pages_sharing(total: usize) -> usize {
+    let per_cpu = total / page_size() / online_cpus().len().max(1);
     per_cpu.clamp(256, 4096).next_power_of_two().min(4096)
 }
 

@@ -31,7 +31,13 @@ pub fn uprobe_pmu_type() -> io::Result<u32> {
 /// An id the kernel gives an event (PERF_EVENT_IOC_ID), carried by its samples.
 pub type EventId = u64;
 
-const RING_PAGES: usize = 256;
+/// The probes' rings share 128 MiB (16 MiB a CPU on up to 8 CPUs): a
+/// dispatcher's hit is a record of about 100 bytes, and a tight loop of
+/// ctypes calls makes 400,000 a second, so a reader starved of CPU on a busy
+/// machine has about 0.4 s before the kernel drops hits (1 MiB gave it 25 ms).
+fn ring_pages() -> usize {
+    super::ring_pages_sharing(128 << 20)
+}
 
 /// Sampling uprobes on every CPU, all writing into one ring per CPU.
 pub struct UprobeSet {
@@ -86,7 +92,7 @@ impl UprobeSet {
         for &cpu in &cpus {
             let mut attr = sampling_attr(sys::PERF_TYPE_SOFTWARE, sys::PERF_COUNT_SW_DUMMY as u64);
             let fd = open_event(&mut attr, -1, cpu as i32)?;
-            rings.push(Ring::new(&fd, RING_PAGES)?);
+            rings.push(Ring::new(&fd, ring_pages())?);
             anchors.push(fd);
         }
         Ok(UprobeSet {
@@ -225,7 +231,7 @@ fn sampling_attr(type_: u32, config: u64) -> sys::perf_event_attr {
     attr.set_exclude_hv(1);
     // Read on the recorder's own schedule: no wake-ups.
     attr.set_watermark(1);
-    attr.__bindgen_anon_2.wakeup_watermark = (RING_PAGES * super::page_size() / 2) as u32;
+    attr.__bindgen_anon_2.wakeup_watermark = (ring_pages() * super::page_size() / 2) as u32;
     attr
 }
 
