@@ -103,6 +103,8 @@ pub struct ObjectInfo {
     map: Arc<Mmap>,
     /// Defined text symbols (.symtab and .dynsym), built on first use.
     text_symbols: std::cell::OnceCell<Vec<TextSymbol>>,
+    /// PLT stubs: (start, end, `name@plt`), sorted, built on first use.
+    plt: std::cell::OnceCell<Vec<(u64, u64, String)>>,
 }
 
 /// A function symbol of an ELF file, for probing.
@@ -258,6 +260,7 @@ impl ObjectInfo {
             cgocall_start,
             map,
             text_symbols: std::cell::OnceCell::new(),
+            plt: std::cell::OnceCell::new(),
         })
     }
 
@@ -418,6 +421,17 @@ impl ObjectInfo {
 
     pub fn unwind_sections(&self) -> framehop::ExplicitModuleSectionInfo<FileBytes> {
         self.unwind_sections.clone()
+    }
+
+    /// The name of the PLT stub that holds `svma` (`name@plt`, after the
+    /// function it jumps to), if `svma` is in one. Stubs have no symbol and
+    /// no unwind entry, and a symbol lookup would give them the name of the
+    /// function before the PLT.
+    pub fn plt_name(&self, svma: u64) -> Option<&str> {
+        let plt = self.plt.get_or_init(|| plt_stubs(&self.map[..]));
+        let i = plt.partition_point(|s| s.0 <= svma).checked_sub(1)?;
+        let (_, end, name) = &plt[i];
+        (svma < *end).then_some(name.as_str())
     }
 
     /// The entry of the function that holds `svma`, from the unwind tables
@@ -673,6 +687,65 @@ pub fn parse_maps_line(line: &str) -> Option<Mapping> {
     })
 }
 
+/// The PLT stubs of an x86-64 ELF file, (start, end, `name@plt`) sorted:
+/// each 16-byte (or, in `.plt.got`, 8-byte) entry of `.plt`, `.plt.sec` and
+/// `.plt.got` whose `jmp *GOT(%rip)` reads a GOT slot that a dynamic
+/// relocation binds to a named symbol. The resolver's stub (`.plt`'s first
+/// entry) and entries of slots with no symbol (IFUNCs) are left out.
+fn plt_stubs(data: &[u8]) -> Vec<(u64, u64, String)> {
+    use object::{ObjectSymbolTable, RelocationTarget};
+    let Ok(elf) = object::File::parse(data) else {
+        return Vec::new();
+    };
+    if elf.architecture() != object::Architecture::X86_64 {
+        return Vec::new();
+    }
+    let mut slots = HashMap::new();
+    for (offset, reloc) in elf.dynamic_relocations().into_iter().flatten() {
+        if let RelocationTarget::Symbol(i) = reloc.target() {
+            // A dynamic relocation's symbol is an index into .dynsym.
+            if let Some(name) = elf
+                .dynamic_symbol_table()
+                .and_then(|t| t.symbol_by_index(i).ok())
+                .and_then(|s| s.name().ok().filter(|n| !n.is_empty()).map(str::to_string))
+            {
+                slots.insert(offset, name);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for section in elf.sections() {
+        let Ok(name) = section.name() else { continue };
+        if !matches!(name, ".plt" | ".plt.sec" | ".plt.got") {
+            continue;
+        }
+        let Ok(bytes) = section.data() else { continue };
+        // `.plt.got` entries without IBT are `jmp *GOT(%rip); xchg %ax,%ax`: 8 bytes.
+        let entry: u64 = if name == ".plt.got" && bytes.get(..2) == Some(&[0xff, 0x25]) {
+            8
+        } else {
+            16
+        };
+        for (k, stub) in bytes.chunks_exact(entry as usize).enumerate() {
+            let start = section.address() + k as u64 * entry;
+            // `jmp *disp32(%rip)` (ff 25), maybe after endbr64 or a bnd prefix.
+            let Some(at) = stub.windows(2).position(|w| w == [0xff, 0x25]) else {
+                continue;
+            };
+            let Some(disp) = stub.get(at + 2..at + 6) else {
+                continue;
+            };
+            let disp = i32::from_le_bytes(disp.try_into().unwrap_or_default()) as i64;
+            let slot = (start + at as u64 + 6).wrapping_add_signed(disp);
+            if let Some(name) = slots.get(&slot) {
+                out.push((start, start + entry, format!("{name}@plt")));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -733,6 +806,49 @@ mod tests {
         // Not code: no function.
         let (_, rodata, _, _) = libc.segments.iter().find(|s| !s.3).copied().unwrap();
         assert_eq!(libc.function_start(rodata), None);
+    }
+
+    /// PLT stubs are named after the function they jump to, as objdump
+    /// names them (libc's `.plt`, the interpreter's): not after the function
+    /// before the PLT, as a symbol lookup would.
+    #[test]
+    fn plt_stubs_are_named_as_objdump_names_them() {
+        let mut compared = 0;
+        for path in ["/lib/x86_64-linux-gnu/libc.so.6", "/usr/bin/python3"] {
+            let file = std::fs::canonicalize(path).unwrap();
+            let object = ObjectInfo::open(path, &file).unwrap();
+            let out = std::process::Command::new("objdump")
+                .args(["-d", "-j", ".plt", "-j", ".plt.sec", "-j", ".plt.got"])
+                .arg(&file)
+                .output()
+                .expect("objdump (binutils)");
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                let Some((at, rest)) = line.split_once(" <") else {
+                    continue;
+                };
+                let (Ok(at), Some(name)) = (u64::from_str_radix(at, 16), rest.strip_suffix(">:"))
+                else {
+                    continue;
+                };
+                if name.starts_with('*') || !name.ends_with("@plt") {
+                    // IFUNC slots and the resolver's stub: no name to give.
+                    continue;
+                }
+                assert_eq!(object.plt_name(at), Some(name), "{path} {at:#x}");
+                assert_eq!(object.plt_name(at + 7), Some(name), "{path} {at:#x}+7");
+                compared += 1;
+            }
+        }
+        assert!(compared > 10, "only {compared} PLT stubs to compare");
+        let libc = ObjectInfo::open("libc", Path::new("/lib/x86_64-linux-gnu/libc.so.6")).unwrap();
+        for name in ["realloc@plt", "calloc@plt"] {
+            assert!(
+                plt_stubs(&libc.map[..]).iter().any(|s| s.2 == name),
+                "libc has no {name}"
+            );
+        }
+        let text = libc.text_symbols()[0].svma;
+        assert_eq!(libc.plt_name(text), None);
     }
 
     #[test]

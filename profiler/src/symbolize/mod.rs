@@ -94,6 +94,15 @@ fn symbolize_in_module(space: &AddressSpace, module: &LoadedModule, svma: u64) -
             }]);
         }
     }
+    if let Some(name) = object.plt_name(svma) {
+        return done(vec![NativeFrame {
+            name: name.to_string(),
+            file: None,
+            line: None,
+            known: true,
+            go: false,
+        }]);
+    }
     let mut frames = Vec::new();
     if let Some(loader) = object.symbolizer(Path::new(&space.file_path(&object.path))) {
         if let Ok(mut iter) = loader.find_frames(svma) {
