@@ -148,10 +148,21 @@ fn sampler_options(options: &RecordOptions) -> SamplerOptions {
     sampler_options
 }
 
-/// Measures what one sample costs a thread of the target (about 0.2 s), and
+/// Measures what one sample costs a thread of the target (about 0.5 s), and
 /// what that makes at the rate and within the budget of `options`: see
 /// [`sampling_overhead`]. For a caller that wants to say so before recording.
+/// Meanwhile it starts what else a recording needs first, on a thread of its
+/// own: the kernel's symbols, and the probes' calibration when crossings are
+/// counted ([`seam_profiler::probes::hit_cost`]).
 pub fn measure_sampling(options: &RecordOptions) -> Result<SamplingOverhead, Error> {
+    // Meanwhile, on other cores: the probes' calibration and the kernel's symbols.
+    let probes = options.crossings == CrossingsMode::Exact;
+    std::thread::spawn(move || {
+        seam_profiler::symbolize::KernelSymbols::shared();
+        if probes {
+            let _ = seam_profiler::probes::hit_cost();
+        }
+    });
     let ns = measure_sample_cost(&sampler_options(options))?;
     Ok(sampling_overhead(options, ns, None))
 }
@@ -262,7 +273,7 @@ pub fn record_with_ticks(
     let sampler_options = sampler_options(options);
     let ns_per_sample = match options.ns_per_sample {
         Some(ns) => ns,
-        None => measure_sample_cost(&sampler_options)?,
+        None => measure_sampling(options)?.ns_per_sample,
     };
     let (pid, mut child, mut sampler, command) = match &options.target {
         TargetSpec::Pid(pid) => {

@@ -298,12 +298,7 @@ impl Prober {
     /// Prepares probes on `pid` (nothing is armed until a module is scanned).
     /// Measures what a probe hit costs, which takes about a tenth of a second.
     pub fn new(pid: u32, options: ProbeOptions, now_ns: u64) -> Result<Prober, Error> {
-        let pmu_type = uprobe_pmu_type().map_err(|e| {
-            Error::Unsupported(format!(
-                "exact crossing counts need the uprobe PMU (/sys/bus/event_source/devices/uprobe): {e}; \
-                 use --crossings sampled"
-            ))
-        })?;
+        let pmu_type = uprobe_pmu()?;
         raise_fd_limit();
         let (closer, closing) = std::sync::mpsc::channel::<Vec<(usize, OwnedFd)>>();
         let (closed_tx, closed) = std::sync::mpsc::channel();
@@ -324,9 +319,9 @@ impl Prober {
                 }
             })
             .map_err(|e| Error::io("starting a thread", e, None))?;
-        let mut set = UprobeSet::new(pmu_type)
+        let set = UprobeSet::new(pmu_type)
             .map_err(|e| Error::io("opening the probes' ring buffers", e, None))?;
-        let cost = calibrate(&mut set, &closer)?;
+        let cost = hit_cost()?;
         Ok(Prober {
             pid,
             set,
@@ -1258,6 +1253,38 @@ fn calibrate(
         emulated_ns: measure(seam_probe_calibrate_push, 5_000)?,
         single_step_ns: measure(seam_probe_calibrate_step, 1_000)?,
     })
+}
+
+/// What a probe hit costs on this machine, measured once per process (about
+/// half a second, see [`calibrate`]) and shared. `seam record` starts it on a
+/// thread of its own while it measures what a sample costs, so that the two
+/// calibrations overlap; [`Prober::new`] waits for it.
+pub fn hit_cost() -> Result<HitCost, Error> {
+    static COST: std::sync::OnceLock<Result<HitCost, String>> = std::sync::OnceLock::new();
+    COST.get_or_init(|| measure_hit_cost().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(Error::Unsupported)
+}
+
+fn uprobe_pmu() -> Result<u32, Error> {
+    uprobe_pmu_type().map_err(|e| {
+        Error::Unsupported(format!(
+            "exact crossing counts need the uprobe PMU (/sys/bus/event_source/devices/uprobe): {e}; \
+             use --crossings sampled"
+        ))
+    })
+}
+
+fn measure_hit_cost() -> Result<HitCost, Error> {
+    let pmu_type = uprobe_pmu()?;
+    let mut set = UprobeSet::new(pmu_type)
+        .map_err(|e| Error::io("opening the probes' ring buffers", e, None))?;
+    let (closer, closing) = std::sync::mpsc::channel::<Vec<(usize, OwnedFd)>>();
+    let cost = calibrate(&mut set, &closer);
+    drop(closer);
+    // Each close waits for the kernel's grace periods: not on this thread.
+    std::thread::spawn(move || closing.into_iter().for_each(drop));
+    cost
 }
 
 /// The file and file offset of an address in this process's own code.
