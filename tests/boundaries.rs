@@ -463,21 +463,25 @@ fn ffibench_glue_ns_per_crossing_is_within_25_percent() {
     );
 }
 
+/// The issue's budget, 3%: on `chain` the probes are armed about a quarter
+/// of the time, and the extrapolated counts are within 10% of the truth (2-4%
+/// in practice). Under a 1% budget sampling takes all of it, the probes get
+/// a tenth, and the counts read 3-17% low (README, *Overhead budget*).
 #[test]
 fn a_budget_duty_cycles_the_probes_and_extrapolates() {
     let Some(_one) = prepare("a_budget_duty_cycles_the_probes_and_extrapolates") else {
         return;
     };
     let (summary, truth, _dir) = record_with_truth(
-        &["--overhead-budget", "1"],
+        &["--overhead-budget", "3"],
         "chain",
         &["--threads", "2", "--seconds", "6", "--start-delay", "1"],
     );
     let overhead = &summary["probe_overhead"];
     let share = overhead["share"].as_f64().unwrap();
     assert!(
-        share <= 0.015,
-        "probe cost {share} over a 1% budget: {overhead}"
+        share <= 0.045,
+        "probe cost {share} over a 3% budget: {overhead}"
     );
     assert!(
         overhead["armed_share"].as_f64().unwrap() < 1.0,
@@ -507,7 +511,7 @@ fn a_budget_duty_cycles_the_probes_and_extrapolates() {
             assert!(b["crossings_error"].as_u64().unwrap() > 0, "{b}");
         }
         assert!(
-            (got - want).abs() <= 0.15 * want,
+            (got - want).abs() <= 0.10 * want,
             "{k:?}: seam {got} ({}), the sample {want}",
             b["crossings_method"]
         );
@@ -621,8 +625,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 #[test]
-#[ignore = "not met yet: under a 3% budget chain does 7-14% less work per CPU second on a 2-core VM \
-            (README, Overhead budget)"]
+#[ignore = "not met yet: under a 3% budget chain does 8% less work per CPU second on a 2-core VM \
+            (median of 5, rounds 3.5-13.4%; README, Overhead budget)"]
 fn a_3_percent_budget_slows_chain_by_at_most_3_percent() {
     let Some(_one) = prepare("a_3_percent_budget_slows_chain_by_at_most_3_percent") else {
         return;
