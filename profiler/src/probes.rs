@@ -367,8 +367,9 @@ impl Prober {
     /// What the probes cost the target so far, ns: the calibrated cost of
     /// their hits, or the time its samples found in the traps when that is
     /// more (the calibration's loop is small and warm: on `chain` the traps
-    /// take 1.1-1.8x the calibrated cost when always armed, about 4x under a
-    /// duty cycle). The traps' after-effects (cold caches once the target
+    /// take 1.1-1.8x the calibrated cost when always armed, 1.2-2x under a
+    /// duty cycle, where the breakpoints of events still being closed trap
+    /// uncounted calls). The traps' after-effects (cold caches once the target
     /// resumes) are in neither.
     fn cost_ns(&self) -> f64 {
         if self.trap_samples >= MIN_TRAP_SAMPLES {
@@ -897,10 +898,10 @@ impl Prober {
                 .and_then(|s| s.end)
                 .filter(|&e| e + MIN_SPELL_NS / 2 < now_ns);
             let active_until = tail_from.and(site.last_vote_ns);
-            // The calibrated cost per hit: the traps' excess seen in place (up
-            // to 4x under a duty cycle) is not paid by each counted call, and
-            // taking it out of the spells' rates overestimates them (by 39% on
-            // chain).
+            // The calibrated cost per hit: the traps' excess seen in place
+            // (partly uncounted calls trapping while events close) is not
+            // paid by each counted call, and taking it out of the spells'
+            // rates overestimated them (by 39% on chain, when it was 4x).
             let (missed, missed_error) =
                 extrapolate_gaps(&site.spells, now_ns, active_until, self.cost.of(site.kind));
             let duty_cycled = site.spells.len() > 1 || active_until.is_some();
