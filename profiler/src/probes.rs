@@ -29,7 +29,7 @@
 
 use crate::modules::{AddressSpace, Language, ObjectInfo};
 use crate::perf::uprobe::{
-    probe_kind, uprobe_pmu_type, CallArgs, EventId, Probe, ProbeKind, UprobeSet,
+    probe_kind, trap_return_points, uprobe_pmu_type, CallArgs, EventId, Probe, ProbeKind, UprobeSet,
 };
 use crate::perf::{monotonic_ns, thread_cpu_ns, Workload};
 use crate::Error;
@@ -103,9 +103,9 @@ struct Site {
     file: String,
     offset: u64,
     kind: ProbeKind,
-    /// Where the function goes on after its probe's emulated first
-    /// instruction (a `push`): where the thread returns from the trap.
-    resume_svma: Option<u64>,
+    /// Where the thread runs on after its probe's trap (see
+    /// [`trap_return_points`]).
+    resume_svmas: Vec<u64>,
     default_key: BoundaryKey,
     /// Found in the module's symbols at load (not on a sample's stack).
     is_static: bool,
@@ -384,14 +384,14 @@ impl Prober {
         self.sites.len()
     }
 
-    /// Where a thread returns from each site's breakpoint trap when the probed
-    /// instruction was emulated: (module path as mapped, svma). A timer
-    /// interrupt that came due during the trap is often taken right there,
-    /// so a sample at that address is the probe's cost, not the function's.
+    /// Where a thread runs on after each site's breakpoint trap: (module path
+    /// as mapped, svma). A timer interrupt that came due during the trap is
+    /// often taken right there, so a sample at those addresses is the probe's
+    /// cost, not the function's.
     pub fn resume_points(&self) -> Vec<(String, u64)> {
         self.sites
             .iter()
-            .filter_map(|s| Some((s.object_path.clone(), s.resume_svma?)))
+            .flat_map(|s| s.resume_svmas.iter().map(|&a| (s.object_path.clone(), a)))
             .collect()
     }
 
@@ -501,11 +501,7 @@ impl Prober {
             file: file.to_string(),
             offset,
             kind: probe_kind(object.bytes_at_svma(svma, 2)),
-            resume_svma: match object.bytes_at_svma(svma, 2) {
-                [0x50..=0x57, ..] => Some(svma + 1),
-                [0x41, 0x50..=0x57] => Some(svma + 2),
-                _ => None,
-            },
+            resume_svmas: trap_return_points(object.bytes_at_svma(svma, 32), svma),
             default_key: key,
             is_static,
             dispatch,
