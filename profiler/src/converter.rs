@@ -547,21 +547,22 @@ impl Converter {
             let b = self.profile.boundary_mut(caller, callee, mechanism);
             b.samples += 1;
             b.glue_samples += 1;
-            // A call caught in its glue votes too, when the glue says where it goes.
-            if callee != Runtime::Unknown {
-                let owner = root_first
-                    .iter()
-                    .rposition(|f| f.runtime == caller)
-                    .unwrap_or(0);
-                for f in &root_first[owner + 1..] {
-                    if f.runtime == Runtime::Glue {
-                        *self
-                            .votes
-                            .entry(f.name.clone())
-                            .or_default()
-                            .entry((caller, callee, mechanism))
-                            .or_default() += 1;
-                    }
+            // A call caught in its glue votes too: for its boundary when the glue
+            // says where it goes, for an unknown callee otherwise (which shows
+            // the glue busy, as a dispatcher's tight loop of calls to a function
+            // too quick to be sampled does; see `Prober::tick`).
+            let owner = root_first
+                .iter()
+                .rposition(|f| f.runtime == caller)
+                .unwrap_or(0);
+            for f in &root_first[owner + 1..] {
+                if f.runtime == Runtime::Glue {
+                    *self
+                        .votes
+                        .entry(f.name.clone())
+                        .or_default()
+                        .entry((caller, callee, mechanism))
+                        .or_default() += 1;
                 }
             }
         }

@@ -40,7 +40,8 @@ use std::os::fd::OwnedFd;
 /// (caller, callee, mechanism).
 pub type BoundaryKey = (Runtime, Runtime, Mechanism);
 
-/// Votes of the samples: for each function name on a crossing, the boundaries it carried.
+/// Votes of the samples: for each function name on a crossing, the boundaries it carried
+/// (callee `unknown` where its glue was caught before the callee was known).
 pub type Votes = HashMap<String, HashMap<BoundaryKey, u64>>;
 
 /// A function seen on a crossing that could be probed: (module file name, function name, boundary).
@@ -151,7 +152,24 @@ struct Spell {
     by_thread: Vec<(u32, u64)>,
     /// Hits after `end`, counted while the spell's events were closing.
     late_hits: u64,
+    /// The latest pauses in the spell's hits (see [`Spell::recent_rate`]).
+    pauses: Vec<Pause>,
 }
+
+/// A pause of `gap` ns in a spell's hits, before the hit at `at`, and the
+/// spell's hits before it, in all and by thread.
+#[derive(Clone, Debug, Default)]
+struct Pause {
+    at: u64,
+    gap: u64,
+    hits: u64,
+    by_thread: Vec<(u32, u64)>,
+}
+
+/// A pause in a spell's hits at least this long may start a new run of them
+/// (see [`Spell::recent_rate`]); the latest few are kept.
+const PAUSE_NS: u64 = 50_000_000;
+const PAUSES_KEPT: usize = 8;
 
 impl Spell {
     fn len(&self, now: u64) -> u64 {
@@ -165,9 +183,20 @@ impl Spell {
             self.late_hits += 1;
             return;
         }
+        if let Some(last) = self.last_hit.filter(|&l| time_ns > l + PAUSE_NS) {
+            if self.pauses.len() == PAUSES_KEPT {
+                self.pauses.remove(0);
+            }
+            self.pauses.push(Pause {
+                at: time_ns,
+                gap: time_ns - last,
+                hits: self.hits,
+                by_thread: self.by_thread.clone(),
+            });
+        }
         self.hits += 1;
         self.first_hit.get_or_insert(time_ns);
-        self.last_hit = Some(time_ns);
+        self.last_hit = Some(time_ns.max(self.last_hit.unwrap_or(0)));
         match self.by_thread.iter_mut().find(|(t, _)| *t == tid) {
             Some((_, n)) => *n += 1,
             None => self.by_thread.push((tid, 1)),
@@ -175,71 +204,129 @@ impl Spell {
     }
 
     /// The rate of crossings (per ns) over `len` ns of this spell as the
-    /// target would have made them unprobed: each thread's calls were slower
-    /// by `hit_ns` each, so a thread that crossed `h` times in `len` had
-    /// `len - h * hit_ns` of its own time for them (as in a loop that calls
-    /// again once a call is done; never less than a twentieth of `len`).
-    fn unprobed_rate(&self, len: f64, hit_ns: f64) -> f64 {
-        let rate = |h: u64| h as f64 / (len - h as f64 * hit_ns).max(len / 20.0);
-        if self.by_thread.is_empty() {
-            rate(self.hits)
+    /// target would have made them unprobed, with its error: each thread's
+    /// calls were slower by a hit each, so a thread that crossed `h` times in
+    /// `len` had `len - h * hit.ns` of its own time for them (as in a loop
+    /// that calls again once a call is done; never less than a twentieth of
+    /// `len`). That difference is what the error of a hit's cost weighs on:
+    /// in a tight loop the hits take nearly all of `len`, and a small error
+    /// in their cost is a large one in the rate (all of it when clamped).
+    fn unprobed_rate(&self, len: f64, hit: HitNs) -> (f64, f64) {
+        unprobed_rate(self.hits, &self.by_thread, len, hit)
+    }
+
+    /// [`Spell::unprobed_rate`] of the latest run of hits up to `end`, and
+    /// those hits: from the latest pause twenty times as long as the spacing
+    /// of the hits after it (a warm-up call, then a loop a second later),
+    /// else from the first hit.
+    fn recent_rate(&self, end: u64, hit: HitNs) -> (f64, f64, u64) {
+        let whole = (self.first_hit.unwrap_or(self.start), 0, Vec::new());
+        let (from, before, by_before) = self
+            .pauses
+            .iter()
+            .rev()
+            .find(|p| {
+                let after = self.hits.saturating_sub(p.hits);
+                after >= 20 && p.gap >= 20 * (end.saturating_sub(p.at) / after)
+            })
+            .map_or(whole, |p| (p.at, p.hits, p.by_thread.clone()));
+        let hits = self.hits - before;
+        let by_thread: Vec<(u32, u64)> = self
+            .by_thread
+            .iter()
+            .map(|&(t, n)| {
+                let b = by_before.iter().find(|b| b.0 == t).map_or(0, |b| b.1);
+                (t, n - b)
+            })
+            .filter(|&(_, n)| n > 0)
+            .collect();
+        let len = end.saturating_sub(from).max(1) as f64;
+        let (rate, error) = unprobed_rate(hits, &by_thread, len, hit);
+        (rate, error, hits)
+    }
+}
+
+/// See [`Spell::unprobed_rate`].
+fn unprobed_rate(hits: u64, by_thread: &[(u32, u64)], len: f64, hit: HitNs) -> (f64, f64) {
+    {
+        let at = |h: u64, ns: f64| h as f64 / (len - h as f64 * ns).max(len / 20.0);
+        let rate = |h: u64| {
+            let r = at(h, hit.ns);
+            if len - h as f64 * hit.ns < len / 20.0 {
+                return (r, r);
+            }
+            // The rate bends up steeply as the hits fill the spell: the error
+            // is the wider side of the interval the cost's error spans.
+            let (hi, lo) = (at(h, hit.ns + hit.error), at(h, hit.ns - hit.error));
+            (r, (hi - r).max(r - lo))
+        };
+        if by_thread.is_empty() {
+            rate(hits)
         } else {
-            self.by_thread.iter().map(|&(_, h)| rate(h)).sum()
+            by_thread
+                .iter()
+                .map(|&(_, h)| rate(h))
+                .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
         }
     }
 }
 
+/// What a probe hit costs the target, ns, and the error of that figure.
+#[derive(Clone, Copy, Debug, Default)]
+struct HitNs {
+    ns: f64,
+    error: f64,
+}
+
 /// The crossings a site missed between its armed spells, estimated from the
-/// rates of the spells on either side of each gap, with one standard error
-/// (counting noise and the change of rate across the gap). After the last
+/// rates of the spells on either side of each gap, with one standard error:
+/// counting noise, the change of rate across the gap, and the error of a
+/// hit's cost (the same in every spell, so those add up). After the last
 /// spell, up to `active_until` (the last time the samples showed the site's
 /// function), the last spell's rate goes on. The rates are the spells' own
-/// with the probes' cost (`hit_ns` a hit) taken out: unprobed, in the gaps,
+/// with the probes' cost (`hit.ns` a hit) taken out: unprobed, in the gaps,
 /// the calls are that much quicker.
 fn extrapolate_gaps(
     spells: &[Spell],
     now: u64,
     active_until: Option<u64>,
-    hit_ns: f64,
+    hit: HitNs,
 ) -> (f64, f64) {
     let mut missed = 0.0;
     let mut var = 0.0;
+    let mut cost_error = 0.0;
     if let (Some(last), Some(until)) = (spells.last(), active_until) {
         let end = last.end.unwrap_or(now);
         let tail = until.min(now).saturating_sub(end) as f64;
         if tail > 0.0 {
-            let len = end
-                .saturating_sub(last.first_hit.unwrap_or(last.start))
-                .max(1) as f64;
-            let rate = last.unprobed_rate(len, hit_ns);
+            let (rate, rate_error, hits) = last.recent_rate(end, hit);
             missed += (tail * rate - last.late_hits as f64).max(0.0);
-            var += (tail * rate).powi(2) / last.hits.max(1) as f64;
+            var += (tail * rate).powi(2) / hits.max(1) as f64;
+            cost_error += tail * rate_error;
         }
     }
     for pair in spells.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
-        // The rates next to the gap: the spell before from its first hit (not
-        // the idle time before the target started crossing), the spell after
-        // up to its last hit.
-        let la = a
-            .end
-            .unwrap_or(now)
-            .saturating_sub(a.first_hit.unwrap_or(a.start));
+        // The rates next to the gap: the spell before from its latest run of
+        // hits (not the idle time before the target started crossing), the
+        // spell after up to its last hit.
         let lb = b.last_hit.unwrap_or(b.start).saturating_sub(b.start);
-        let (la, lb) = (la.max(1) as f64, lb.max(1) as f64);
+        let lb = lb.max(1) as f64;
         let gap = b.start.saturating_sub(a.end.unwrap_or(b.start)) as f64;
         if gap <= 0.0 {
             continue;
         }
-        let (ra, rb) = (a.unprobed_rate(la, hit_ns), b.unprobed_rate(lb, hit_ns));
+        let (ra, ea, a_hits) = a.recent_rate(a.end.unwrap_or(now), hit);
+        let (rb, eb) = b.unprobed_rate(lb, hit);
         // The gap's hits counted while the events were closing are counted already.
         missed += (gap * (ra + rb) / 2.0 - a.late_hits as f64).max(0.0);
         let counting =
-            gap * gap * (ra * ra / a.hits.max(1) as f64 + rb * rb / b.hits.max(1) as f64) / 4.0;
+            gap * gap * (ra * ra / a_hits.max(1) as f64 + rb * rb / b.hits.max(1) as f64) / 4.0;
         let drift = (gap * (ra - rb) / 2.0).powi(2);
         var += counting + drift;
+        cost_error += gap * (ea + eb) / 2.0;
     }
-    (missed, var.sqrt())
+    (missed, (var + cost_error * cost_error).sqrt())
 }
 
 impl Site {
@@ -362,6 +449,19 @@ impl Prober {
 
     pub fn hit_cost(&self) -> HitCost {
         self.cost
+    }
+
+    /// The relative error of the calibrated cost of a hit as the target pays
+    /// it: how far the traps' samples put it from the calibration (at most
+    /// 100%), and at least 10% (the calibration's spread from one run of seam
+    /// to the next on the benchmarks' VM: 1944-2636 ns for an emulated hit).
+    fn hit_cost_error(&self) -> f64 {
+        let seen = if self.trap_samples >= MIN_TRAP_SAMPLES && self.cost_ns > 0.0 {
+            (self.trap_ns / self.cost_ns - 1.0).abs()
+        } else {
+            0.0
+        };
+        seen.clamp(0.1, 1.0)
     }
 
     /// What the probes cost the target so far, ns: the calibrated cost of
@@ -687,21 +787,23 @@ impl Prober {
                 }
                 continue;
             }
+            if votes.get(&site.symbol).is_some_and(|v| !v.is_empty()) {
+                site.last_vote_ns = Some(now_ns);
+            }
             // Stray votes (a stack caught mid-call, classified differently) would
-            // split the hits; keep the boundaries with a real share of the tick.
+            // split the hits; keep the boundaries with a real share of the tick,
+            // and a callee.
             let tick_votes: Option<HashMap<BoundaryKey, u64>> = votes.get(&site.symbol).map(|v| {
-                let total: u64 = v.values().sum();
+                let known = |k: &BoundaryKey| k.1 != Runtime::Unknown;
+                let total: u64 = v.iter().filter(|(k, _)| known(k)).map(|(_, n)| n).sum();
                 v.iter()
-                    .filter(|(_, &n)| n * 20 >= total)
+                    .filter(|(k, &n)| known(k) && n * 20 >= total)
                     .map(|(k, n)| (*k, *n))
                     .collect()
             });
             if let Some(v) = &tick_votes {
                 for (k, n) in v {
                     *site.votes.entry(*k).or_default() += n;
-                }
-                if !v.is_empty() {
-                    site.last_vote_ns = Some(now_ns);
                 }
             }
             cost += delta as f64 * self.cost.of(site.kind);
@@ -755,6 +857,14 @@ impl Prober {
         // A few hits while the target idles are not worth a duty cycle.
         let cost = self.cost_ns();
         let over = cost > allowance && cost > MIN_COST_NS;
+        log::trace!(
+            "budget: probes {:.1} ms, sampling {:.1} ms, allowance {:.1} ms of {:.1} ms target CPU; armed {}",
+            cost / 1e6,
+            self.sampling_cost_ns / 1e6,
+            allowance / 1e6,
+            self.target_cpu_ns as f64 / 1e6,
+            self.armed
+        );
         if self.armed && over {
             self.disarm_all();
             self.spell_len_ns = 0;
@@ -871,6 +981,7 @@ impl Prober {
         let mut hits = 0;
         let mut foreign = 0;
         let mut latency_ms: Option<f64> = None;
+        let hit_error = self.hit_cost_error();
         for site in &self.sites {
             hits += site.hits;
             foreign += site.foreign;
@@ -898,8 +1009,13 @@ impl Prober {
             // (partly uncounted calls trapping while events close) is not
             // paid by each counted call, and taking it out of the spells'
             // rates overestimated them (by 39% on chain, when it was 4x).
-            let (missed, missed_error) =
-                extrapolate_gaps(&site.spells, now_ns, active_until, self.cost.of(site.kind));
+            // How far the two differ is the error of that cost.
+            let ns = self.cost.of(site.kind);
+            let hit = HitNs {
+                ns,
+                error: ns * hit_error,
+            };
+            let (missed, missed_error) = extrapolate_gaps(&site.spells, now_ns, active_until, hit);
             let duty_cycled = site.spells.len() > 1 || active_until.is_some();
             // (boundary, function, hits) of this site.
             let counted: Vec<(BoundaryKey, &str, u64)> = if site.dispatch {
@@ -1357,13 +1473,14 @@ mod tests {
             last_hit: Some(end),
             by_thread: Vec::new(),
             late_hits: 0,
+            pauses: Vec::new(),
         };
         // 1000 hits a second on both sides of a one-second gap.
         let spells = [
             spell(0, 1_000_000_000, 1000),
             spell(2_000_000_000, 3_000_000_000, 1000),
         ];
-        let (missed, error) = extrapolate_gaps(&spells, 3_000_000_000, None, 0.0);
+        let (missed, error) = extrapolate_gaps(&spells, 3_000_000_000, None, HitNs::default());
         assert!((missed - 1000.0).abs() < 1.0, "{missed}");
         assert!(error > 0.0 && error < 100.0, "{error}");
         // A change of rate across the gap widens the error.
@@ -1371,18 +1488,23 @@ mod tests {
             spell(0, 1_000_000_000, 500),
             spell(2_000_000_000, 3_000_000_000, 1500),
         ];
-        let (missed, wide) = extrapolate_gaps(&spells, 3_000_000_000, None, 0.0);
+        let (missed, wide) = extrapolate_gaps(&spells, 3_000_000_000, None, HitNs::default());
         assert!(
             (missed - 1000.0).abs() < 1.0 && wide > error * 5.0,
             "{missed} {wide}"
         );
         // After the last spell, up to the last sign of activity.
         let spells = [spell(0, 1_000_000_000, 1000)];
-        let (missed, _) = extrapolate_gaps(&spells, 5_000_000_000, Some(1_500_000_000), 0.0);
+        let (missed, _) = extrapolate_gaps(
+            &spells,
+            5_000_000_000,
+            Some(1_500_000_000),
+            HitNs::default(),
+        );
         assert!((missed - 500.0).abs() < 1.0, "{missed}");
         // One spell, nothing after it: nothing missed.
         assert_eq!(
-            extrapolate_gaps(&spells, 5_000_000_000, None, 0.0),
+            extrapolate_gaps(&spells, 5_000_000_000, None, HitNs::default()),
             (0.0, 0.0)
         );
         // A thread that spent a fifth of its armed time in the probes' hits
@@ -1391,8 +1513,91 @@ mod tests {
         a.by_thread = vec![(7, 1000)];
         let mut b = spell(2_000_000_000, 3_000_000_000, 1000);
         b.by_thread = vec![(7, 1000)];
-        let (missed, _) = extrapolate_gaps(&[a, b], 3_000_000_000, None, 200_000.0);
+        let (missed, _) = extrapolate_gaps(
+            &[a, b],
+            3_000_000_000,
+            None,
+            HitNs {
+                ns: 200_000.0,
+                error: 0.0,
+            },
+        );
         assert!((missed - 1250.0).abs() < 1.0, "{missed}");
+    }
+
+    /// The error of a hit's cost weighs on the rate as much as the hits fill
+    /// the spell: little when they took a twentieth of it, all of the rate
+    /// when they took nearly all (a tight loop of calls, where the unprobed
+    /// pace is the small difference of two large times).
+    #[test]
+    fn a_tight_loops_rate_is_as_uncertain_as_the_cost_of_its_hits() {
+        let spell = |hits: u64| Spell {
+            start: 0,
+            end: Some(1_000_000_000),
+            hits,
+            first_hit: Some(0),
+            last_hit: Some(1_000_000_000),
+            by_thread: vec![(7, hits)],
+            late_hits: 0,
+            pauses: Vec::new(),
+        };
+        let hit = HitNs {
+            ns: 2_500.0,
+            error: 250.0,
+        };
+        // 20,000 hits of 2.5 µs: 5% of the second.
+        let (rate, error) = spell(20_000).unprobed_rate(1e9, hit);
+        assert!((rate * 1e9 - 20_000.0 / 0.95).abs() < 1.0, "{rate}");
+        assert!(error / rate < 0.01, "{error} {rate}");
+        // 360,000 hits: 90% of it; 10% more on each would leave it 1% of
+        // its own time: the rate may be twice as high (or more, past the clamp).
+        let (rate, error) = spell(360_000).unprobed_rate(1e9, hit);
+        assert!((rate * 1e9 - 360_000.0 / 0.1).abs() < 10.0, "{rate}");
+        assert!(error / rate >= 1.0, "{error} {rate}");
+        // Past that the rate is a guess (at most 20 times the probed one).
+        let (rate, error) = spell(399_000).unprobed_rate(1e9, hit);
+        assert_eq!((rate * 1e9).round(), 399_000.0 * 20.0);
+        assert_eq!(error, rate);
+        // And the gaps' error carries it.
+        let a = spell(360_000);
+        let mut b = spell(360_000);
+        (b.start, b.end, b.first_hit, b.last_hit) = (
+            2_000_000_000,
+            Some(3_000_000_000),
+            Some(2_000_000_000),
+            Some(3_000_000_000),
+        );
+        let (missed, error) = extrapolate_gaps(&[a, b], 3_000_000_000, None, hit);
+        assert!(error > missed, "{missed} ± {error}");
+    }
+
+    /// A call at start-up, then a loop of them a second later: the gap after
+    /// the spell goes on at the loop's pace, not at the spell's average.
+    #[test]
+    fn the_gap_goes_on_at_the_latest_runs_pace() {
+        let mut a = Spell {
+            start: 0,
+            ..Spell::default()
+        };
+        a.add_hit(7, 1_000_000);
+        // 10,000 calls in the last tenth of a second of the spell.
+        for k in 0..10_000u64 {
+            a.add_hit(7, 900_000_000 + k * 10_000);
+        }
+        a.end = Some(1_000_000_000);
+        let (_, _, recent) = a.recent_rate(1_000_000_000, HitNs::default());
+        assert_eq!((a.hits, recent), (10_001, 10_000));
+        let (missed, _) =
+            extrapolate_gaps(&[a], 2_000_000_000, Some(1_100_000_000), HitNs::default());
+        assert!((missed - 10_000.0).abs() < 200.0, "{missed}");
+        // Hits a tenth of a second apart all along are one run.
+        let mut b = Spell::default();
+        for k in 0..10u64 {
+            b.add_hit(7, k * 100_000_000);
+        }
+        b.end = Some(1_000_000_000);
+        let (_, _, recent) = b.recent_rate(1_000_000_000, HitNs::default());
+        assert_eq!(recent, 10);
     }
 
     /// Hits counted after a spell's end (its events were still being closed)
@@ -1421,7 +1626,7 @@ mod tests {
             b.add_hit(7, 2_000_000_000 + k * 1_000_000);
         }
         b.end = Some(3_000_000_000);
-        let (missed, _) = extrapolate_gaps(&[a, b], 3_000_000_000, None, 0.0);
+        let (missed, _) = extrapolate_gaps(&[a, b], 3_000_000_000, None, HitNs::default());
         assert!((missed - 700.0).abs() < 5.0, "{missed}");
     }
 
