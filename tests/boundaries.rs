@@ -354,12 +354,12 @@ const NO_GLUE_NS: f64 = 10.0;
 ///
 /// Ignored until seam's figure holds the 25%: each probe hit leaves the glue
 /// that follows it slower (cold caches and branch predictors after the trap
-/// returns) by 40-400 ns, which seam cannot tell from the glue's own time (it
-/// leaves out the samples in the trap and at the instruction where it
-/// returns); without probes (`--crossings sampled`) seam reads 0.83-0.85 of
-/// ffibench for cffi ABI, PyO3 and Go -> C. On 2 shared cores ffibench's own
-/// figures also move by up to 2x between runs. README, "What is not yet
-/// supported", has the figures. Run it with `-- --ignored` (about 35 s).
+/// returns), which seam cannot tell from the glue's own time (it leaves out
+/// the samples in the trap and at the two instructions where it returns);
+/// without probes (`--crossings sampled`) seam reads 0.76-1.04 of ffibench
+/// for cffi ABI and API, PyO3 and Go -> C. ffibench's own figures also move
+/// by up to 2x between runs, even on a quiet machine. README, "What is not
+/// yet supported", has the figures. Run it with `-- --ignored` (about 35 s).
 #[test]
 #[ignore = "seam's figure is not yet within 25% for every mechanism (probe after-effects, noisy truth): see the comment above"]
 fn ffibench_glue_ns_per_crossing_is_within_25_percent() {

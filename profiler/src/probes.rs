@@ -248,26 +248,24 @@ impl Spell {
 
 /// See [`Spell::unprobed_rate`].
 fn unprobed_rate(hits: u64, by_thread: &[(u32, u64)], len: f64, hit: HitNs) -> (f64, f64) {
-    {
-        let at = |h: u64, ns: f64| h as f64 / (len - h as f64 * ns).max(len / 20.0);
-        let rate = |h: u64| {
-            let r = at(h, hit.ns);
-            if len - h as f64 * hit.ns < len / 20.0 {
-                return (r, r);
-            }
-            // The rate bends up steeply as the hits fill the spell: the error
-            // is the wider side of the interval the cost's error spans.
-            let (hi, lo) = (at(h, hit.ns + hit.error), at(h, hit.ns - hit.error));
-            (r, (hi - r).max(r - lo))
-        };
-        if by_thread.is_empty() {
-            rate(hits)
-        } else {
-            by_thread
-                .iter()
-                .map(|&(_, h)| rate(h))
-                .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
+    let at = |h: u64, ns: f64| h as f64 / (len - h as f64 * ns).max(len / 20.0);
+    let rate = |h: u64| {
+        let r = at(h, hit.ns);
+        if len - h as f64 * hit.ns < len / 20.0 {
+            return (r, r);
         }
+        // The rate bends up steeply as the hits fill the spell: the error
+        // is the wider side of the interval the cost's error spans.
+        let (hi, lo) = (at(h, hit.ns + hit.error), at(h, hit.ns - hit.error));
+        (r, (hi - r).max(r - lo))
+    };
+    if by_thread.is_empty() {
+        rate(hits)
+    } else {
+        by_thread
+            .iter()
+            .map(|&(_, h)| rate(h))
+            .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
     }
 }
 
