@@ -389,7 +389,7 @@ pub fn print_summary(summary: &Summary, out: &mut impl io::Write) -> Result<(), 
     if !summary.boundaries.is_empty() {
         writeln!(
             out,
-            "{:<20}{:<11}{:>8}{:>9}{:>13}{:>10}{:>10}{:>9}",
+            "{:<20}{:<11}{:>8}{:>9}{:>18}{:>10}{:>10}{:>9}",
             "boundary",
             "mechanism",
             "through",
@@ -401,15 +401,25 @@ pub fn print_summary(summary: &Summary, out: &mut impl io::Write) -> Result<(), 
         )?;
         for b in &summary.boundaries {
             let rate = match (b.crossings_per_s, b.crossings_method) {
+                // Extrapolated over the budget's gaps: with its error, which
+                // in a tight loop of calls can be larger than the figure.
                 (Some(r), CrossingsMethod::Extrapolated) => {
-                    format!("~{}", thousands(r.round() as u64))
+                    let error = b
+                        .crossings
+                        .filter(|&c| c > 0)
+                        .map_or(0.0, |c| b.crossings_error as f64 / c as f64);
+                    format!(
+                        "~{} ±{:.0}%",
+                        thousands(r.round() as u64),
+                        (error * 100.0).min(999.0)
+                    )
                 }
                 (Some(r), _) => thousands(r.round() as u64),
                 (None, _) => "-".to_string(),
             };
             writeln!(
                 out,
-                "{:<20}{:<11}{:>8}{:>9}{:>13}{:>10}{:>10}{:>9}",
+                "{:<20}{:<11}{:>8}{:>9}{:>18}{:>10}{:>10}{:>9}",
                 format!("{} -> {}", b.caller, b.callee),
                 b.mechanism.as_str(),
                 percent(share(b.samples, summary.samples)),
@@ -718,6 +728,38 @@ unknown      0.0%    0.0%
 problems:        b (5), c (2), d (2), and 1 more in summary.json
 "
         );
+    }
+
+    /// A count extrapolated over the budget's gaps shows as such, with its
+    /// error; an exact one plainly.
+    #[test]
+    fn extrapolated_crossings_print_with_their_error() {
+        use Runtime::*;
+        let mut p = profile(&[(
+            &[("main", Python), ("ffi_call", Glue), ("work", C)],
+            true,
+            4,
+        )]);
+        p.duration_s = 2.0;
+        let b = p.boundary_mut(Python, C, Mechanism::Ctypes);
+        (b.samples, b.glue_samples) = (4, 1);
+        (b.crossings, b.crossings_error) = (Some(20_000), 5_000);
+        b.crossings_method = CrossingsMethod::Extrapolated;
+        let b = p.boundary_mut(Python, Go, Mechanism::Ctypes);
+        b.crossings = Some(3_000);
+        b.crossings_method = CrossingsMethod::Exact;
+        let mut out = Vec::new();
+        print_summary(&summarize(&p, 0), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let row = |name: &str| {
+            text.lines()
+                .find(|l| l.starts_with(name))
+                .unwrap_or_else(|| panic!("no {name} row in\n{text}"))
+                .to_string()
+        };
+        assert!(row("python -> c ").contains("~10,000 ±25%"), "{text}");
+        let go = row("python -> go ");
+        assert!(go.contains(" 1,500") && !go.contains('±'), "{text}");
     }
 
     #[test]
