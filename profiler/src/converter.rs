@@ -74,7 +74,8 @@ pub struct Converter {
     /// For each Go module (by file name), the names of its cgo export wrappers.
     export_wrappers: std::collections::HashMap<String, std::collections::HashSet<String>>,
     /// Where threads return from seam's probe traps: (module path, svma).
-    probe_resumes: std::collections::HashSet<(String, u64)>,
+    /// By module path: the addresses (svma) where threads return from seam's probe traps.
+    probe_resumes: std::collections::HashMap<String, std::collections::HashSet<u64>>,
     /// Samples taken in seam's probe traps so far: the probes' cost, seen in place.
     trap_samples: u64,
 }
@@ -194,7 +195,10 @@ impl Converter {
     /// Tells where threads return from seam's probe traps (see
     /// [`crate::probes::Prober::resume_points`]).
     pub fn set_probe_resumes(&mut self, points: Vec<(String, u64)>) {
-        self.probe_resumes = points.into_iter().collect();
+        self.probe_resumes.clear();
+        for (path, svma) in points {
+            self.probe_resumes.entry(path).or_default().insert(svma);
+        }
     }
 
     /// A sample taken in user space right where a probe's trap returns: the
@@ -208,7 +212,8 @@ impl Converter {
         }
         self.space.module_at(regs.ip).is_some_and(|m| {
             self.probe_resumes
-                .contains(&(m.object.path.clone(), m.svma(regs.ip)))
+                .get(&m.object.path)
+                .is_some_and(|points| points.contains(&m.svma(regs.ip)))
         })
     }
 
