@@ -51,6 +51,10 @@ def check_chain(t):
     errs = [] if n > 0 else ["no ChainWork calls"]
     if c != expect:
         errs.append("counts %s, expected %s" % (c, expect))
+    # The workers' CPU time is part of the process's (a little slack: the
+    # two clocks are read at slightly different moments).
+    if not 0 < t.get("worker_cpu_s", 0) <= t.get("cpu_s", 0) * 1.02 + 0.01:
+        errs.append("worker_cpu_s %s not within cpu_s %s" % (t.get("worker_cpu_s"), t.get("cpu_s")))
     return errs, "ChainWork=%d rust=%d" % (n, c.get(("go", "rust", "cgo-call"), -1))
 
 

@@ -610,12 +610,15 @@ fn crossings_off_records_plain_stacks_and_sampled_adds_no_probes() {
 }
 
 /// `chain`'s work rates from its truth: ChainWork calls per second of its
-/// workers' time, and per CPU second of the whole process over that time.
+/// workers' time, and per CPU second of its worker threads over that time
+/// (each call's Go and Rust run on the calling thread; Go's idle threads
+/// spinning for work are left out, which moved the process's CPU time by up
+/// to 20% between two identical runs side by side).
 fn chain_rates(truth: &Value) -> (f64, f64) {
     let calls = truth["crossings"][0]["count"].as_f64().unwrap();
     (
         calls / truth["seconds"].as_f64().unwrap(),
-        calls / truth["cpu_s"].as_f64().unwrap(),
+        calls / truth["worker_cpu_s"].as_f64().unwrap(),
     )
 }
 
@@ -625,8 +628,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 #[test]
-#[ignore = "not met yet: under a 3% budget chain does 8% less work per CPU second on a 2-core VM \
-            (median of 5, rounds 3.5-13.4%; README, Overhead budget)"]
+#[ignore = "not met yet: under a 3% budget chain does 6.5% less work per worker CPU second on a \
+            2-core VM (median of 9, rounds 2.8-8.5%) where seam's own figures say 3.0%; \
+            README, Overhead budget"]
 fn a_3_percent_budget_slows_chain_by_at_most_3_percent() {
     let Some(_one) = prepare("a_3_percent_budget_slows_chain_by_at_most_3_percent") else {
         return;
@@ -635,7 +639,10 @@ fn a_3_percent_budget_slows_chain_by_at_most_3_percent() {
     // a sample costs the target 10-18 µs (README, *Overhead budget*): sampling
     // takes about 1%, the probes get the rest.
     const RATE: &str = "499";
-    const ROUNDS: usize = 5;
+    // Two unprofiled runs of a round differ by 3.7% (standard deviation, 8
+    // pairs) in calls per worker CPU second: the median of 9 rounds is good to
+    // about 1.5%.
+    const ROUNDS: usize = 9;
     let chain = ["--seconds", "3", "--start-delay", "0.5"];
     let unprofiled = || {
         let dir = tempfile::tempdir().unwrap();
@@ -662,10 +669,11 @@ fn a_3_percent_budget_slows_chain_by_at_most_3_percent() {
     };
     // The machine's load drifts (other tests, other VMs): the two runs of a
     // round take turns at going first, and each round is read on its own.
-    // The slowdown is read per CPU second of the target: calls per second
-    // move by 20-40% with the load of a shared machine, calls per CPU second
-    // by a few percent, and they keep what seam costs inside the target (the
-    // kernel's sampling and probe work); seam's own CPU is the summary's.
+    // The slowdown is read per CPU second of the target's workers: calls per
+    // second move by 20-40% with the load of a shared machine, calls per CPU
+    // second by a few percent, and they keep what seam costs inside the
+    // target (the kernel's sampling and probe work, the traps' after-effects);
+    // seam's own CPU is the summary's.
     let (mut per_cpu, mut per_s, mut errors) = (Vec::new(), Vec::new(), BTreeMap::new());
     for round in 0..ROUNDS {
         let ((summary, truth), bare) = if round % 2 == 0 {

@@ -83,6 +83,7 @@ class Worker:
         self.callbacks = callbacks  # c -> python, counted per calling thread
         self.deadline = None
         self.finished = None        # time.monotonic() when this worker stopped
+        self.cpu_s = 0.0            # this thread's CPU time over its loop
         self.calls = 0              # python -> go (ChainWork), this thread only
         self.digest = 0
         # Keep the ctypes callback object alive as long as the worker.
@@ -98,10 +99,12 @@ class Worker:
         self.start.wait()
         lib, cb, stop, deadline = self.lib, self.c_callback, self.stop, self.deadline
         seed = self.index * 7919 + 1
+        cpu0 = time.thread_time()
         while not stop.is_set() and time.monotonic() < deadline:
             seed = stage(seed) + seed * 31 + 1
             self.digest ^= lib.ChainWork(seed & 0x7FFFFFFF, cb)
             self.calls += 1
+        self.cpu_s = time.thread_time() - cpu0
         self.finished = time.monotonic()
 
 
@@ -154,6 +157,7 @@ def main():
     ]
     seam_sample.write_truth(args.truth, NAME, elapsed, crossings,
                             threads=len(workers), cpu_s=round(cpu_s, 6),
+                            worker_cpu_s=round(sum(w.cpu_s for w in workers), 6),
                             interrupted=stop.signal is not None)
     return 0
 
