@@ -115,12 +115,12 @@ fn render_header(d: &Dashboard, area: Rect, buf: &mut Buffer) {
             Style::default()
         };
         costs.push(Span::styled(
-            format!("  sampling {:.1}%", s.share * 100.0),
+            format!("  sampling ≥{:.1}%", s.share * 100.0),
             style,
         ));
     }
     if let Some(p) = &profile.probe_overhead {
-        costs.push(Span::raw(format!("  probes {:.1}%", p.share * 100.0)));
+        costs.push(Span::raw(format!("  probes ≥{:.1}%", p.share * 100.0)));
     }
     let mut flags = Vec::new();
     if d.paused() {
