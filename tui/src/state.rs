@@ -119,6 +119,8 @@ pub struct BoundaryRow {
     pub crossings_method: CrossingsMethod,
     /// Crossings since the reset.
     pub crossings: Option<u64>,
+    /// The error of `crossings` when extrapolated (one standard deviation).
+    pub crossings_error: u64,
     /// Glue CPU ns per crossing since the reset.
     pub glue_ns_per_crossing: Option<f64>,
     /// Off-CPU ms per second in its glue over the last interval.
@@ -429,6 +431,7 @@ impl Dashboard {
                         .map(|_| recent.and_then(|r| r.crossings_per_s).unwrap_or(0.0)),
                     crossings_method: b.crossings_method,
                     crossings: b.crossings,
+                    crossings_error: b.crossings_error,
                     glue_ns_per_crossing: b.glue_ns_per_crossing,
                     off_cpu_ms_per_s: recent.map_or(0.0, |r| per_s(r.off_cpu_ms)),
                     switches_per_s: recent

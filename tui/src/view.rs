@@ -288,11 +288,25 @@ fn boundary_name(row: &BoundaryRow) -> String {
     format!("{} -> {}", row.key.0, row.key.1)
 }
 
-fn crossings_rate(row: &BoundaryRow) -> String {
+/// The crossing rate; an extrapolated one with `~`, and its error when
+/// `with_error` (as the end-of-run table prints it).
+fn crossings_rate(row: &BoundaryRow, with_error: bool) -> String {
     match (row.crossings_per_s, row.crossings_method) {
-        (Some(r), CrossingsMethod::Extrapolated) => format!("~{}", thousands(r.round() as u64)),
+        (Some(r), CrossingsMethod::Extrapolated) => extrapolated(r.round() as u64, row, with_error),
         (Some(r), _) => thousands(r.round() as u64),
         (None, _) => "-".to_string(),
+    }
+}
+
+/// `n`, extrapolated: `~n`, and `±E%` from the row's error when `with_error`.
+fn extrapolated(n: u64, row: &BoundaryRow, with_error: bool) -> String {
+    match row.crossings {
+        Some(c) if with_error && c > 0 => format!(
+            "~{} ±{:.0}%",
+            thousands(n),
+            (100.0 * row.crossings_error as f64 / c as f64).min(999.0)
+        ),
+        _ => format!("~{}", thousands(n)),
     }
 }
 
@@ -323,7 +337,7 @@ fn render_boundaries(d: &Dashboard, area: Rect, buf: &mut Buffer) {
         }
     }));
     let widths = if wide {
-        [18, 11, 8, 9, 12, 17, 13, 11, 14].map(Constraint::Length)
+        [18, 11, 8, 9, 16, 17, 13, 11, 14].map(Constraint::Length)
     } else {
         [15, 9, 8, 6, 9, 6, 7, 5, 8].map(Constraint::Length)
     };
@@ -339,7 +353,7 @@ fn render_boundaries(d: &Dashboard, area: Rect, buf: &mut Buffer) {
                 Line::from(r.key.2.as_str()),
                 Line::from(percent(r.through)).right_aligned(),
                 Line::from(percent(r.glue_cpu)).right_aligned(),
-                Line::from(crossings_rate(r)).right_aligned(),
+                Line::from(crossings_rate(r, wide)).right_aligned(),
                 Line::from(
                     r.glue_ns_per_crossing
                         .map_or("-".to_string(), |n| format!("{n:.0}")),
@@ -531,14 +545,14 @@ fn render_detail(d: &Dashboard, area: Rect, buf: &mut Buffer) {
     .areas(inner);
 
     let total = match (b.crossings, b.crossings_method) {
-        (Some(c), CrossingsMethod::Extrapolated) => format!("~{}", thousands(c)),
+        (Some(c), CrossingsMethod::Extrapolated) => extrapolated(c, &b, true),
         (Some(c), _) => thousands(c),
         (None, _) => "not counted".to_string(),
     };
     Paragraph::new(vec![
         Line::from(format!(
             "crossings/s {}  total {}  glue CPU {}  ns/crossing {}",
-            crossings_rate(&b),
+            crossings_rate(&b, true),
             total,
             percent(b.glue_cpu),
             b.glue_ns_per_crossing
@@ -697,6 +711,32 @@ fn render_help(area: Rect, buf: &mut Buffer) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use seam_proto::Mechanism;
+
+    /// An extrapolated rate carries its error where there is room for it; an
+    /// exact one, or one too new to have a count, does not.
+    #[test]
+    fn extrapolated_rates_show_their_error() {
+        let mut row = BoundaryRow {
+            key: (Runtime::Go, Runtime::Rust, Mechanism::CgoCall),
+            through: 0.5,
+            glue_cpu: 0.01,
+            crossings_per_s: Some(21_105.4),
+            crossings_method: CrossingsMethod::Extrapolated,
+            crossings: Some(92_000),
+            crossings_error: 2_760,
+            glue_ns_per_crossing: None,
+            off_cpu_ms_per_s: 0.0,
+            switches_per_s: 0.0,
+            causes: Vec::new(),
+        };
+        assert_eq!(crossings_rate(&row, true), "~21,105 ±3%");
+        assert_eq!(crossings_rate(&row, false), "~21,105");
+        row.crossings = Some(0);
+        assert_eq!(crossings_rate(&row, true), "~21,105");
+        row.crossings_method = CrossingsMethod::Exact;
+        assert_eq!(crossings_rate(&row, true), "21,105");
+    }
 
     #[test]
     fn tables_scroll_only_when_the_selection_leaves_the_screen() {

@@ -137,7 +137,7 @@ fn snapshot(step: u64) -> Profile {
     cgo.glue_samples = 20 * step;
     cgo.crossings = Some(40_000 * step * step);
     cgo.crossings_method = CrossingsMethod::Extrapolated;
-    cgo.crossings_error = 300;
+    cgo.crossings_error = 2_000 * step * step;
     cgo.armed_at_ns = Some(p.start_ns);
     cgo.off_cpu_ns = 5_000_000 * step;
     cgo.switches.involuntary = 40 * step;
