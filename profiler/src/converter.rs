@@ -2,7 +2,6 @@
 //! symbolization and classification of each sample. The live recorder and
 //! recorded fixtures both feed this converter.
 
-use crate::classify::{classify_native, NativeFacts};
 use crate::crossing::{
     find_crossings, glue_mask, is_system, pending_callee, pending_mechanism, Crossing,
 };
@@ -448,16 +447,10 @@ impl Converter {
                 }
             }
             let sym = self.symbolizer.symbolize(&self.space, addr.lookup());
-            for nf in &sym.frames {
-                let facts = NativeFacts {
-                    name: &nf.name,
-                    module: sym.module.as_deref(),
-                    language: sym.language,
-                    go: nf.go,
-                };
+            for (nf, &runtime) in sym.frames.iter().zip(&sym.runtimes) {
                 out.push(Frame {
                     name: nf.name.clone(),
-                    runtime: classify_native(&facts),
+                    runtime,
                     module: sym.module.as_deref().map(str::to_string),
                     file: nf.file.clone(),
                     line: nf.line,

@@ -8,7 +8,9 @@ mod kernel;
 
 pub use kernel::KernelSymbols;
 
+use crate::classify::{classify_native, NativeFacts};
 use crate::modules::{AddressSpace, Language, LoadedModule};
+use seam_proto::Runtime;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -31,6 +33,31 @@ pub struct Symbolized {
     pub frames: Vec<NativeFrame>,
     pub module: Option<Arc<str>>,
     pub language: Option<Language>,
+    /// Each frame's runtime ([`classify_native`]), classified once here
+    /// rather than at every sample that passes through the address.
+    pub runtimes: Vec<Runtime>,
+}
+
+impl Symbolized {
+    fn new(frames: Vec<NativeFrame>, module: Option<Arc<str>>, language: Option<Language>) -> Self {
+        let runtimes = frames
+            .iter()
+            .map(|f| {
+                classify_native(&NativeFacts {
+                    name: &f.name,
+                    module: module.as_deref(),
+                    language,
+                    go: f.go,
+                })
+            })
+            .collect();
+        Symbolized {
+            frames,
+            module,
+            language,
+            runtimes,
+        }
+    }
 }
 
 /// Caches symbolized addresses per (object, svma).
@@ -43,17 +70,17 @@ impl Symbolizer {
     /// Symbolizes `lookup` (an instruction address: return addresses already minus one).
     pub fn symbolize(&mut self, space: &AddressSpace, lookup: u64) -> Arc<Symbolized> {
         let Some(module) = space.module_at(lookup) else {
-            return Arc::new(Symbolized {
-                frames: vec![NativeFrame {
+            return Arc::new(Symbolized::new(
+                vec![NativeFrame {
                     name: format!("[unknown 0x{lookup:x}]"),
                     file: None,
                     line: None,
                     known: false,
                     go: false,
                 }],
-                module: None,
-                language: None,
-            });
+                None,
+                None,
+            ));
         };
         let svma = module.svma(lookup);
         let key = (std::rc::Rc::as_ptr(&module.object) as usize, svma);
@@ -74,11 +101,7 @@ fn symbolize_in_module(space: &AddressSpace, module: &LoadedModule, svma: u64) -
         .next()
         .unwrap_or(&object.path)
         .into();
-    let done = |frames| Symbolized {
-        frames,
-        module: Some(file_name.clone()),
-        language: Some(object.language),
-    };
+    let done = |frames| Symbolized::new(frames, Some(file_name.clone()), Some(object.language));
 
     if let Some(go) = &object.go {
         if let Some(f) = go.lookup(svma) {
