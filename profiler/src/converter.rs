@@ -517,12 +517,12 @@ impl Converter {
             root_first[c.callee_at].seam = Some(c.mechanism);
             let key = (c.caller, c.callee, c.mechanism);
             for f in &root_first[c.glue.start..=c.callee_at] {
-                *self
-                    .votes
-                    .entry(f.name.clone())
-                    .or_default()
-                    .entry(key)
-                    .or_default() += 1;
+                // Looked up by &str first: the name is cloned once per function, not per sample.
+                let by_key = match self.votes.get_mut(f.name.as_str()) {
+                    Some(v) => v,
+                    None => self.votes.entry(f.name.clone()).or_default(),
+                };
+                *by_key.entry(key).or_default() += 1;
             }
             if let Some(site) = probe_candidate(root_first, c).filter(|_| !in_probe) {
                 if self.candidates_seen.insert(site.clone()) {
