@@ -790,6 +790,15 @@ pub fn since(newer: &Profile, older: &Profile) -> Profile {
         b.crossings = b
             .crossings
             .map(|c| c.saturating_sub(o.crossings.unwrap_or(0)));
+        // The window's part of the count's error. An extrapolation's error
+        // grows by sums (the hits' cost) and in quadrature (the rates); taken
+        // out in quadrature, the window keeps the larger part, so its error
+        // is not understated.
+        b.crossings_error = ((b.crossings_error as f64).powi(2)
+            - (o.crossings_error as f64).powi(2))
+        .max(0.0)
+        .sqrt()
+        .round() as u64;
         b.off_cpu_ns = b.off_cpu_ns.saturating_sub(o.off_cpu_ns);
         b.switches.voluntary = b.switches.voluntary.saturating_sub(o.switches.voluntary);
         b.switches.involuntary = b
@@ -901,6 +910,26 @@ mod tests {
         assert_eq!(r.crossings, Some(3000));
         assert_eq!(r.crossings_per_s, Some(2000.0));
         assert_eq!(r.off_cpu_ms_per_s, 0.0);
+    }
+
+    /// After a reset, an extrapolated count's error is the window's part of
+    /// it, not the whole recording's.
+    #[test]
+    fn an_extrapolated_counts_error_starts_afresh_too() {
+        let extrapolated = |t, n, crossings, error| {
+            let mut p = snapshot(t, n, crossings, 0);
+            p.boundaries[0].crossings_method = CrossingsMethod::Extrapolated;
+            p.boundaries[0].crossings_error = error;
+            p
+        };
+        let mut d = Dashboard::new();
+        let mut feed = Feed::default();
+        feed.show(&mut d, extrapolated(1.0, 100, 1000, 300));
+        assert_eq!(d.boundary_rows()[0].crossings_error, 300);
+        d.reset();
+        feed.show(&mut d, extrapolated(2.5, 250, 4000, 500));
+        let r = &d.boundary_rows()[0];
+        assert_eq!((r.crossings, r.crossings_error), (Some(3000), 400));
     }
 
     #[test]
