@@ -530,8 +530,18 @@ impl Prober {
     /// named ahead of time.
     pub fn add_candidates(&mut self, space: &AddressSpace, candidates: &[Candidate], now_ns: u64) {
         let first = self.sites.len();
+        // A call through a dispatcher (ctypes' and cffi's `ffi_call`) can be
+        // sampled before the dispatcher's first hits are read, when nothing
+        // says yet that it covers the mechanism: a site on the callee then
+        // counted such calls a second time (ffibench, cffi API at 1.6x).
+        let dispatcher_armed = self
+            .sites
+            .iter()
+            .any(|s| s.dispatch && (!s.events.is_empty() || s.closing > 0));
         for (module, name, key) in candidates {
+            let dispatched = matches!(key.2, Mechanism::Ctypes | Mechanism::CffiAbi);
             if self.dispatch_covers.contains(&key.2)
+                || (dispatched && dispatcher_armed)
                 || !self.candidates_seen.insert((module.clone(), name.clone()))
             {
                 continue;
