@@ -737,6 +737,9 @@ fn probe_candidate(root_first: &[Frame], c: &Crossing) -> Option<(String, String
         Mechanism::Pyo3 => root_first[c.glue.clone()]
             .iter()
             .find(|f| f.name.starts_with("pyo3::impl_::trampoline::"))?,
+        Mechanism::CffiApi => root_first[c.glue.clone()]
+            .iter()
+            .find(|f| f.name.starts_with("_cffi_f_"))?,
         Mechanism::Ctypes | Mechanism::CffiAbi | Mechanism::Cext | Mechanism::CAbi => {
             &root_first[c.callee_at]
         }

@@ -71,6 +71,11 @@ const MIN_SPELL_NS: u64 = 200_000_000;
 /// The budget is first checked after this much recording, so that start-up
 /// (few target CPU samples yet) does not disarm everything at once.
 const BUDGET_WARMUP_NS: u64 = 500_000_000;
+/// What the budget may have saved up, as target CPU time: a target that ran
+/// without crossing for minutes must not have saved up probe time to spend
+/// on its next burst of calls (a burst waits for its sites' events to close,
+/// 60-100 ms each, before it stops paying).
+const MAX_SAVED_CPU_NS: f64 = 1e9;
 /// Probe cost below which the budget is not enforced (1 ms of target CPU).
 const MIN_COST_NS: f64 = 1e6;
 /// The share of the budget the probes keep when sampling takes all of it.
@@ -152,6 +157,11 @@ struct Spell {
     by_thread: Vec<(u32, u64)>,
     /// Hits after `end`, counted while the spell's events were closing.
     late_hits: u64,
+    /// Samples that showed the site's function while the spell was armed.
+    seen: u64,
+    /// The first and last tick with such samples in the gap after the
+    /// spell (from the start of the first tick to the end of the last).
+    gap_seen: Option<(u64, u64)>,
     /// The latest pauses in the spell's hits (see [`Spell::recent_rate`]).
     pauses: Vec<Pause>,
 }
@@ -316,6 +326,7 @@ fn extrapolate_gaps(
         }
         let (ra, ea, a_hits) = a.recent_rate(a.end.unwrap_or(now), hit);
         let (rb, eb) = b.unprobed_rate(lb, hit);
+        let (gap, ra, rb) = busy_part(a, b, now, gap, ra, rb);
         // The gap's hits counted while the events were closing are counted already.
         missed += (gap * (ra + rb) / 2.0 - a.late_hits as f64).max(0.0);
         let counting =
@@ -325,6 +336,39 @@ fn extrapolate_gaps(
         cost_error += gap * (ea + eb) / 2.0;
     }
     (missed, (var + cost_error * cost_error).sqrt())
+}
+
+/// Samples expected in a gap, at the pace the spells on either side showed
+/// the function, for their absence to say it was idle.
+const SEEN_IN_GAP: f64 = 3.0;
+
+/// The part of the gap between spells `a` and `b` (`gap` ns) in which the
+/// samples showed the site's function busy, and the rates it went on at
+/// there: a program that stops calling during a gap (a phase of a script
+/// ends) is not extrapolated as if it had gone on until the next spell.
+/// Where the spells' own samples are too few for an idle gap to show, all
+/// of it, at the spells' rates (`ra`, `rb`).
+fn busy_part(a: &Spell, b: &Spell, now: u64, gap: f64, ra: f64, rb: f64) -> (f64, f64, f64) {
+    let Some(a_end) = a.end else {
+        return (gap, ra, rb);
+    };
+    let armed = (a.len(now) + b.len(now)) as f64;
+    let expected = gap * (a.seen + b.seen) as f64 / armed.max(1.0);
+    if expected < SEEN_IN_GAP {
+        return (gap, ra, rb);
+    }
+    let Some((first, last)) = a.gap_seen else {
+        return (0.0, ra, rb);
+    };
+    let from = first.max(a_end);
+    let to = last.min(b.start);
+    let busy = to.saturating_sub(from) as f64;
+    // Busy from the gap's start on: at `a`'s pace; up to its end: `b`'s.
+    match (from <= a_end, to >= b.start) {
+        (true, false) => (busy, ra, ra),
+        (false, true) => (busy, rb, rb),
+        _ => (busy, ra, rb),
+    }
 }
 
 impl Site {
@@ -363,8 +407,10 @@ pub struct Prober {
     candidates_seen: HashSet<(String, String)>,
     /// Closing a uprobe event takes tens of ms: a thread does it, and says
     /// when each site's events are closed.
-    closer: std::sync::mpsc::Sender<Vec<(usize, OwnedFd)>>,
-    closed: std::sync::mpsc::Receiver<(usize, u64)>,
+    closer: Closer,
+    /// Sites being closed that took hits since the last drain: the closer
+    /// moves them to the front.
+    hurry: Vec<usize>,
     armed: bool,
     spell_start_ns: u64,
     /// How long the probes have been disarmed in a row.
@@ -379,6 +425,9 @@ pub struct Prober {
     /// What sampling cost the target so far (it shares the budget).
     sampling_cost_ns: f64,
     target_cpu_ns: u64,
+    /// Allowance the budget gave up, ns: what it saved beyond
+    /// [`MAX_SAVED_CPU_NS`] of the budget.
+    forgone_ns: f64,
     events_opened: u64,
     lost_hits: u64,
     load_times: HashMap<String, u64>,
@@ -388,31 +437,211 @@ pub struct Prober {
     dispatch_covers: HashSet<Mechanism>,
 }
 
+/// Closes uprobe events on a thread of its own, one at a time, and says when
+/// each is closed: the kernel closes them one after another anyway (each
+/// waits for grace periods, 60-100 ms here), and a site's breakpoints stay
+/// in the target, trapping every call uncounted, until its last event (one
+/// per CPU) is closed. Events are closed in the order given, except that a
+/// site still taking hits goes first ([`Closer::hurry`]): side by side, or
+/// in a fixed order, the busiest site's could be the last of a long queue.
+struct Closer {
+    queue: std::sync::Arc<(std::sync::Mutex<CloseQueue>, std::sync::Condvar)>,
+    /// (site, when its event was closed), for each event closed.
+    closed: std::sync::mpsc::Receiver<(usize, u64)>,
+}
+
+#[derive(Default)]
+struct CloseQueue {
+    fds: std::collections::VecDeque<(usize, OwnedFd)>,
+    /// No more events will come: close what is queued, then stop.
+    done: bool,
+}
+
+impl Closer {
+    fn start() -> Result<Closer, Error> {
+        let queue = std::sync::Arc::new((
+            std::sync::Mutex::new(CloseQueue::default()),
+            std::sync::Condvar::new(),
+        ));
+        let (closed_tx, closed) = std::sync::mpsc::channel();
+        let shared = queue.clone();
+        std::thread::Builder::new()
+            .name("seam-probe-closer".into())
+            .spawn(move || {
+                let (lock, ready) = &*shared;
+                loop {
+                    let next = {
+                        let mut q = lock.lock().unwrap_or_else(|e| e.into_inner());
+                        while q.fds.is_empty() && !q.done {
+                            q = ready.wait(q).unwrap_or_else(|e| e.into_inner());
+                        }
+                        q.fds.pop_front()
+                    };
+                    let Some((site, fd)) = next else { break };
+                    drop(fd);
+                    let _ = closed_tx.send((site, monotonic_ns()));
+                }
+            })
+            .map_err(|e| Error::io("starting a thread", e, None))?;
+        Ok(Closer { queue, closed })
+    }
+
+    /// Queues events to close, after those already queued.
+    fn close(&self, fds: Vec<(usize, OwnedFd)>) {
+        if fds.is_empty() {
+            return;
+        }
+        let (lock, ready) = &*self.queue;
+        lock.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .fds
+            .extend(fds);
+        ready.notify_one();
+    }
+
+    /// Hands the events still queued to a child process that closes them in
+    /// order and exits, so that seam itself can exit now: the kernel closes
+    /// them one after another, 60-100 ms each, and seam would otherwise wait
+    /// for all of them as it exits (three minutes for a module with a
+    /// thousand probed functions). Until its close the breakpoint of each
+    /// stays in the target, as it would have while seam waited.
+    fn hand_off(&self) {
+        let (lock, _) = &*self.queue;
+        let left: Vec<(usize, OwnedFd)> = lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .fds
+            .drain(..)
+            .collect();
+        if left.len() <= CLOSE_HERE {
+            // A second or two: the next recording's probes would wait
+            // behind them (the kernel opens and closes one at a time).
+            drop(left);
+            return;
+        }
+        let order: Vec<std::os::fd::RawFd> = left
+            .iter()
+            .map(|(_, fd)| std::os::fd::AsRawFd::as_raw_fd(fd))
+            .collect();
+        // The child waits for the end of this pipe: the last of two copies
+        // of an event to be closed pays for the close, and that must be it.
+        let mut pipe = [0; 2];
+        // SAFETY: pipe2 writes two descriptors into `pipe`.
+        if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            log::warn!(
+                "cannot close {} probe events in the background: {}",
+                left.len(),
+                std::io::Error::last_os_error()
+            );
+            return;
+        }
+        let [wait_for, release] = pipe;
+        let mut keep = order.clone();
+        keep.push(wait_for);
+        keep.sort_unstable();
+        // SAFETY: the child calls only close_range(2), read(2), close(2) and
+        // _exit(2), which are async-signal-safe, on memory allocated before
+        // the fork.
+        match unsafe { libc::fork() } {
+            0 => unsafe {
+                // Everything but the probes' events first: seam's sampling
+                // events (which would go on sampling the target) and its
+                // stdout and stderr (which a reader waits on to see the end).
+                let mut from = 0u32;
+                for &fd in &keep {
+                    if fd as u32 > from {
+                        libc::syscall(libc::SYS_close_range, from, fd as u32 - 1, 0);
+                    }
+                    from = fd as u32 + 1;
+                }
+                libc::syscall(libc::SYS_close_range, from, u32::MAX, 0);
+                let mut byte = 0u8;
+                while libc::read(wait_for, (&mut byte as *mut u8).cast(), 1) < 0 {}
+                libc::close(wait_for);
+                for &fd in &order {
+                    libc::close(fd);
+                }
+                libc::_exit(0)
+            },
+            -1 => log::warn!(
+                "cannot fork to close {} probe events in the background ({}): seam exits once the kernel has closed them",
+                left.len(),
+                std::io::Error::last_os_error()
+            ),
+            child => log::info!(
+                "closing {} probe events in the background (pid {child}, about {} s)",
+                left.len(),
+                left.len() * 85 / 1000
+            ),
+        }
+        // SAFETY: this process's copy of the pipe, closed once.
+        unsafe { libc::close(wait_for) };
+        // The child holds them now: these closes return at once. Then the
+        // child may start.
+        drop(left);
+        // SAFETY: as above.
+        unsafe { libc::close(release) };
+    }
+
+    /// Moves these sites' queued events to the front, in queue order.
+    fn hurry(&self, sites: &[usize]) {
+        let (lock, _) = &*self.queue;
+        front_first(
+            &mut lock.lock().unwrap_or_else(|e| e.into_inner()).fds,
+            sites,
+        );
+    }
+}
+
+/// What the probes may have cost the target so far (ns): their share of the
+/// budget over the target's CPU time, what sampling leaves of it (at least
+/// [`MIN_PROBE_SHARE`] of it), less what the budget gave up (`forgone`),
+/// which grows so that no more than [`MAX_SAVED_CPU_NS`] of the budget is
+/// ever saved up beyond what the probes cost (`cost`).
+fn probe_allowance(
+    budget: f64,
+    cpu_ns: f64,
+    sampling_ns: f64,
+    cost: f64,
+    forgone: &mut f64,
+) -> f64 {
+    let whole = budget * cpu_ns;
+    let allowance = (whole - sampling_ns).max(whole * MIN_PROBE_SHARE) - *forgone;
+    let most = cost + budget * MAX_SAVED_CPU_NS;
+    if allowance > most {
+        *forgone += allowance - most;
+        return most;
+    }
+    allowance
+}
+
+/// Events left at the end that seam closes itself before it exits (80-90 ms
+/// each); more are closed in the background (see `Closer::hand_off`).
+const CLOSE_HERE: usize = 64;
+
+/// Moves the entries of these sites to the front of `queue`, each part in
+/// the order it had.
+fn front_first<T>(queue: &mut std::collections::VecDeque<(usize, T)>, sites: &[usize]) {
+    let (mut front, back): (Vec<_>, Vec<_>) = queue.drain(..).partition(|(i, _)| sites.contains(i));
+    front.extend(back);
+    *queue = front.into();
+}
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        let (lock, ready) = &*self.queue;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).done = true;
+        ready.notify_one();
+    }
+}
+
 impl Prober {
     /// Prepares probes on `pid` (nothing is armed until a module is scanned).
     /// Measures what a probe hit costs, which takes about a tenth of a second.
     pub fn new(pid: u32, options: ProbeOptions, now_ns: u64) -> Result<Prober, Error> {
         let pmu_type = uprobe_pmu()?;
         raise_fd_limit();
-        let (closer, closing) = std::sync::mpsc::channel::<Vec<(usize, OwnedFd)>>();
-        let (closed_tx, closed) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("seam-probe-closer".into())
-            .spawn(move || {
-                // One at a time, in the order given: the kernel runs closes
-                // one after another anyway (each waits for grace periods,
-                // 60-100 ms here), and a site's breakpoints stay in the
-                // target, trapping every call uncounted, until its last event
-                // (one per CPU) is closed; side by side, in no order, the
-                // busiest site's could be the last of the batch.
-                for batch in closing {
-                    for (site, fd) in batch {
-                        drop(fd);
-                        let _ = closed_tx.send((site, monotonic_ns()));
-                    }
-                }
-            })
-            .map_err(|e| Error::io("starting a thread", e, None))?;
+        let closer = Closer::start()?;
         let set = UprobeSet::new(pmu_type)
             .map_err(|e| Error::io("opening the probes' ring buffers", e, None))?;
         let cost = hit_cost()?;
@@ -427,7 +656,7 @@ impl Prober {
             scanned: HashSet::new(),
             candidates_seen: HashSet::new(),
             closer,
-            closed,
+            hurry: Vec::new(),
             armed: true,
             spell_start_ns: now_ns,
             spell_len_ns: 0,
@@ -437,6 +666,7 @@ impl Prober {
             trap_ns: 0.0,
             sampling_cost_ns: 0.0,
             target_cpu_ns: 0,
+            forgone_ns: 0.0,
             events_opened: 0,
             lost_hits: 0,
             load_times: HashMap::new(),
@@ -554,12 +784,22 @@ impl Prober {
             };
             let object = m.object.clone();
             let file = space.file_path(&object.path);
-            let found = object
+            let mut named = object
                 .text_symbols()
                 .iter()
-                .find(|s| s.display == *name || s.name == *name)
-                .map(|s| s.svma)
-                .or_else(|| unnamed_entry(&object, module, name));
+                .filter(|s| s.display == *name || s.name == *name)
+                .map(|s| s.svma);
+            let found = named.next();
+            if found.is_some() && named.next().is_some() {
+                // PyO3's trampolines: one copy per method, all of one name,
+                // and the frame does not say which.
+                self.failed.insert(
+                    format!("{module}:{name}"),
+                    "several functions have this name; counted from the samples only".into(),
+                );
+                continue;
+            }
+            let found = found.or_else(|| unnamed_entry(&object, module, name));
             match found {
                 Some(svma) => self.add_site(
                     &object,
@@ -688,37 +928,57 @@ impl Prober {
         }
     }
 
-    /// Hands every event to the closer. A closing event stops firing at once
-    /// (its breakpoint goes first) but takes tens of ms to close: the site
-    /// counts as disarmed from now, and is not re-armed until it is closed (two
-    /// live events on one site would count each hit twice).
-    fn disarm_all(&mut self) {
-        self.drain();
+    /// Hands these sites' events to the closer, the busiest first. A site's
+    /// breakpoints trap every call, uncounted, until its last event is closed
+    /// (tens of ms each); the site counts as disarmed from now, and is not
+    /// re-armed until it is closed (two live events on one site would count
+    /// each hit twice).
+    fn close_sites(&mut self, mut which: Vec<usize>) {
         let now = monotonic_ns();
-        // The busiest sites first (see the closer): their breakpoints cost the
-        // target until their last event is closed.
-        let mut order: Vec<usize> = (0..self.sites.len())
-            .filter(|&i| !self.sites[i].events.is_empty())
-            .collect();
-        order.sort_by_key(|&i| {
-            std::cmp::Reverse(self.sites[i].spells.last().map_or(0, |sp| sp.hits))
+        which.sort_by_key(|&i| {
+            let site = &self.sites[i];
+            std::cmp::Reverse((site.spells.last().map_or(0, |sp| sp.hits), site.hits))
         });
         let mut fds = Vec::new();
-        for i in order {
+        for i in which {
             let site = &mut self.sites[i];
+            if site.events.is_empty() {
+                continue;
+            }
             site.closing += site.events.len();
             fds.extend(site.events.drain(..).map(|fd| (i, fd)));
             if let Some(spell) = site.spells.last_mut() {
                 spell.end = Some(now);
             }
         }
-        let _ = self.closer.send(fds);
+        self.closer.close(fds);
+    }
+
+    /// Closes every armed site (the end of the recording).
+    fn disarm_all(&mut self) {
+        self.drain();
+        let all = (0..self.sites.len()).collect();
+        self.close_sites(all);
+        self.armed = false;
+    }
+
+    /// Starts a gap of the duty cycle: closes the sites that took hits in
+    /// their spell. The others cost the target nothing and stay armed, exact
+    /// (closing one takes the kernel 60-100 ms, one after another: a module
+    /// with a thousand methods took minutes, trapping meanwhile); one that
+    /// takes hits during the gap is closed then (see [`Prober::tick`]).
+    fn disarm_busy(&mut self) {
+        self.drain();
+        let busy = (0..self.sites.len())
+            .filter(|&i| self.sites[i].spells.last().is_some_and(|sp| sp.hits > 0))
+            .collect();
+        self.close_sites(busy);
         self.armed = false;
     }
 
     /// Notes the events the closer has closed.
     fn reap_closed(&mut self) {
-        while let Ok((i, _)) = self.closed.try_recv() {
+        while let Ok((i, _)) = self.closer.closed.try_recv() {
             if let Some(site) = self.sites.get_mut(i) {
                 site.closing -= 1;
             }
@@ -728,7 +988,8 @@ impl Prober {
     /// Reads the hits waiting in the rings.
     pub fn drain(&mut self) {
         self.reap_closed();
-        let (pid, by_event, sites) = (self.pid, &self.by_event, &mut self.sites);
+        let (pid, by_event, sites, hurry) =
+            (self.pid, &self.by_event, &mut self.sites, &mut self.hurry);
         let mut lost = 0;
         self.set.drain(
             |hit| {
@@ -739,6 +1000,9 @@ impl Prober {
                         return;
                     }
                     site.hits += 1;
+                    if site.events.is_empty() && site.closing > 0 && !hurry.contains(&i) {
+                        hurry.push(i);
+                    }
                     if site.dispatch {
                         if let Some(call) = hit.call {
                             *site.pending.entry(call).or_default() += 1;
@@ -754,6 +1018,10 @@ impl Prober {
             |n| lost += n,
         );
         self.lost_hits += lost;
+        if !self.hurry.is_empty() {
+            self.closer.hurry(&self.hurry);
+            self.hurry.clear();
+        }
     }
 
     /// Gives each site's new hits to boundaries by the samples' votes of this
@@ -783,20 +1051,30 @@ impl Prober {
         });
         let covers = &self.dispatch_covers;
         let mut cost = 0.0;
-        for site in &mut self.sites {
+        let mut hit_armed = Vec::new();
+        for (i, site) in self.sites.iter_mut().enumerate() {
             let delta = site.hits - site.last_hits;
             site.last_hits = site.hits;
+            if delta > 0 && !site.events.is_empty() {
+                hit_armed.push(i);
+            }
+            // The samples show when the site's function is busy, for the
+            // extrapolation over its gaps and past its last spell.
+            let seen: u64 = votes.get(&site.symbol).map_or(0, |v| v.values().sum());
+            if seen > 0 {
+                site.last_vote_ns = Some(now_ns);
+                if let Some(spell) = site.spells.last_mut() {
+                    if site.events.is_empty() {
+                        let (first, last) = spell.gap_seen.unwrap_or((tick_start, now_ns));
+                        spell.gap_seen = Some((first.min(tick_start), last.max(now_ns)));
+                    } else {
+                        spell.seen += seen;
+                    }
+                }
+            }
             if site.dispatch {
                 cost += delta as f64 * self.cost.of(site.kind);
-                // The samples show when the dispatcher is busy, for the
-                // extrapolation past its last spell.
-                if votes.get(&site.symbol).is_some_and(|v| !v.is_empty()) {
-                    site.last_vote_ns = Some(now_ns);
-                }
                 continue;
-            }
-            if votes.get(&site.symbol).is_some_and(|v| !v.is_empty()) {
-                site.last_vote_ns = Some(now_ns);
             }
             // Stray votes (a stack caught mid-call, classified differently) would
             // split the hits; keep the boundaries with a real share of the tick,
@@ -860,10 +1138,15 @@ impl Prober {
         if now_ns.saturating_sub(self.start_ns) < BUDGET_WARMUP_NS {
             return;
         }
-        let whole = budget * self.target_cpu_ns as f64;
-        let allowance = (whole - self.sampling_cost_ns).max(whole * MIN_PROBE_SHARE);
-        // A few hits while the target idles are not worth a duty cycle.
         let cost = self.cost_ns();
+        let allowance = probe_allowance(
+            budget,
+            self.target_cpu_ns as f64,
+            self.sampling_cost_ns,
+            cost,
+            &mut self.forgone_ns,
+        );
+        // A few hits while the target idles are not worth a duty cycle.
         let over = cost > allowance && cost > MIN_COST_NS;
         log::trace!(
             "budget: probes {:.1} ms, sampling {:.1} ms, allowance {:.1} ms of {:.1} ms target CPU; armed {}",
@@ -874,9 +1157,11 @@ impl Prober {
             self.armed
         );
         if self.armed && over {
-            self.disarm_all();
+            self.disarm_busy();
             self.spell_len_ns = 0;
         } else if !self.armed {
+            // Sites left armed for the gap that take hits now are closed too.
+            self.close_sites(hit_armed);
             self.spell_len_ns += spell;
             if !over && self.spell_len_ns >= MIN_SPELL_NS {
                 self.armed = true;
@@ -891,10 +1176,15 @@ impl Prober {
     pub fn finish(&mut self, t: &Tick) {
         self.tick(t);
         self.disarm_all();
-        // The counts are final once every event is closed (a few tens of ms).
+        // The counts are final once every event of a site that was called is
+        // closed (they go first, 60-100 ms each); the rest are closed in the
+        // background (see `Closer::hand_off`).
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while self.sites.iter().any(|s| s.closing > 0) && std::time::Instant::now() < deadline {
+        while self.sites.iter().any(|s| s.closing > 0 && s.hits > 0)
+            && std::time::Instant::now() < deadline
+        {
             if let Ok((i, _)) = self
+                .closer
                 .closed
                 .recv_timeout(std::time::Duration::from_millis(100))
             {
@@ -905,6 +1195,7 @@ impl Prober {
         }
         self.drain();
         self.resolve_dispatch(t.space);
+        self.closer.hand_off();
     }
 
     /// Turns the dispatchers' hits into boundaries: the callee's module says
@@ -1231,12 +1522,28 @@ fn static_sites(object: &ObjectInfo) -> Vec<StaticSite> {
         let function = name.strip_prefix("_cffi_f_").unwrap_or(name);
         out.push(site(name, function, s.svma, key, false));
     }
+    // A module with hundreds of wrappers (cryptography's: 386 cffi, 634
+    // PyO3) calls few of them: probed from load, each costs an event per CPU
+    // to open, and to close (60-100 ms each, one at a time: three minutes for
+    // that module on two CPUs). Its wrappers are probed once samples show them.
+    for mechanism in [Mechanism::CffiApi, Mechanism::Pyo3] {
+        let n = out.iter().filter(|s| s.key.2 == mechanism).count();
+        if n > MAX_EXTENSION_METHODS {
+            log::debug!(
+                "{}: {n} {} wrappers, probed when samples show them",
+                object.path,
+                mechanism.as_str()
+            );
+            out.retain(|s| s.key.2 != mechanism);
+        }
+    }
     out.extend(extension_methods(object));
     out
 }
 
-/// Most methods of one extension module probed from its load; a bigger module
-/// (numpy) has its methods probed when the samples show them called.
+/// Most methods (or cffi or PyO3 wrappers) of one module probed from its
+/// load; a bigger module (numpy, cryptography) has them probed when the
+/// samples show them called.
 const MAX_EXTENSION_METHODS: usize = 64;
 
 /// The C functions of a third-party extension module's method tables. The
@@ -1337,10 +1644,7 @@ const STEPS_PER_CALL: usize = 200;
 /// busy machine is not a probe's cost), the median of five runs: the hits
 /// in a busy target pay for the record and for cold caches too, and the
 /// fastest run would understate them.
-fn calibrate(
-    set: &mut UprobeSet,
-    closer: &std::sync::mpsc::Sender<Vec<(usize, OwnedFd)>>,
-) -> Result<HitCost, Error> {
+fn calibrate(set: &mut UprobeSet, closer: &Closer) -> Result<HitCost, Error> {
     let mut measure = |f: unsafe extern "C" fn(), calls: u32| -> Result<f64, Error> {
         let (file, offset) = own_file_offset(f as usize).ok_or_else(|| {
             Error::Unsupported(
@@ -1382,7 +1686,7 @@ fn calibrate(
         })?;
         let probed = median((0..5).map(|_| run()).collect());
         let ids: HashSet<EventId> = events.iter().map(|(id, _)| *id).collect();
-        let _ = closer.send(events.into_iter().map(|(_, fd)| (usize::MAX, fd)).collect());
+        closer.close(events.into_iter().map(|(_, fd)| (usize::MAX, fd)).collect());
         let (mut fired, mut lost) = (0u64, 0u64);
         set.drain(|hit| fired += ids.contains(&hit.id) as u64, |n| lost += n);
         if fired + lost < calls as u64 {
@@ -1420,12 +1724,10 @@ fn measure_hit_cost() -> Result<HitCost, Error> {
     let pmu_type = uprobe_pmu()?;
     let mut set = UprobeSet::new(pmu_type)
         .map_err(|e| Error::io("opening the probes' ring buffers", e, None))?;
-    let (closer, closing) = std::sync::mpsc::channel::<Vec<(usize, OwnedFd)>>();
-    let cost = calibrate(&mut set, &closer);
-    drop(closer);
-    // Each close waits for the kernel's grace periods: not on this thread.
-    std::thread::spawn(move || closing.into_iter().for_each(drop));
-    cost
+    // Each close waits for the kernel's grace periods: not on this thread
+    // (the closer's thread closes what is left once it is dropped).
+    let closer = Closer::start()?;
+    calibrate(&mut set, &closer)
 }
 
 /// The file and file offset of an address in this process's own code.
@@ -1460,6 +1762,79 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_gap_is_extrapolated_only_while_the_samples_show_the_function() {
+        let second = 1_000_000_000;
+        let spell = |start: u64, end: u64, hits: u64, seen: u64| Spell {
+            start,
+            end: Some(end),
+            hits,
+            first_hit: Some(start),
+            last_hit: Some(end),
+            seen,
+            ..Spell::default()
+        };
+        // 1000 calls a second on both sides of a two-second gap, and 50
+        // samples a second showing the function while armed.
+        let (a, b) = (
+            spell(0, second, 1000, 50),
+            spell(3 * second, 4 * second, 1000, 50),
+        );
+        let missed = |a: &Spell| {
+            extrapolate_gaps(&[a.clone(), b.clone()], 4 * second, None, HitNs::default()).0
+        };
+        // No sample showed it in the gap: the program did not call it then.
+        assert_eq!(missed(&a), 0.0);
+        // Shown in the gap's first 300 ms: busy at the pace before the gap.
+        let mut early = a.clone();
+        early.gap_seen = Some((second - 50_000_000, second + 300_000_000));
+        assert!((missed(&early) - 300.0).abs() < 1.0, "{}", missed(&early));
+        // Shown all through it: all of it, as before.
+        let mut all = a.clone();
+        all.gap_seen = Some((second - 50_000_000, 3 * second + 50_000_000));
+        assert!((missed(&all) - 2000.0).abs() < 1.0, "{}", missed(&all));
+        // A function the samples hardly catch says nothing by its absence.
+        let (rare, rare_b) = (
+            spell(0, second, 1000, 1),
+            spell(3 * second, 4 * second, 1000, 0),
+        );
+        let (m, _) = extrapolate_gaps(&[rare, rare_b], 4 * second, None, HitNs::default());
+        assert!((m - 2000.0).abs() < 1.0, "{m}");
+    }
+
+    #[test]
+    fn a_site_still_trapping_is_closed_first() {
+        let mut q: std::collections::VecDeque<(usize, char)> =
+            [(3, 'a'), (7, 'b'), (3, 'c'), (9, 'd'), (7, 'e')].into();
+        front_first(&mut q, &[7]);
+        let order: Vec<char> = q.iter().map(|(_, c)| *c).collect();
+        assert_eq!(order, ['b', 'e', 'a', 'c', 'd']);
+        front_first(&mut q, &[]);
+        assert_eq!(q.len(), 5);
+    }
+
+    #[test]
+    fn the_budget_saves_up_at_most_a_second_of_it() {
+        let budget = 0.03;
+        let mut forgone = 0.0;
+        // A minute of the target's CPU without a crossing, sampling taking 1%.
+        let mut cpu = 0.0;
+        for _ in 0..600 {
+            cpu += 1e8;
+            probe_allowance(budget, cpu, 0.01 * cpu, 0.0, &mut forgone);
+        }
+        // Then a burst: the probes may spend what a second of CPU allows, not
+        // the minute's savings (1.2 s of the target's time).
+        let saved = probe_allowance(budget, cpu, 0.01 * cpu, 0.0, &mut forgone);
+        assert!((saved - budget * MAX_SAVED_CPU_NS).abs() < 1.0, "{saved}");
+        let cost = 40e6;
+        assert!(cost > probe_allowance(budget, cpu + 1e8, 0.01 * (cpu + 1e8), cost, &mut forgone));
+        // In a steady duty cycle, the allowance grows with the target's CPU.
+        let mut f = 0.0;
+        let a = probe_allowance(budget, 10e9, 0.1e9, 0.19e9, &mut f);
+        assert!((a - 0.2e9).abs() < 1.0 && f == 0.0, "{a} {f}");
+    }
+
+    #[test]
     fn split_is_exact_and_proportional() {
         let a = (Runtime::Python, Runtime::C, Mechanism::Ctypes);
         let b = (Runtime::Python, Runtime::C, Mechanism::CffiAbi);
@@ -1481,6 +1856,8 @@ mod tests {
             last_hit: Some(end),
             by_thread: Vec::new(),
             late_hits: 0,
+            seen: 0,
+            gap_seen: None,
             pauses: Vec::new(),
         };
         // 1000 hits a second on both sides of a one-second gap.
@@ -1547,6 +1924,8 @@ mod tests {
             last_hit: Some(1_000_000_000),
             by_thread: vec![(7, hits)],
             late_hits: 0,
+            seen: 0,
+            gap_seen: None,
             pauses: Vec::new(),
         };
         let hit = HitNs {
