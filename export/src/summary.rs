@@ -15,6 +15,10 @@ pub const DEFAULT_TOP_STACKS: usize = 50;
 /// The version of the summary format, written as `format_version`.
 pub const SUMMARY_FORMAT_VERSION: u32 = 1;
 
+/// The probes' share of the target's CPU above which the end-of-run summary
+/// says they went over the budget, and why (a duty cycle hovers around it).
+const OVER_BUDGET: f64 = 1.5;
+
 /// What a recording amounts to: sample counts, their quality, time per runtime and the
 /// heaviest stacks. Serialized as `summary.json`.
 ///
@@ -449,6 +453,14 @@ pub fn print_summary(summary: &Summary, out: &mut impl io::Write) -> Result<(), 
                 percent(p.armed_share),
                 p.budget.map_or(String::new(), |b| format!(", budget {}", percent(b)))
             )?;
+            if p.budget.is_some_and(|b| p.share > OVER_BUDGET * b) {
+                writeln!(
+                    out,
+                    "                 over the budget: a probe traps until the kernel has closed its events \
+                     (60-100 ms each, one at a time), and the calls came faster than that; \
+                     --crossings sampled adds nothing to the target"
+                )?;
+            }
         }
     }
     if let Some(s) = &summary.sampling_overhead {
@@ -799,6 +811,33 @@ problems:        b (5), c (2), d (2), and 1 more in summary.json
         let p = profile(&[(&[("main", Runtime::C)], true, 4)]);
         print_summary(&summarize(&p, 0), &mut out).unwrap();
         assert!(!String::from_utf8(out).unwrap().contains("not counted"));
+    }
+
+    #[test]
+    fn probes_far_over_the_budget_say_why() {
+        let text = |share: f64| {
+            let mut p = profile(&[(&[("main", Runtime::C)], true, 4)]);
+            p.boundary_mut(Runtime::Python, Runtime::Rust, Mechanism::Pyo3)
+                .samples = 4;
+            p.probe_overhead = Some(ProbeOverhead {
+                hits: 64_000,
+                share,
+                budget: Some(0.03),
+                armed_share: 0.7,
+                ..Default::default()
+            });
+            let mut out = Vec::new();
+            print_summary(&summarize(&p, 0), &mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        // A duty cycle hovers around its budget: nothing to explain.
+        assert!(!text(0.035).contains("over the budget"));
+        let over = text(0.417);
+        assert!(over.contains("41.7% of the target's CPU or more"), "{over}");
+        assert!(
+            over.contains("over the budget: a probe traps until the kernel has closed its events"),
+            "{over}"
+        );
     }
 
     #[test]
