@@ -519,6 +519,72 @@ fn a_budget_duty_cycles_the_probes_and_extrapolates() {
     assert!(extrapolated > 0, "nothing was extrapolated: {:?}", found);
 }
 
+/// A script over real PyPI packages (samples/pypkgs): pydantic-core,
+/// orjson, numpy and cryptography, a phase each, with the default budget.
+/// cryptography's Rust module has over a thousand wrappers seam could probe
+/// (386 cffi, 634 PyO3): probed from its load, they took 0.7 s to open, and
+/// closing their events (80-90 ms each, one at a time) kept seam from ending
+/// for three minutes after the script did. Such a module's wrappers are now
+/// probed only once samples show them, the events of sites never called are
+/// closed after seam has ended, and the script's calls still show.
+#[test]
+fn a_script_over_real_pypi_packages_records_and_ends_promptly() {
+    let Some(_one) = prepare("a_script_over_real_pypi_packages_records_and_ends_promptly") else {
+        return;
+    };
+    let script = repo().join("samples/pypkgs/pypkgs.py");
+    let check = std::process::Command::new("python3")
+        .args(["-c", "import pydantic, orjson, numpy, cryptography"])
+        .status()
+        .expect("python3");
+    assert!(
+        check.success(),
+        "this test needs pip install pydantic orjson numpy cryptography (.ci/run installs them)"
+    );
+    let truth_dir = tempfile::tempdir().unwrap();
+    let truth_path = truth_dir.path().join("truth.json");
+    let started = std::time::Instant::now();
+    let (_dir, summary) = record(&[
+        "--".into(),
+        "python3".into(),
+        script.display().to_string(),
+        "--calls".into(),
+        "20000".into(),
+        "--start-delay".into(),
+        "0.5".into(),
+        "--truth".into(),
+        truth_path.display().to_string(),
+    ]);
+    let took = started.elapsed();
+    let truth = read_json(&truth_path);
+    assert_eq!(truth["calls_per_phase"], 20000, "{truth}");
+    let overhead = &summary["probe_overhead"];
+    // Not a speed target: before, this took three minutes, nearly all of it
+    // after the script had ended.
+    assert!(
+        took < std::time::Duration::from_secs(60),
+        "seam took {took:?} over a script of a few seconds: {overhead}"
+    );
+    let opened = overhead["events_opened"].as_u64().unwrap();
+    assert!(
+        opened < 400,
+        "{opened} probe events opened: cryptography's wrappers were probed from its load? {overhead}"
+    );
+    let failed = overhead["failed"].as_object().unwrap();
+    assert!(
+        failed
+            .iter()
+            .any(|(k, v)| k.contains("pyo3::impl_::trampoline::")
+                && v.as_str().unwrap().contains("several functions have this name")),
+        "cryptography's PyO3 trampolines, seen in the samples, say why they are not probed: {overhead}"
+    );
+    let found = boundaries(&summary);
+    let into_rust = found
+        .get(&("python".into(), "rust".into(), "pyo3".into()))
+        .unwrap_or_else(|| panic!("no python -> rust pyo3 boundary: {:?}", found.keys()));
+    assert!(into_rust["samples"].as_u64().unwrap() > 0, "{into_rust}");
+}
+
 #[test]
 fn gil_waits_after_ctypes_calls_are_off_cpu_time_at_that_boundary() {
     let Some(_one) = prepare("gil_waits_after_ctypes_calls_are_off_cpu_time_at_that_boundary")
