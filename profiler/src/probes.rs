@@ -514,8 +514,9 @@ impl Closer {
             .drain(..)
             .collect();
         if left.len() <= CLOSE_HERE {
-            // A second or two: the next recording's probes would wait
-            // behind them (the kernel opens and closes one at a time).
+            // Five seconds at most: closed in the background, they would
+            // make the next recording's probes wait behind them (the kernel
+            // opens and closes one at a time).
             drop(left);
             return;
         }
