@@ -408,9 +408,6 @@ pub struct Prober {
     /// Closing a uprobe event takes tens of ms: a thread does it, and says
     /// when each site's events are closed.
     closer: Closer,
-    /// Sites being closed that took hits since the last drain: the closer
-    /// moves them to the front.
-    hurry: Vec<usize>,
     armed: bool,
     spell_start_ns: u64,
     /// How long the probes have been disarmed in a row.
@@ -657,7 +654,6 @@ impl Prober {
             scanned: HashSet::new(),
             candidates_seen: HashSet::new(),
             closer,
-            hurry: Vec::new(),
             armed: true,
             spell_start_ns: now_ns,
             spell_len_ns: 0,
@@ -980,18 +976,24 @@ impl Prober {
     /// Notes the events the closer has closed.
     fn reap_closed(&mut self) {
         while let Ok((i, _)) = self.closer.closed.try_recv() {
-            if let Some(site) = self.sites.get_mut(i) {
-                site.closing -= 1;
-            }
+            self.closed(i);
+        }
+    }
+
+    /// Notes that the closer closed one of site `i`'s events.
+    fn closed(&mut self, i: usize) {
+        if let Some(site) = self.sites.get_mut(i) {
+            site.closing -= 1;
         }
     }
 
     /// Reads the hits waiting in the rings.
     pub fn drain(&mut self) {
         self.reap_closed();
-        let (pid, by_event, sites, hurry) =
-            (self.pid, &self.by_event, &mut self.sites, &mut self.hurry);
+        let (pid, by_event, sites) = (self.pid, &self.by_event, &mut self.sites);
         let mut lost = 0;
+        // Sites being closed that still take hits: the closer takes them first.
+        let mut hurry = Vec::new();
         self.set.drain(
             |hit| {
                 if let Some(&i) = by_event.get(&hit.id) {
@@ -1019,9 +1021,8 @@ impl Prober {
             |n| lost += n,
         );
         self.lost_hits += lost;
-        if !self.hurry.is_empty() {
-            self.closer.hurry(&self.hurry);
-            self.hurry.clear();
+        if !hurry.is_empty() {
+            self.closer.hurry(&hurry);
         }
     }
 
@@ -1189,9 +1190,7 @@ impl Prober {
                 .closed
                 .recv_timeout(std::time::Duration::from_millis(100))
             {
-                if let Some(site) = self.sites.get_mut(i) {
-                    site.closing -= 1;
-                }
+                self.closed(i);
             }
         }
         self.drain();
