@@ -26,6 +26,16 @@ fn record_with_truth(
     sample: &str,
     args: &[&str],
 ) -> (Value, Value, tempfile::TempDir) {
+    record_with_truth_env(&[], seam_args, sample, args)
+}
+
+/// [`record_with_truth`] with these environment variables set for seam.
+fn record_with_truth_env(
+    env: &[(&str, &str)],
+    seam_args: &[&str],
+    sample: &str,
+    args: &[&str],
+) -> (Value, Value, tempfile::TempDir) {
     let truth_dir = tempfile::tempdir().unwrap();
     let truth_path = truth_dir.path().join("truth.json");
     let mut sample_args: Vec<&str> = args.to_vec();
@@ -34,7 +44,7 @@ fn record_with_truth(
     let mut argv: Vec<String> = seam_args.iter().map(|s| s.to_string()).collect();
     argv.push("--".into());
     argv.extend(sample_command(sample, &sample_args));
-    let (dir, summary) = record(&argv);
+    let (dir, summary) = record_with_env(&argv, env);
     let truth = read_json(&truth_path);
     (summary, truth, dir)
 }
@@ -109,6 +119,27 @@ fn chain_crossings_are_counted_exactly_with_each_go() {
             latency < 1000.0,
             "chain, Go {go}: probes armed {latency} ms after the load"
         );
+    }
+}
+
+/// Where the kernel has no BPF `uprobe_multi` links (before Linux 6.6), seam
+/// probes with perf's uprobe events, one per CPU and site for all processes;
+/// `SEAM_PROBES=perf` picks them here. Both count exactly, and the summary
+/// says which was used.
+#[test]
+fn perf_uprobe_events_count_exactly_where_bpf_links_are_missing() {
+    let Some(_one) = prepare("perf_uprobe_events_count_exactly_where_bpf_links_are_missing") else {
+        return;
+    };
+    for (env, via) in [(&[][..], "bpf"), (&[("SEAM_PROBES", "perf")][..], "perf")] {
+        let (summary, truth, _dir) = record_with_truth_env(
+            env,
+            &["--overhead-budget", "none"],
+            "chain",
+            &["--threads", "1", "--seconds", "1", "--start-delay", "1"],
+        );
+        assert_eq!(summary["probe_overhead"]["via"], via, "{env:?}");
+        assert_exact(&summary, &truth, &format!("chain, probes by {via}"));
     }
 }
 

@@ -29,7 +29,7 @@
 
 use crate::modules::{AddressSpace, Language, ObjectInfo};
 use crate::perf::uprobe::{
-    probe_kind, trap_return_points, uprobe_pmu_type, CallArgs, EventId, Probe, ProbeKind, UprobeSet,
+    probe_kind, trap_return_points, CallArgs, EventId, Probe, ProbeKind, UprobeSet,
 };
 use crate::perf::{monotonic_ns, thread_cpu_ns, Workload};
 use crate::Error;
@@ -425,6 +425,10 @@ pub struct Prober {
     /// Allowance the budget gave up, ns: what it saved beyond
     /// [`MAX_SAVED_CPU_NS`] of the budget.
     forgone_ns: f64,
+    /// The probes' room at the last tick, for the check between ticks (see
+    /// [`Prober::keep_budget_between_ticks`]): what they may still cost (ns),
+    /// the target's CPU per wall-clock ns over that tick, and when it was.
+    room: Option<Room>,
     events_opened: u64,
     lost_hits: u64,
     load_times: HashMap<String, u64>,
@@ -445,6 +449,7 @@ struct Closer {
     queue: std::sync::Arc<(std::sync::Mutex<CloseQueue>, std::sync::Condvar)>,
     /// (site, when its event was closed), for each event closed.
     closed: std::sync::mpsc::Receiver<(usize, u64)>,
+    together: bool,
 }
 
 #[derive(Default)]
@@ -455,7 +460,9 @@ struct CloseQueue {
 }
 
 impl Closer {
-    fn start() -> Result<Closer, Error> {
+    /// `together`: close what is queued side by side (see
+    /// [`UprobeSet::closes_together`]), else one at a time in queue order.
+    fn start(together: bool) -> Result<Closer, Error> {
         let queue = std::sync::Arc::new((
             std::sync::Mutex::new(CloseQueue::default()),
             std::sync::Condvar::new(),
@@ -467,20 +474,31 @@ impl Closer {
             .spawn(move || {
                 let (lock, ready) = &*shared;
                 loop {
-                    let next = {
+                    let next: Vec<(usize, OwnedFd)> = {
                         let mut q = lock.lock().unwrap_or_else(|e| e.into_inner());
                         while q.fds.is_empty() && !q.done {
                             q = ready.wait(q).unwrap_or_else(|e| e.into_inner());
                         }
-                        q.fds.pop_front()
+                        let n = if together { q.fds.len() } else { 1 };
+                        let n = n.min(q.fds.len());
+                        q.fds.drain(..n).collect()
                     };
-                    let Some((site, fd)) = next else { break };
-                    drop(fd);
-                    let _ = closed_tx.send((site, monotonic_ns()));
+                    if next.is_empty() {
+                        break;
+                    }
+                    let sites: Vec<usize> = next.iter().map(|(i, _)| *i).collect();
+                    close_together(next);
+                    for site in sites {
+                        let _ = closed_tx.send((site, monotonic_ns()));
+                    }
                 }
             })
             .map_err(|e| Error::io("starting a thread", e, None))?;
-        Ok(Closer { queue, closed })
+        Ok(Closer {
+            queue,
+            closed,
+            together,
+        })
     }
 
     /// Queues events to close, after those already queued.
@@ -510,6 +528,11 @@ impl Closer {
             .fds
             .drain(..)
             .collect();
+        if self.together {
+            // A thousand BPF links close side by side in about a second.
+            close_together(left);
+            return;
+        }
         if left.len() <= CLOSE_HERE {
             // Five seconds at most: closed in the background, they would
             // make the next recording's probes wait behind them (the kernel
@@ -617,6 +640,41 @@ fn probe_allowance(
 /// each); more are closed in the background (see `Closer::hand_off`).
 const CLOSE_HERE: usize = 64;
 
+/// What the probes may still cost after a tick: see
+/// [`Prober::keep_budget_between_ticks`].
+#[derive(Clone, Copy, Debug)]
+struct Room {
+    ns: f64,
+    cpu_per_ns: f64,
+    at_ns: u64,
+    /// `Prober::cost_ns` per calibrated ns (the traps' samples may show more).
+    scale: f64,
+}
+
+/// Closes these events on up to [`CLOSE_THREADS`] threads at once, each
+/// closing its share in turn (on this thread where one cannot be started).
+fn close_together(fds: Vec<(usize, OwnedFd)>) {
+    if fds.len() <= 1 {
+        return;
+    }
+    let per = fds.len().div_ceil(CLOSE_THREADS);
+    let mut fds = fds.into_iter();
+    std::thread::scope(|scope| loop {
+        let share: Vec<_> = fds.by_ref().take(per).collect();
+        if share.is_empty() {
+            break;
+        }
+        let spawned = std::thread::Builder::new()
+            .name("seam-probe-close".into())
+            .spawn_scoped(scope, move || drop(share));
+        if let Err(e) = spawned {
+            log::debug!("closing probe events on this thread: {e}");
+        }
+    });
+}
+
+const CLOSE_THREADS: usize = 32;
+
 /// Moves the entries of these sites to the front of `queue`, each part in
 /// the order it had.
 fn front_first<T>(queue: &mut std::collections::VecDeque<(usize, T)>, sites: &[usize]) {
@@ -637,11 +695,9 @@ impl Prober {
     /// Prepares probes on `pid` (nothing is armed until a module is scanned).
     /// Measures what a probe hit costs, which takes about a tenth of a second.
     pub fn new(pid: u32, options: ProbeOptions, now_ns: u64) -> Result<Prober, Error> {
-        let pmu_type = uprobe_pmu()?;
         raise_fd_limit();
-        let closer = Closer::start()?;
-        let set = UprobeSet::new(pmu_type)
-            .map_err(|e| Error::io("opening the probes' ring buffers", e, None))?;
+        let set = open_probes(pid)?;
+        let closer = Closer::start(set.closes_together())?;
         let cost = hit_cost()?;
         Ok(Prober {
             pid,
@@ -664,6 +720,7 @@ impl Prober {
             sampling_cost_ns: 0.0,
             target_cpu_ns: 0,
             forgone_ns: 0.0,
+            room: None,
             events_opened: 0,
             lost_hits: 0,
             load_times: HashMap::new(),
@@ -966,6 +1023,11 @@ impl Prober {
     /// takes hits during the gap is closed then (see [`Prober::tick`]).
     fn disarm_busy(&mut self) {
         self.drain();
+        self.close_busy();
+    }
+
+    /// Closes the sites with hits in their spell, and leaves the rest armed.
+    fn close_busy(&mut self) {
         let busy = (0..self.sites.len())
             .filter(|&i| self.sites[i].spells.last().is_some_and(|sp| sp.hits > 0))
             .collect();
@@ -1023,6 +1085,34 @@ impl Prober {
         self.lost_hits += lost;
         if !hurry.is_empty() {
             self.closer.hurry(&hurry);
+        }
+        self.keep_budget_between_ticks(monotonic_ns());
+    }
+
+    /// Disarms the busy sites before the next tick when their hits since the
+    /// last one already cost more than the room the budget left then (with
+    /// what the target's CPU since then adds to it). A burst of calls is
+    /// otherwise probed for up to a whole tick (100 ms): 20,000 calls into
+    /// pydantic-core in 50 ms trapped every one of them, 9% of the target's
+    /// CPU against a 3% budget. seam drains the probes every 10 ms or so.
+    fn keep_budget_between_ticks(&mut self, now_ns: u64) {
+        let (Some(room), Some(budget), true) = (self.room, self.options.budget, self.armed) else {
+            return;
+        };
+        let since: f64 = self
+            .sites
+            .iter()
+            .map(|s| (s.hits - s.last_hits) as f64 * self.cost.of(s.kind))
+            .sum();
+        let grown = budget * room.cpu_per_ns * now_ns.saturating_sub(room.at_ns) as f64;
+        if since * room.scale > room.ns + grown && since > MIN_COST_NS {
+            log::trace!(
+                "budget: {:.1} ms of hits since the tick, room {:.1} ms: disarmed early",
+                since * room.scale / 1e6,
+                (room.ns + grown) / 1e6
+            );
+            self.close_busy();
+            self.spell_len_ns = 0;
         }
     }
 
@@ -1150,6 +1240,12 @@ impl Prober {
         );
         // A few hits while the target idles are not worth a duty cycle.
         let over = cost > allowance && cost > MIN_COST_NS;
+        self.room = Some(Room {
+            ns: (allowance - cost).max(0.0),
+            cpu_per_ns: target_cpu_ns as f64 / spell.max(1) as f64,
+            at_ns: now_ns,
+            scale: cost / self.cost_ns.max(1.0),
+        });
         log::trace!(
             "budget: probes {:.1} ms, sampling {:.1} ms, allowance {:.1} ms of {:.1} ms target CPU; armed {}",
             cost / 1e6,
@@ -1387,6 +1483,7 @@ impl Prober {
             armed_share: armed_share.min(1.0),
             sites: self.sites.len() as u64,
             events_opened: self.events_opened,
+            via: self.set.kind().to_string(),
             failed: self.failed.clone(),
             arm_latency_ms_max: latency_ms,
         });
@@ -1711,27 +1808,31 @@ pub fn hit_cost() -> Result<HitCost, Error> {
         .map_err(Error::Unsupported)
 }
 
-fn uprobe_pmu() -> Result<u32, Error> {
-    uprobe_pmu_type().map_err(|e| {
+/// The probes of process `pid`: BPF links where the kernel allows them, else
+/// perf uprobe events (see [`UprobeSet::new`]).
+fn open_probes(pid: u32) -> Result<UprobeSet, Error> {
+    let (set, why_not_bpf) = UprobeSet::new(pid).map_err(|e| {
         Error::Unsupported(format!(
-            "exact crossing counts need the uprobe PMU (/sys/bus/event_source/devices/uprobe): {e}; \
-             use --crossings sampled"
+            "exact crossing counts need BPF uprobe_multi links (Linux 6.6+) or the uprobe PMU \
+             (/sys/bus/event_source/devices/uprobe): {e}; use --crossings sampled"
         ))
-    })
+    })?;
+    if let Some(why) = why_not_bpf {
+        log::info!("probes: perf uprobe events, one per CPU and site: {why}");
+    }
+    Ok(set)
 }
 
 fn measure_hit_cost() -> Result<HitCost, Error> {
-    let pmu_type = uprobe_pmu()?;
-    let mut set = UprobeSet::new(pmu_type)
-        .map_err(|e| Error::io("opening the probes' ring buffers", e, None))?;
+    let mut set = open_probes(std::process::id())?;
     // Each close waits for the kernel's grace periods: not on this thread
     // (the closer's thread closes what is left once it is dropped).
-    let closer = Closer::start()?;
+    let closer = Closer::start(set.closes_together())?;
     calibrate(&mut set, &closer)
 }
 
 /// The file and file offset of an address in this process's own code.
-fn own_file_offset(addr: usize) -> Option<(String, u64)> {
+pub(crate) fn own_file_offset(addr: usize) -> Option<(String, u64)> {
     let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
     for line in maps.lines() {
         let Some(m) = crate::modules::parse_maps_line(line) else {

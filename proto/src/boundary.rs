@@ -155,9 +155,14 @@ pub struct ProbeOverhead {
     pub budget: Option<f64>,
     /// Share of the recording during which the probes were armed.
     pub armed_share: f64,
-    /// Probes armed (sites) and perf events opened for them.
+    /// Probes armed (sites) and the kernel objects opened for them (BPF
+    /// links, or perf events: one per CPU and site).
     pub sites: u64,
     pub events_opened: u64,
+    /// How the probes were made: `bpf` (uprobe_multi links, the target's
+    /// hits only) or `perf` (uprobe events for all processes).
+    #[serde(default)]
+    pub via: String,
     /// Sites that could not be armed, with the reason.
     pub failed: BTreeMap<String, String>,
     /// Time from a module's load to its probes armed, ms (max over modules).

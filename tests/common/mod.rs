@@ -110,8 +110,14 @@ impl Drop for Sample {
 
 /// Runs `seam record ARGS` into a fresh folder and returns (folder, summary.json).
 pub fn record(args: &[String]) -> (tempfile::TempDir, Value) {
+    record_with_env(args, &[])
+}
+
+/// [`record`] with these environment variables set for seam.
+pub fn record_with_env(args: &[String], env: &[(&str, &str)]) -> (tempfile::TempDir, Value) {
     let out = tempfile::tempdir().unwrap();
     let output = seam()
+        .envs(env.iter().copied())
         .arg("record")
         .arg("-o")
         .arg(out.path())

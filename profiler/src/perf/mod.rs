@@ -6,6 +6,7 @@
 //! `linux-perf-event-reader` for parsing records: perf-event2 cannot parse
 //! context-switch records and has no uprobe event (see the README).
 
+mod bpf;
 mod ring;
 pub mod uprobe;
 
