@@ -823,7 +823,7 @@ impl Prober {
             .iter()
             .any(|s| s.dispatch && (!s.events.is_empty() || s.closing > 0));
         for (module, name, key) in candidates {
-            let dispatched = matches!(key.2, Mechanism::Ctypes | Mechanism::CffiAbi);
+            let dispatched = DISPATCHERS.iter().any(|&(_, m)| m == key.2);
             if self.dispatch_covers.contains(&key.2)
                 || (dispatched && dispatcher_armed)
                 || !self.candidates_seen.insert((module.clone(), name.clone()))
@@ -1503,14 +1503,18 @@ enum Dispatched {
 
 /// The mechanism of a libffi call by the module that made it.
 fn dispatch_mechanism(caller_file: &str) -> Option<Mechanism> {
-    if caller_file.starts_with("_ctypes") {
-        Some(Mechanism::Ctypes)
-    } else if caller_file.starts_with("_cffi_backend") {
-        Some(Mechanism::CffiAbi)
-    } else {
-        None
-    }
+    DISPATCHERS
+        .iter()
+        .find(|(prefix, _)| caller_file.starts_with(prefix))
+        .map(|&(_, m)| m)
 }
+
+/// The callers of libffi's `ffi_call` whose calls seam counts there, by the
+/// start of their module's file name, and the mechanism of their calls.
+const DISPATCHERS: [(&str, Mechanism); 2] = [
+    ("_ctypes", Mechanism::Ctypes),
+    ("_cffi_backend", Mechanism::CffiAbi),
+];
 
 /// Splits `n` in proportion to `weights`, exactly (largest remainders).
 fn split(n: u64, weights: &HashMap<BoundaryKey, u64>) -> Vec<(BoundaryKey, u64)> {
