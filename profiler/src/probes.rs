@@ -1780,7 +1780,7 @@ fn calibrate(set: &mut UprobeSet, closer: &Closer) -> Result<HitCost, Error> {
             .unwrap_or_else(|| Err(std::io::Error::other("no result")));
         let events = events.map_err(|e| {
             Error::io(
-                "opening a uprobe to measure its cost (exact crossing counts need root or CAP_PERFMON)",
+                "opening a uprobe to measure its cost (exact crossing counts need root, or CAP_PERFMON and CAP_BPF)",
                 e,
                 None,
             )
@@ -1818,7 +1818,8 @@ fn open_probes(pid: u32) -> Result<UprobeSet, Error> {
     let (set, why_not_bpf) = UprobeSet::new(pid).map_err(|e| {
         Error::Unsupported(format!(
             "exact crossing counts need BPF uprobe_multi links (Linux 6.6+) or the uprobe PMU \
-             (/sys/bus/event_source/devices/uprobe): {e}; use --crossings sampled"
+             (/sys/bus/event_source/devices/uprobe), as root or with CAP_BPF and CAP_PERFMON: \
+             {e}; use --crossings sampled"
         ))
     })?;
     if let Some(why) = why_not_bpf {

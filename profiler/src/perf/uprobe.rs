@@ -72,7 +72,9 @@ impl UprobeSet {
                 Err(e) => format!("BPF uprobe_multi links are unavailable ({e})"),
             }
         };
-        let perf = PerfProbes::new(uprobe_pmu_type()?)?;
+        let perf = uprobe_pmu_type().and_then(PerfProbes::new).map_err(|e| {
+            io::Error::new(e.kind(), format!("{why_not_bpf}; perf uprobe events: {e}"))
+        })?;
         let backend = Backend::Perf(perf);
         Ok((UprobeSet { backend }, Some(why_not_bpf)))
     }
