@@ -395,9 +395,14 @@ impl BpfProbes {
     /// Hands every hit waiting in the ring to `hit`, and hits lost to a full
     /// ring since the last call to `lost`.
     pub fn drain(&mut self, mut hit: impl FnMut(Hit), mut lost: impl FnMut(u64)) {
+        // Every hit is the target's: the kernel runs a link's program for
+        // its process only. The record's ids are the initial pid
+        // namespace's, which inside a container are not the ones seam knows
+        // the target by; the thread ids only tell threads apart.
+        let pid = self.pid;
         self.ring.drain(|body| {
             if let Some(h) = parse_hit(body) {
-                hit(h);
+                hit(Hit { pid, ..h });
             }
         });
         let (key, mut value) = (0u32, 0u64);
