@@ -266,10 +266,19 @@ fn a_stripped_extension_is_named_by_function_and_counted() {
         .filter(|b| b["caller"] == "python" && b["callee"] == "rust")
         .collect();
     assert_eq!(into_rust.len(), 1, "{into_rust:?}");
-    assert_eq!(
-        into_rust[0]["crossings"].as_u64(),
-        Some(want),
-        "{}",
+    // The warm-up call, right after the module loaded and before the ready
+    // line: BPF links are armed quickly enough to count it, or not.
+    let warm: u64 = truth["warmup_calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["caller"] == "python" && w["callee"] == "rust")
+        .map(|w| w["count"].as_u64().unwrap_or(1))
+        .sum();
+    let got = into_rust[0]["crossings"].as_u64().unwrap();
+    assert!(
+        got >= want && got <= want + warm,
+        "seam counted {got}, the sample {want} (+{warm} warm-up): {}",
         into_rust[0]
     );
 
