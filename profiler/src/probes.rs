@@ -647,8 +647,6 @@ struct Room {
     ns: f64,
     cpu_per_ns: f64,
     at_ns: u64,
-    /// `Prober::cost_ns` per calibrated ns (the traps' samples may show more).
-    scale: f64,
 }
 
 /// Closes these events on up to [`CLOSE_THREADS`] threads at once, each
@@ -1104,11 +1102,14 @@ impl Prober {
             .iter()
             .map(|s| (s.hits - s.last_hits) as f64 * self.cost.of(s.kind))
             .sum();
+        // What the traps' samples show beyond the calibrated cost (both
+        // change only at ticks).
+        let scale = self.cost_ns() / self.cost_ns.max(1.0);
         let grown = budget * room.cpu_per_ns * now_ns.saturating_sub(room.at_ns) as f64;
-        if since * room.scale > room.ns + grown && since > MIN_COST_NS {
+        if since * scale > room.ns + grown && since > MIN_COST_NS {
             log::trace!(
                 "budget: {:.1} ms of hits since the tick, room {:.1} ms: disarmed early",
-                since * room.scale / 1e6,
+                since * scale / 1e6,
                 (room.ns + grown) / 1e6
             );
             self.close_busy();
@@ -1244,7 +1245,6 @@ impl Prober {
             ns: (allowance - cost).max(0.0),
             cpu_per_ns: target_cpu_ns as f64 / spell.max(1) as f64,
             at_ns: now_ns,
-            scale: cost / self.cost_ns.max(1.0),
         });
         log::trace!(
             "budget: probes {:.1} ms, sampling {:.1} ms, allowance {:.1} ms of {:.1} ms target CPU; armed {}",

@@ -425,10 +425,7 @@ impl BpfProbes {
 
 /// A hit from a record written by [`program`].
 fn parse_hit(body: &[u8]) -> Option<Hit> {
-    let u64_at = |i: usize| {
-        body.get(i..i + 8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
-    };
+    let u64_at = |i: usize| super::u64_at(body, i);
     let pid_tgid = u64_at(8)?;
     let call = match (u64_at(24), u64_at(32)) {
         (Some(arg1), Some(ret)) if ret != 0 => Some(CallArgs { arg1, ret }),

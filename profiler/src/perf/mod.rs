@@ -305,11 +305,7 @@ fn sample_cost_here(options: &SamplerOptions) -> Result<f64, Error> {
         let mut samples = 0u64;
         ring.drain(|ty, _, body| match ty {
             sys::PERF_RECORD_SAMPLE => samples += 1,
-            sys::PERF_RECORD_LOST => {
-                samples += body
-                    .get(8..16)
-                    .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap()))
-            }
+            sys::PERF_RECORD_LOST => samples += u64_at(body, 8).unwrap_or(0),
             _ => {}
         });
         if samples > 0 {
@@ -476,6 +472,13 @@ fn default_ring_pages() -> usize {
 pub(crate) fn ring_pages_sharing(total: usize) -> usize {
     let per_cpu = total / page_size() / online_cpus().len().max(1);
     per_cpu.clamp(256, 4096).next_power_of_two().min(4096)
+}
+
+/// The little-endian u64 at byte `at` of a record's body, if the body is
+/// long enough.
+pub(crate) fn u64_at(body: &[u8], at: usize) -> Option<u64> {
+    body.get(at..at.checked_add(8)?)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
 }
 
 pub(crate) fn page_size() -> usize {

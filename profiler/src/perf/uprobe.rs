@@ -16,7 +16,7 @@
 
 use super::bpf::BpfProbes;
 use super::ring::Ring;
-use super::{open_event, set_output};
+use super::{open_event, set_output, u64_at};
 use perf_event_open_sys::bindings as sys;
 use std::ffi::CString;
 use std::io;
@@ -244,10 +244,7 @@ impl PerfProbes {
     pub fn drain(&mut self, mut hit: impl FnMut(Hit), mut lost: impl FnMut(u64)) {
         for ring in &mut self.rings {
             ring.drain(|ty, _misc, body| {
-                let u64_at = |i: usize| {
-                    body.get(i..i + 8)
-                        .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
-                };
+                let u64_at = |i: usize| u64_at(body, i);
                 match ty {
                     sys::PERF_RECORD_SAMPLE => {
                         if let (Some(id), Some(pid_tid), Some(time_ns)) =
@@ -275,10 +272,7 @@ impl PerfProbes {
 /// stack (size, 8 bytes, dynamic size). None for a plain record, or when the
 /// kernel had no user registers or could not read the stack.
 fn call_args(body: &[u8]) -> Option<CallArgs> {
-    let u64_at = |i: usize| {
-        body.get(i..i + 8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
-    };
+    let u64_at = |i: usize| u64_at(body, i);
     let abi = u64_at(24)?;
     if abi == sys::PERF_SAMPLE_REGS_ABI_NONE as u64 {
         return None;
