@@ -136,7 +136,10 @@ fn perf_uprobe_events_count_exactly_where_bpf_links_are_missing() {
             env,
             &["--overhead-budget", "none"],
             "chain",
-            &["--threads", "1", "--seconds", "1", "--start-delay", "1"],
+            // Two seconds: perf events open 10-20 ms each, and right after
+            // the BPF half's links were closed the first of them once came
+            // armed 16 calls late with one.
+            &["--threads", "1", "--seconds", "1", "--start-delay", "2"],
         );
         if via == "bpf" && !kernel_has_uprobe_multi() {
             eprintln!(
