@@ -580,6 +580,86 @@ fn a_budget_duty_cycles_the_probes_and_extrapolates() {
     assert!(extrapolated > 0, "nothing was extrapolated: {:?}", found);
 }
 
+/// A program in short phases (ffibench: 120-230 ms of calls each, a new
+/// function each) under the default budget: its first burst of calls, and
+/// each phase that starts calling a site left armed in a gap of the duty
+/// cycle, trapped until the next tick (100 ms), not until the next drain
+/// (10 ms): the probes took 26-28% of its CPU against a 3% budget. Each of
+/// these phases costs up to a drain of trapped calls before the check
+/// between ticks closes its site, so the bound here is 10%, not 3% (3.8-7.1%
+/// measured). Each count is extrapolated, with an error that is wide (a
+/// tight loop's rate is as uncertain as the cost of its hits) and within
+/// five of which the truth lies (README, *Overhead budget*). Not `cext`:
+/// its probe is single-stepped (20 µs a hit here) on a 22 ns call, and its
+/// count under a budget is not yet honest; nor the mechanisms through
+/// libffi's `ffi_call`, whose gaps are split by the counted calls'
+/// boundaries (README, *What is not yet supported*).
+#[test]
+fn short_phases_keep_the_budget_and_an_honest_error() {
+    let Some(_one) = prepare("short_phases_keep_the_budget_and_an_honest_error") else {
+        return;
+    };
+    let (summary, truth, _dir) = record_with_truth(
+        &[],
+        "ffibench",
+        &[
+            "--mechanisms",
+            "cffi-api,pyo3,go-c",
+            "--repeat",
+            "1",
+            "--start-delay",
+            "1.5",
+            "--calls-for",
+            "cffi-api=1000000",
+            "--calls-for",
+            "pyo3=2000000",
+            "--calls-for",
+            "go-c=2000000",
+        ],
+    );
+    let overhead = &summary["probe_overhead"];
+    let share = overhead["share"].as_f64().unwrap();
+    assert!(
+        share <= 0.10,
+        "probe cost {share} against a 3% budget: {overhead}"
+    );
+    let found = boundaries(&summary);
+    let mut table = Vec::new();
+    let mut wrong = Vec::new();
+    for m in truth["mechanisms"].as_array().unwrap() {
+        let name = m["name"].as_str().unwrap();
+        let want = m["calls"].as_f64().unwrap();
+        let b = found
+            .get(&key(m))
+            .unwrap_or_else(|| panic!("{name}: no boundary {:?} in {:?}", key(m), found.keys()));
+        let got = b["crossings"].as_f64().unwrap_or(0.0);
+        let error = b["crossings_error"].as_f64().unwrap();
+        // Five standard errors (3.5 at worst in 13 runs: the extrapolation's
+        // errors are not gaussian), and the warm-up calls.
+        let ok = b["crossings_method"] == "extrapolated"
+            && error > 0.0
+            && (got - want).abs() <= 5.0 * error + 0.01 * want + 2.0;
+        table.push(format!(
+            "{name:<9} truth {want:>9}  seam {got:>9} ± {error:>9} ({}){}",
+            b["crossings_method"],
+            if ok { "" } else { "   <- off" }
+        ));
+        if !ok {
+            wrong.push(name);
+        }
+    }
+    eprintln!(
+        "probes: {:.1}% of the target's CPU\n{}",
+        share * 100.0,
+        table.join("\n")
+    );
+    assert!(
+        wrong.is_empty(),
+        "counts off by more than five errors for {wrong:?}:\n{}",
+        table.join("\n")
+    );
+}
+
 /// A script over real PyPI packages (samples/pypkgs): pydantic-core,
 /// orjson, numpy and cryptography, a phase each, with the default budget.
 /// cryptography's Rust module has over a thousand wrappers seam could probe

@@ -1093,8 +1093,11 @@ impl Prober {
     /// otherwise probed for up to a whole tick (100 ms): 20,000 calls into
     /// pydantic-core in 50 ms trapped every one of them, 9% of the target's
     /// CPU against a 3% budget. seam drains the probes every 10 ms or so.
+    /// In a gap of the duty cycle, the sites left armed (they had no hits in
+    /// their spell) are closed the same way once a new phase of the target
+    /// starts calling them; they were left to the next tick.
     fn keep_budget_between_ticks(&mut self, now_ns: u64) {
-        let (Some(room), Some(budget), true) = (self.room, self.options.budget, self.armed) else {
+        let (Some(room), Some(budget)) = (self.room, self.options.budget) else {
             return;
         };
         let since: f64 = self
@@ -1103,8 +1106,13 @@ impl Prober {
             .map(|s| (s.hits - s.last_hits) as f64 * self.cost.of(s.kind))
             .sum();
         // What the traps' samples show beyond the calibrated cost (both
-        // change only at ticks).
-        let scale = self.cost_ns() / self.cost_ns.max(1.0);
+        // change only at ticks; none before the first tick with hits, when
+        // a scale of 0 let the first burst trap until the next tick).
+        let scale = if self.cost_ns > 0.0 {
+            (self.cost_ns() / self.cost_ns).max(1.0)
+        } else {
+            1.0
+        };
         let grown = budget * room.cpu_per_ns * now_ns.saturating_sub(room.at_ns) as f64;
         if since * scale > room.ns + grown && since > MIN_COST_NS {
             log::trace!(
@@ -1112,8 +1120,10 @@ impl Prober {
                 since * scale / 1e6,
                 (room.ns + grown) / 1e6
             );
+            if self.armed {
+                self.spell_len_ns = 0;
+            }
             self.close_busy();
-            self.spell_len_ns = 0;
         }
     }
 
@@ -1411,7 +1421,8 @@ impl Prober {
                 error: ns * hit_error,
             };
             let (missed, missed_error) = extrapolate_gaps(&site.spells, now_ns, active_until, hit);
-            let duty_cycled = site.spells.len() > 1 || active_until.is_some();
+            // Closed before the end (by the budget): not counted to the end.
+            let duty_cycled = site.spells.len() > 1 || tail_from.is_some();
             // (boundary, function, hits) of this site.
             let counted: Vec<(BoundaryKey, &str, u64)> = if site.dispatch {
                 site.dispatched
