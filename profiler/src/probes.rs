@@ -487,9 +487,32 @@ impl Closer {
                         break;
                     }
                     let sites: Vec<usize> = next.iter().map(|(i, _)| *i).collect();
-                    close_together(next);
-                    for site in sites {
-                        let _ = closed_tx.send((site, monotonic_ns()));
+                    let tell = closed_tx.clone();
+                    let which = sites.clone();
+                    let close = move || {
+                        close_together(next);
+                        for site in which {
+                            let _ = tell.send((site, monotonic_ns()));
+                        }
+                    };
+                    if !together {
+                        close();
+                        continue;
+                    }
+                    // Links queued now must not wait for the grace periods of
+                    // those closed before: behind them, a busy site of
+                    // ffibench's trapped 108,000 calls (about 0.1 s) before
+                    // its own close began.
+                    let spawned = std::thread::Builder::new()
+                        .name("seam-probe-close".into())
+                        .spawn(close);
+                    if let Err(e) = spawned {
+                        // The failed spawn dropped the closure, and the links
+                        // with it: closed here.
+                        log::debug!("closing probe events on the closer's thread: {e}");
+                        for site in sites {
+                            let _ = closed_tx.send((site, monotonic_ns()));
+                        }
                     }
                 }
             })
@@ -1014,21 +1037,18 @@ impl Prober {
         self.armed = false;
     }
 
-    /// Starts a gap of the duty cycle: closes the sites that took hits in
-    /// their spell. The others cost the target nothing and stay armed, exact
+    /// Starts a gap of the duty cycle: closes the sites taking hits now
+    /// (`busy`). The others cost the target nothing and stay armed, exact
     /// (closing one takes the kernel 60-100 ms, one after another: a module
     /// with a thousand methods took minutes, trapping meanwhile); one that
-    /// takes hits during the gap is closed then (see [`Prober::tick`]).
-    fn disarm_busy(&mut self) {
+    /// takes hits during the gap is closed then (see
+    /// [`Prober::keep_budget_between_ticks`]). A site whose only hits were
+    /// long ago (a warm-up call) is not busy: closed with the rest, it was
+    /// extrapolated at the warm-up's pace when a later phase of the target
+    /// called it in the gap (two million of ffibench's go-c calls read 1);
+    /// left armed, that phase's first calls give it a pace of its own.
+    fn disarm_busy(&mut self, busy: Vec<usize>) {
         self.drain();
-        self.close_busy();
-    }
-
-    /// Closes the sites with hits in their spell, and leaves the rest armed.
-    fn close_busy(&mut self) {
-        let busy = (0..self.sites.len())
-            .filter(|&i| self.sites[i].spells.last().is_some_and(|sp| sp.hits > 0))
-            .collect();
         self.close_sites(busy);
         self.armed = false;
     }
@@ -1123,7 +1143,11 @@ impl Prober {
             if self.armed {
                 self.spell_len_ns = 0;
             }
-            self.close_busy();
+            let busy = (0..self.sites.len())
+                .filter(|&i| self.sites[i].hits > self.sites[i].last_hits)
+                .collect();
+            self.close_sites(busy);
+            self.armed = false;
         }
     }
 
@@ -1265,7 +1289,7 @@ impl Prober {
             self.armed
         );
         if self.armed && over {
-            self.disarm_busy();
+            self.disarm_busy(hit_armed);
             self.spell_len_ns = 0;
         } else if !self.armed {
             // Sites left armed for the gap that take hits now are closed too.
