@@ -48,7 +48,7 @@ pub use palette::{frame_color, runtime_color, Rgb};
 pub use pprof::{write_pprof, LABEL_COMPLETE, LABEL_RUNTIME, LABEL_RUNTIMES, LABEL_SEAMS};
 pub use speedscope::{speedscope_frame_name, write_speedscope, SPEEDSCOPE_SCHEMA};
 pub use summary::{
-    percent, print_summary, summarize, thousands, write_summary_json, BoundarySummary,
-    RuntimeSamples, StackSummary, Summary, ThreadSummary, DEFAULT_TOP_STACKS,
+    glue_ns_text, percent, print_summary, summarize, thousands, write_summary_json,
+    BoundarySummary, RuntimeSamples, StackSummary, Summary, ThreadSummary, DEFAULT_TOP_STACKS,
     SUMMARY_FORMAT_VERSION,
 };

@@ -101,6 +101,11 @@ pub struct BoundarySummary {
     /// On-CPU glue time per crossing, ns (samples in the probes' own breakpoint
     /// handling are not glue time: see `probe_overhead`).
     pub glue_ns_per_crossing: Option<f64>,
+    /// One standard error of `glue_ns_per_crossing`: the glue samples' counting
+    /// noise, and the crossings' error where they were extrapolated (in a tight
+    /// loop under a budget that can be larger than the figure).
+    #[serde(default)]
+    pub glue_ns_error: Option<f64>,
     /// Time off CPU while in this boundary's glue, ms.
     pub off_cpu_ms: f64,
     /// Context switches while in this boundary's glue.
@@ -211,6 +216,33 @@ impl Summary {
     }
 }
 
+/// One standard error of glue ns per crossing (`glue` samples of `ns_per_sample`
+/// each over `crossings` ± `crossings_error`): Poisson noise on the samples (as
+/// if one where there are none) and the crossings' relative error, added in
+/// quadrature.
+fn glue_ns_error(glue: u64, ns_per_sample: f64, crossings: u64, crossings_error: u64) -> f64 {
+    let c = crossings.max(1) as f64;
+    let value = glue as f64 * ns_per_sample / c;
+    let counting = (glue.max(1) as f64).sqrt() * ns_per_sample / c;
+    let extrapolating = value * crossings_error as f64 / c;
+    counting.hypot(extrapolating)
+}
+
+/// Glue ns per crossing as the tables show it: `-` when not known, the figure
+/// alone when its error is within 10%, `<E` when no glue was sampled, else
+/// `~N ±E%`.
+pub fn glue_ns_text(ns: Option<f64>, error: Option<f64>) -> String {
+    match (ns, error) {
+        (None, _) => "-".to_string(),
+        (Some(n), Some(e)) if n <= 0.0 && e > 0.0 => format!("<{}", thousands(e.round() as u64)),
+        (Some(n), Some(e)) if e > 0.1 * n => {
+            let pct = if n > 0.0 { 100.0 * e / n } else { 999.0 };
+            format!("~{} ±{:.0}%", thousands(n.round() as u64), pct.min(999.0))
+        }
+        (Some(n), _) => thousands(n.round() as u64),
+    }
+}
+
 fn share(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         0.0
@@ -309,6 +341,8 @@ pub fn summarize(profile: &Profile, top_stacks: usize) -> Summary {
                 functions: b.functions.clone(),
                 glue_ns_per_crossing: counted
                     .map(|c| b.glue_samples as f64 * ns_per_sample / c as f64),
+                glue_ns_error: counted
+                    .map(|c| glue_ns_error(b.glue_samples, ns_per_sample, c, b.crossings_error)),
                 off_cpu_ms: b.off_cpu_ns as f64 / 1e6,
                 context_switches: b.switches,
                 causes: b
@@ -393,7 +427,7 @@ pub fn print_summary(summary: &Summary, out: &mut impl io::Write) -> Result<(), 
     if !summary.boundaries.is_empty() {
         writeln!(
             out,
-            "{:<20}{:<11}{:>8}{:>9}{:>18}{:>10}{:>10}{:>9}",
+            "{:<20}{:<11}{:>8}{:>9}{:>18}{:>16}{:>10}{:>9}",
             "boundary",
             "mechanism",
             "through",
@@ -423,14 +457,13 @@ pub fn print_summary(summary: &Summary, out: &mut impl io::Write) -> Result<(), 
             };
             writeln!(
                 out,
-                "{:<20}{:<11}{:>8}{:>9}{:>18}{:>10}{:>10}{:>9}",
+                "{:<20}{:<11}{:>8}{:>9}{:>18}{:>16}{:>10}{:>9}",
                 format!("{} -> {}", b.caller, b.callee),
                 b.mechanism.as_str(),
                 percent(share(b.samples, summary.samples)),
                 percent(b.glue_cpu_share),
                 rate,
-                b.glue_ns_per_crossing
-                    .map_or("-".to_string(), |n| format!("{n:.0}")),
+                glue_ns_text(b.glue_ns_per_crossing, b.glue_ns_error),
                 format!("{:.0} ms", b.off_cpu_ms),
                 thousands(b.context_switches.total()),
             )?;
@@ -787,6 +820,28 @@ problems:        b (5), c (2), d (2), and 1 more in summary.json
         assert!(row("python -> c ").contains("~10,000 ±25%"), "{text}");
         let go = row("python -> go ");
         assert!(go.contains(" 1,500") && !go.contains('±'), "{text}");
+    }
+
+    /// Glue ns per crossing carries the glue samples' noise and the
+    /// crossings' error, and the tables show it where it is over 10%.
+    #[test]
+    fn glue_ns_per_crossing_has_its_error() {
+        // 100 samples of 1 ms over 1,000,000 exact crossings: 100 ns ± 10%.
+        let e = glue_ns_error(100, 1e6, 1_000_000, 0);
+        assert!((e - 10.0).abs() < 1e-9, "{e}");
+        // Extrapolated ± 100%: the error is the figure's own size, and more.
+        let e = glue_ns_error(100, 1e6, 1_000_000, 1_000_000);
+        assert!((e - 10.0f64.hypot(100.0)).abs() < 1e-9, "{e}");
+        // No glue sampled: under one sample's worth.
+        assert_eq!(glue_ns_error(0, 1e6, 1_000, 0), 1_000.0);
+        assert_eq!(glue_ns_text(Some(100.0), Some(10.0)), "100");
+        assert_eq!(glue_ns_text(Some(100.0), Some(100.5)), "~100 ±100%");
+        assert_eq!(glue_ns_text(Some(0.0), Some(1_000.0)), "<1,000");
+        assert_eq!(
+            glue_ns_text(Some(52_052_052.0), Some(1e9)),
+            "~52,052,052 ±999%"
+        );
+        assert_eq!(glue_ns_text(None, None), "-");
     }
 
     /// seam's figures for its own cost are what it can measure, a floor: the

@@ -121,8 +121,9 @@ pub struct BoundaryRow {
     pub crossings: Option<u64>,
     /// The error of `crossings` when extrapolated (one standard deviation).
     pub crossings_error: u64,
-    /// Glue CPU ns per crossing since the reset.
+    /// Glue CPU ns per crossing since the reset, and its error.
     pub glue_ns_per_crossing: Option<f64>,
+    pub glue_ns_error: Option<f64>,
     /// Off-CPU ms per second in its glue over the last interval.
     pub off_cpu_ms_per_s: f64,
     pub switches_per_s: f64,
@@ -433,6 +434,7 @@ impl Dashboard {
                     crossings: b.crossings,
                     crossings_error: b.crossings_error,
                     glue_ns_per_crossing: b.glue_ns_per_crossing,
+                    glue_ns_error: b.glue_ns_error,
                     off_cpu_ms_per_s: recent.map_or(0.0, |r| per_s(r.off_cpu_ms)),
                     switches_per_s: recent
                         .map_or(0.0, |r| per_s(r.context_switches.total() as f64)),

@@ -13,7 +13,7 @@ use ratatui::widgets::{
     Block, Borders, Cell as TableCell, Clear, Paragraph, Row, Sparkline, StatefulWidget, Table,
     TableState, Widget, Wrap,
 };
-use seam_export::{percent, runtime_color, thousands};
+use seam_export::{glue_ns_text, percent, runtime_color, thousands};
 use seam_proto::{CrossingsMethod, Runtime};
 use std::cell::Cell;
 
@@ -354,10 +354,11 @@ fn render_boundaries(d: &Dashboard, area: Rect, buf: &mut Buffer) {
                 Line::from(percent(r.through)).right_aligned(),
                 Line::from(percent(r.glue_cpu)).right_aligned(),
                 Line::from(crossings_rate(r, wide)).right_aligned(),
-                Line::from(
-                    r.glue_ns_per_crossing
-                        .map_or("-".to_string(), |n| format!("{n:.0}")),
-                )
+                Line::from(if wide {
+                    glue_ns_text(r.glue_ns_per_crossing, r.glue_ns_error)
+                } else {
+                    glue_ns_text(r.glue_ns_per_crossing, None)
+                })
                 .right_aligned(),
                 Line::from(format!("{:.0}", r.off_cpu_ms_per_s)).right_aligned(),
                 Line::from(format!("{:.0}", r.switches_per_s)).right_aligned(),
@@ -555,8 +556,7 @@ fn render_detail(d: &Dashboard, area: Rect, buf: &mut Buffer) {
             crossings_rate(&b, true),
             total,
             percent(b.glue_cpu),
-            b.glue_ns_per_crossing
-                .map_or("-".to_string(), |n| format!("{n:.0}")),
+            glue_ns_text(b.glue_ns_per_crossing, b.glue_ns_error),
         )),
         Line::from(format!(
             "off-CPU {:.0} ms/s  switches/s {:.0}",
@@ -726,6 +726,7 @@ mod tests {
             crossings: Some(92_000),
             crossings_error: 2_760,
             glue_ns_per_crossing: None,
+            glue_ns_error: None,
             off_cpu_ms_per_s: 0.0,
             switches_per_s: 0.0,
             causes: Vec::new(),
