@@ -1113,8 +1113,8 @@ impl Prober {
     /// otherwise probed for up to a whole tick (100 ms): 20,000 calls into
     /// pydantic-core in 50 ms trapped every one of them, 9% of the target's
     /// CPU against a 3% budget. seam drains the probes every 10 ms or so.
-    /// In a gap of the duty cycle, the sites left armed (they had no hits in
-    /// their spell) are closed the same way once a new phase of the target
+    /// In a gap of the duty cycle, the sites left armed (not hit in the tick
+    /// before it) are closed the same way once a new phase of the target
     /// starts calling them; they were left to the next tick.
     fn keep_budget_between_ticks(&mut self, now_ns: u64) {
         let (Some(room), Some(budget)) = (self.room, self.options.budget) else {
