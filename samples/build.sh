@@ -15,6 +15,7 @@
 #   build/ffibench/V/libffibgo.so         Go c-shared (+ libffibgo.h)
 #   build/ffibench/py3.X/                 C extension _ffib_ext and cffi API-mode
 #                                         module _ffib_cffi, per CPython 3.11-3.13
+#   build/ffibench/py3.X/cet/             _ffib_cffi built with -fcf-protection=full
 #   build/ffibench/pyo3/ffib_pyo3.abi3.so PyO3 module (abi3: CPython >= 3.11)
 #   build/ffibench/pyo3-stripped/...      the same, strip --strip-all
 #   build/cgolong/V/cgolong               Go executable (cgo)
@@ -282,7 +283,9 @@ find_python() {
 
 # ------------------------------------------------ ffibench: Python modules
 # build_pymods 3.X PYTHON: the C extension _ffib_ext and the cffi API-mode
-# module _ffib_cffi for one CPython, into build/ffibench/py3.X/.
+# module _ffib_cffi for one CPython, into build/ffibench/py3.X/, and the
+# latter again with -fcf-protection=full into build/ffibench/py3.X/cet/ (its
+# functions start with endbr64, as Ubuntu's and Fedora's compilers build them).
 PYMOD_FLAGS="-g -O2 -fPIC -fno-omit-frame-pointer -shared"
 build_pymods() {
     local mm="$1" py="$2" info inc suffix pyv cffiv hash dir t0 tmp
@@ -301,9 +304,10 @@ except ImportError:
     [ -n "$cffiv" ] ||
         die "$py has no cffi (ffibench's cffi API-mode module needs it): $py -m pip install cffi"
     files=("$SAMPLES/ffibench/cext/ffibext.c" "$SAMPLES/ffibench/cffi_build.py" "$SAMPLES/ffibench/c/ffib.h")
-    hash="$(input_hash "$py $pyv $suffix cffi=$cffiv $(gcc --version | head -n 1) $PYMOD_FLAGS" "${files[@]}")"
+    hash="$(input_hash "$py $pyv $suffix cffi=$cffiv $(gcc --version | head -n 1) $PYMOD_FLAGS cet=-fcf-protection=full" "${files[@]}")"
     dir="$BUILD/ffibench/py$mm"
-    if up_to_date "ffibench-py$mm" "$hash" "$dir/_ffib_ext$suffix" "$dir/_ffib_cffi$suffix"; then
+    if up_to_date "ffibench-py$mm" "$hash" "$dir/_ffib_ext$suffix" "$dir/_ffib_cffi$suffix" \
+        "$dir/cet/_ffib_cffi$suffix"; then
         printf 'up to date  %-22s %s\n' "ffibench/py$mm" "$(rel "$dir")/"
         return
     fi
@@ -321,6 +325,13 @@ except ImportError:
     gcc $PYMOD_FLAGS -I"$inc" -I"$SAMPLES/ffibench/c" -o "$tmp/_ffib_cffi$suffix" "$tmp/_ffib_cffi.c" \
         -L"$BUILD/lib" -lffib -Wl,-rpath,'$ORIGIN/../../lib' ||
         die "gcc of the cffi API-mode module for $py failed"
+    mkdir -p "$tmp/cet" "$dir/cet"
+    # shellcheck disable=SC2086
+    gcc $PYMOD_FLAGS -fcf-protection=full -I"$inc" -I"$SAMPLES/ffibench/c" \
+        -o "$tmp/cet/_ffib_cffi$suffix" "$tmp/_ffib_cffi.c" \
+        -L"$BUILD/lib" -lffib -Wl,-rpath,'$ORIGIN/../../../lib' ||
+        die "gcc -fcf-protection of the cffi API-mode module for $py failed"
+    mv -f "$tmp/cet/_ffib_cffi$suffix" "$dir/cet/"
     mv -f "$tmp/_ffib_ext$suffix" "$tmp/_ffib_cffi$suffix" "$tmp/_ffib_cffi.c" "$dir/"
     rm -rf "$tmp"
     stamp "ffibench-py$mm" "$hash"

@@ -661,6 +661,55 @@ fn short_phases_keep_the_budget_and_an_honest_error() {
     );
 }
 
+/// Code built for Intel CET (Ubuntu's and Fedora's default) starts each
+/// function with `endbr64`, which the kernel single-steps under a uprobe:
+/// about 20 µs a hit on the test VM, against 0.7 µs for the `push` after it,
+/// which it emulates. ffibench's cffi API-mode module built so is probed at
+/// its `push`: every call counted, at the emulated cost (21.1 µs a call under
+/// the probe at the entry, 0.8 µs past it).
+#[test]
+fn a_cet_built_function_is_probed_past_its_endbr64() {
+    let Some(_one) = prepare("a_cet_built_function_is_probed_past_its_endbr64") else {
+        return;
+    };
+    let (summary, truth, _dir) = record_with_truth(
+        &["--overhead-budget", "none"],
+        "ffibench",
+        &[
+            "--cet",
+            "--mechanisms",
+            "cffi-api",
+            "--calls",
+            "100000",
+            "--repeat",
+            "1",
+            "--start-delay",
+            "1",
+        ],
+    );
+    let m = &truth["mechanisms"][0];
+    let found = boundaries(&summary);
+    let b = &found[&key(m)];
+    let calls = m["calls"].as_u64().unwrap();
+    let counted = b["crossings"].as_u64().unwrap();
+    // The warm-up call is counted too.
+    assert!(
+        b["crossings_method"] == "exact" && (calls..=calls + 1).contains(&counted),
+        "seam counted {counted} of {calls}: {b}"
+    );
+    let overhead = &summary["probe_overhead"];
+    let per_hit = overhead["ns_per_hit"].as_f64().unwrap();
+    let emulated = overhead["ns_per_hit_emulated"].as_f64().unwrap();
+    let stepped = overhead["ns_per_hit_single_step"].as_f64().unwrap();
+    eprintln!(
+        "a hit: {per_hit:.0} ns (calibrated: emulated {emulated:.0}, single-stepped {stepped:.0})"
+    );
+    assert!(
+        per_hit < (emulated + stepped) / 2.0,
+        "hits cost {per_hit:.0} ns: single-stepped at endbr64? {overhead}"
+    );
+}
+
 /// A script over real PyPI packages (samples/pypkgs): pydantic-core,
 /// orjson, numpy and cryptography, a phase each, with the default budget.
 /// cryptography's Rust module has over a thousand wrappers seam could probe

@@ -309,12 +309,13 @@ impl Converter {
         // the probed address before it runs the probe's handlers. Before the
         // probed instruction has run, the stack pointer is still as a call
         // leaves it (8 past a 16-byte boundary, by the ABI): unwind from the
-        // probed address, the function's entry. After it emulated a `push`,
-        // the stack pointer moved and the instruction pointer is right as it is.
+        // probed address, the function's entry (or the `push` after its
+        // `endbr64`). After it emulated a `push`, the stack pointer moved and
+        // the instruction pointer is right as it is.
         if regs.sp % 16 == 8
             && leaf_first.iter().any(|f| f.name == "asm_exc_int3")
             && !self.space.is_function_entry(regs.ip)
-            && self.space.is_function_entry(regs.ip.saturating_sub(1))
+            && self.space.is_probe_point(regs.ip.saturating_sub(1))
         {
             regs.ip -= 1;
         }

@@ -653,6 +653,22 @@ impl AddressSpace {
     }
 
     /// Whether a function starts at `avma`, by the unwind tables or a symbol.
+    /// Whether seam probes a function at `avma`: its entry, or past the
+    /// `endbr64` it starts with (see [`crate::perf::uprobe::probe_point`]).
+    pub fn is_probe_point(&self, avma: u64) -> bool {
+        if self.is_function_entry(avma) {
+            return true;
+        }
+        let endbr = crate::perf::uprobe::ENDBR64;
+        let Some(entry) = avma.checked_sub(endbr.len() as u64) else {
+            return false;
+        };
+        self.is_function_entry(entry)
+            && self
+                .module_at(entry)
+                .is_some_and(|m| m.object.bytes_at_svma(m.svma(entry), endbr.len()) == endbr)
+    }
+
     pub fn is_function_entry(&self, avma: u64) -> bool {
         let Some(m) = self.module_at(avma) else {
             return false;

@@ -29,7 +29,7 @@
 
 use crate::modules::{AddressSpace, Language, ObjectInfo};
 use crate::perf::uprobe::{
-    probe_kind, trap_return_points, CallArgs, EventId, Probe, ProbeKind, UprobeSet,
+    probe_kind, probe_point, trap_return_points, CallArgs, EventId, Probe, ProbeKind, UprobeSet,
 };
 use crate::perf::{monotonic_ns, thread_cpu_ns, Workload};
 use crate::Error;
@@ -907,6 +907,7 @@ impl Prober {
             key,
             dispatch,
         } = found;
+        let svma = svma + probe_point(object.bytes_at_svma(svma, 6)) as u64;
         let Some(offset) = object.file_offset_of_svma(svma) else {
             return;
         };

@@ -165,8 +165,9 @@ class GoCMechanism:
                 "start_ns": t0, "end_ns": t1}
 
 
-def load(names, golib_path):
-    """Loads what the chosen mechanisms need; returns {name: mechanism}."""
+def load(names, golib_path, cet=False):
+    """Loads what the chosen mechanisms need; returns {name: mechanism}.
+    `cet`: cffi-api from the module built with -fcf-protection=full."""
     lib_dir = os.path.join(BUILD, "lib")
     py_dir = os.path.join(BUILD, "ffibench", PYDIR)
     mechs = {}
@@ -200,7 +201,7 @@ def load(names, golib_path):
             mechs[name] = PyMechanism(name, lib.ffib_noop)
         elif name == "cffi-api":
             need_cffi()  # the compiled module imports _cffi_backend
-            mod = import_from(py_dir, "_ffib_cffi")
+            mod = import_from(os.path.join(py_dir, "cet") if cet else py_dir, "_ffib_cffi")
             mechs[name] = PyMechanism(name, mod.lib.ffib_noop)
         elif name == "cext":
             mod = import_from(py_dir, "_ffib_ext")
@@ -256,6 +257,9 @@ def main():
                    "ignored for a mechanism not in --mechanisms)")
     p.add_argument("--repeat", type=int, default=3,
                    help="measurements per mechanism; the median is reported (default 3)")
+    p.add_argument("--cet", action="store_true",
+                   help="cffi-api through the module built with -fcf-protection=full, whose "
+                   "functions start with endbr64 (as Ubuntu's and Fedora's compilers build them)")
     args = p.parse_args()
     names = [m.strip() for m in args.mechanisms.split(",") if m.strip()]
     unknown = [m for m in names if m not in MECHANISMS]
@@ -273,7 +277,7 @@ def main():
             calls[name] = max(1, int(count))
     repeat = max(1, args.repeat)
 
-    mechs = load(names, args.lib)
+    mechs = load(names, args.lib, cet=args.cet)
 
     # Warm-up: one call of each entry point (the first Go call starts the Go
     # runtime's work on this thread); before the ready line, not counted.

@@ -352,6 +352,24 @@ pub fn probe_kind(code: &[u8]) -> ProbeKind {
     }
 }
 
+/// `endbr64`, the landing pad that code built for Intel CET (the default of
+/// Ubuntu's and Fedora's compilers) starts each function with.
+pub const ENDBR64: [u8; 4] = [0xf3, 0x0f, 0x1e, 0xfa];
+
+/// Where in a function (`code`, its first bytes) to probe it: past a leading
+/// `endbr64` when a `push` follows, which the kernel emulates, while it
+/// single-steps `endbr64`: on this VM a hit cost 19.2-19.8 µs at the
+/// function's entry and 0.6 µs four bytes on (`perf probe -x t f` against
+/// `f+4`, on `endbr64; push %rbx; ...`). Every call runs both, and neither
+/// moves the stack; a loop could jump back to a leading instruction of
+/// other kinds, not to a prologue's `push`.
+pub fn probe_point(code: &[u8]) -> usize {
+    match code.strip_prefix(&ENDBR64) {
+        Some(rest) if probe_kind(rest) == ProbeKind::Emulated => ENDBR64.len(),
+        _ => 0,
+    }
+}
+
 /// Where a thread runs on after a probe's trap on `code` (a function's first
 /// bytes, at `svma`): the instruction after the probed one (where the trap
 /// returns once the kernel has emulated or single-stepped it), and the one
@@ -401,6 +419,21 @@ pub fn trap_return_points(code: &[u8], svma: u64) -> Vec<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cet_function_is_probed_at_its_push() {
+        // endbr64; push %rbp
+        let cet = [0xf3, 0x0f, 0x1e, 0xfa, 0x55, 0x48];
+        assert_eq!(probe_point(&cet), 4);
+        assert_eq!(probe_kind(&cet[probe_point(&cet)..]), ProbeKind::Emulated);
+        // endbr64; push %r15
+        assert_eq!(probe_point(&[0xf3, 0x0f, 0x1e, 0xfa, 0x41, 0x57]), 4);
+        // endbr64; lea 0x1(%rdi),%rax: no better place, the entry
+        assert_eq!(probe_point(&[0xf3, 0x0f, 0x1e, 0xfa, 0x48, 0x8d]), 0);
+        // push %rbp; no endbr64
+        assert_eq!(probe_point(&[0x55, 0x48, 0x89, 0xe5]), 0);
+        assert_eq!(probe_point(&[0xf3, 0x0f]), 0);
+    }
 
     #[test]
     fn a_trap_returns_after_the_probed_instruction() {
