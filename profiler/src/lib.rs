@@ -13,6 +13,7 @@ pub mod classify;
 pub mod converter;
 pub mod crossing;
 pub mod fixture;
+pub mod gocount;
 pub mod memory;
 pub mod modules;
 pub mod perf;

@@ -291,6 +291,11 @@ impl ObjectInfo {
             .map(|&(off, start, _, _)| off + (svma - start))
     }
 
+    /// The whole file.
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+
     /// Up to `len` bytes of the file at `svma`.
     pub fn bytes_at_svma(&self, svma: u64, len: usize) -> &[u8] {
         let Some(off) = self.file_offset_of_svma(svma) else {

@@ -27,6 +27,8 @@
 //! be single-stepped); seam measures that cost on itself at start, adds it up,
 //! and with a budget disarms the probes in duty cycles and extrapolates.
 
+use crate::gocount::CgoCounter;
+use crate::memory::ProcessMemory;
 use crate::modules::{AddressSpace, Language, ObjectInfo};
 use crate::perf::uprobe::{
     probe_kind, probe_point, trap_return_points, CallArgs, EventId, Probe, ProbeKind, UprobeSet,
@@ -442,6 +444,35 @@ pub struct Prober {
     /// The mechanisms whose calls a dispatcher counts: samples need not find
     /// their callees (a probe there would count each call twice).
     dispatch_covers: HashSet<Mechanism>,
+    /// The Go runtimes in the target whose cgo call counts seam reads (see
+    /// [`crate::gocount`]), and why others' cannot be read, by module path.
+    go_runtimes: Vec<GoRuntime>,
+    go_uncounted: BTreeMap<String, String>,
+}
+
+/// A Go runtime whose own count of its calls into C seam reads: the exact
+/// total of its `Cfunc` sites' calls, armed or not.
+struct GoRuntime {
+    object_path: String,
+    counter: CgoCounter,
+    bias: u64,
+    /// The reading when its module was found, the latest, and the one before.
+    base: CgoReading,
+    last: CgoReading,
+    previous: Option<CgoReading>,
+}
+
+/// How often the Go runtimes' counts are read: the calls after the latest
+/// reading of a target that exits are extrapolated at the pace of the last
+/// two (a tight loop of cgo calls makes 150,000 in 10 ms).
+const GO_READ_NS: u64 = 5_000_000;
+
+/// The runtime's count of cgo calls, and the hits its sites had counted, at `at_ns`.
+#[derive(Clone, Copy, Debug)]
+struct CgoReading {
+    calls: u64,
+    hits: u64,
+    at_ns: u64,
 }
 
 /// Closes uprobe events on a thread of its own, one at a time, and says when
@@ -754,6 +785,8 @@ impl Prober {
             load_times: HashMap::new(),
             failed: BTreeMap::new(),
             dispatch_covers: HashSet::new(),
+            go_runtimes: Vec::new(),
+            go_uncounted: BTreeMap::new(),
         })
     }
 
@@ -816,14 +849,17 @@ impl Prober {
         for m in space.modules() {
             if !self.scanned.contains(&m.object.path) {
                 self.scanned.insert(m.object.path.clone());
-                new.push((m.object.clone(), space.file_path(&m.object.path)));
+                new.push((m.object.clone(), space.file_path(&m.object.path), m.bias));
             }
         }
         let first = self.sites.len();
         let t = std::time::Instant::now();
-        for (object, file) in new {
+        for (object, file, bias) in new {
             for site in static_sites(&object) {
                 self.add_site(&object, &file, site, true);
+            }
+            if object.go.is_some() {
+                self.add_go_runtime(&object, bias, now_ns);
             }
         }
         let found = t.elapsed();
@@ -835,6 +871,76 @@ impl Prober {
                 found,
                 t.elapsed() - found
             );
+        }
+    }
+
+    /// Starts reading the cgo call count of the Go runtime in `object`, if
+    /// its DWARF says where it is.
+    fn add_go_runtime(&mut self, object: &ObjectInfo, bias: u64, now_ns: u64) {
+        let counter = match CgoCounter::locate(object.bytes()) {
+            Ok(c) => c,
+            Err(e) => {
+                log::debug!("{}: Go → C counted by probes only: {e}", object.path);
+                self.go_uncounted.insert(object.path.clone(), e);
+                return;
+            }
+        };
+        let memory = ProcessMemory { pid: self.pid };
+        match counter.read(&memory, bias) {
+            Ok(calls) => {
+                let base = CgoReading {
+                    calls,
+                    hits: 0,
+                    at_ns: now_ns,
+                };
+                log::debug!("{}: {calls} cgo calls before seam", object.path);
+                self.go_runtimes.push(GoRuntime {
+                    object_path: object.path.clone(),
+                    counter,
+                    bias,
+                    base,
+                    last: base,
+                    previous: None,
+                });
+            }
+            Err(e) => {
+                let e = format!("reading runtime.ncgocall: {e}");
+                log::debug!("{}: Go → C counted by probes only: {e}", object.path);
+                self.go_uncounted.insert(object.path.clone(), e);
+            }
+        }
+    }
+
+    /// Whether site `i` is one of the runtime's `Cfunc` sites, whose calls
+    /// its cgo count includes.
+    fn counted_by(&self, runtime: &GoRuntime, i: usize) -> bool {
+        let site = &self.sites[i];
+        site.object_path == runtime.object_path && site.default_key.2 == Mechanism::CgoCall
+    }
+
+    /// Reads each Go runtime's cgo call count, with its sites' hits so far,
+    /// every [`GO_READ_NS`]. A target that has exited keeps its last reading.
+    fn read_go_runtimes(&mut self, now_ns: u64) {
+        let memory = ProcessMemory { pid: self.pid };
+        for r in 0..self.go_runtimes.len() {
+            let runtime = &self.go_runtimes[r];
+            if now_ns < runtime.last.at_ns + GO_READ_NS {
+                continue;
+            }
+            let Ok(calls) = runtime.counter.read(&memory, runtime.bias) else {
+                continue;
+            };
+            let hits = (0..self.sites.len())
+                .filter(|&i| self.counted_by(runtime, i))
+                .map(|i| self.sites[i].hits)
+                .sum();
+            let runtime = &mut self.go_runtimes[r];
+            runtime.previous = Some(runtime.last);
+            runtime.last = CgoReading {
+                calls,
+                hits,
+                at_ns: now_ns,
+            };
         }
     }
 
@@ -1113,6 +1219,7 @@ impl Prober {
         if !hurry.is_empty() {
             self.closer.hurry(&hurry);
         }
+        self.read_go_runtimes(monotonic_ns());
         self.keep_budget_between_ticks(monotonic_ns());
     }
 
@@ -1414,6 +1521,116 @@ impl Prober {
         Dispatched::Cross(key, name)
     }
 
+    /// The end of a site's last spell if the budget closed it (the final
+    /// disarm, ours, at the end, is no gap; a close by the budget is, however
+    /// near the end: the 100 ms this allowed before left the last phase of
+    /// ffibench, 300,000 cffi ABI calls in 72 ms, at the 2,500 of its first
+    /// millisecond, ± 0).
+    fn tail_from(&self, spells: &[Spell]) -> Option<u64> {
+        spells
+            .last()
+            .and_then(|s| s.end)
+            .filter(|&e| self.finished_ns.is_none_or(|f| e < f))
+    }
+
+    /// The calls `site` missed in its gaps up to `until` (at most `now_ns`),
+    /// with their error (see [`extrapolate_gaps`]).
+    fn missed(&self, site: &Site, until: u64, now_ns: u64) -> (f64, f64) {
+        let until = until.min(now_ns);
+        let truncated;
+        let spells = if until < now_ns {
+            truncated = spells_until(&site.spells, until);
+            &truncated[..]
+        } else {
+            &site.spells[..]
+        };
+        let active_until = self
+            .tail_from(spells)
+            .and(site.last_vote_ns)
+            .map(|t| t.min(until));
+        // The calibrated cost per hit: the traps' excess seen in place
+        // (partly uncounted calls trapping while events close) is not
+        // paid by each counted call, and taking it out of the spells'
+        // rates overestimated them (by 39% on chain, when it was 4x).
+        // How far the two differ is the error of that cost.
+        let ns = self.cost.of(site.kind);
+        let hit = HitNs {
+            ns,
+            error: ns * self.hit_cost_error(),
+        };
+        extrapolate_gaps(spells, until, active_until, hit)
+    }
+
+    /// Each site's missed calls, their error, and whether they are exact:
+    /// extrapolated from the spells' rates, except where a Go runtime counts
+    /// its calls into C (see [`crate::gocount`]). Up to its latest reading,
+    /// those of its `Cfunc` sites' calls the probes did not count are known
+    /// exactly, and shared among the sites as their rates would have them
+    /// (exactly, where one site has them all); after it, extrapolated.
+    fn missed_by_site(&self, now_ns: u64) -> Vec<(f64, f64, bool)> {
+        let mut out: Vec<(f64, f64, bool)> = self
+            .sites
+            .iter()
+            .map(|site| {
+                let (missed, error) = self.missed(site, now_ns, now_ns);
+                (missed, error, false)
+            })
+            .collect();
+        for runtime in &self.go_runtimes {
+            let group: Vec<usize> = (0..self.sites.len())
+                .filter(|&i| self.counted_by(runtime, i) && !self.sites[i].spells.is_empty())
+                .collect();
+            let (base, last) = (runtime.base, runtime.last);
+            let calls = last.calls.saturating_sub(base.calls) as f64;
+            let counted = last.hits.saturating_sub(base.hits) as f64;
+            let uncounted = (calls - counted).max(0.0);
+            // After the latest reading (a target that exited): the calls
+            // at the pace of the last two readings, up to the last samples
+            // that showed a site busy, less those the probes counted.
+            let busy_until = group
+                .iter()
+                .filter_map(|&i| self.sites[i].last_vote_ns)
+                .max()
+                .unwrap_or(0)
+                .min(now_ns);
+            let pace = runtime.previous.map_or(0.0, |p| {
+                last.calls.saturating_sub(p.calls) as f64
+                    / last.at_ns.saturating_sub(p.at_ns).max(1) as f64
+            });
+            let hits_after: u64 = group.iter().map(|&i| self.sites[i].hits).sum();
+            let hits_after = hits_after.saturating_sub(last.hits) as f64;
+            let after = busy_until.saturating_sub(last.at_ns) as f64 * pace;
+            let after = (after - hits_after).max(0.0);
+            let upto: Vec<(f64, f64)> = group
+                .iter()
+                .map(|&i| self.missed(&self.sites[i], last.at_ns, now_ns))
+                .collect();
+            let sum: f64 = upto.iter().map(|u| u.0).sum();
+            log::debug!(
+                "{}: {calls} cgo calls, {counted} counted by probes, {after:.0} after the last reading; \
+                 the sites' rates say {sum:.0} missed",
+                runtime.object_path
+            );
+            // No site missed a call by its rates: the uncounted are the
+            // runtime's own (its start), or made while the sites closed.
+            if sum <= 0.0 {
+                continue;
+            }
+            for (&i, &(missed, error)) in group.iter().zip(&upto) {
+                let share = missed / sum;
+                let split_error = (uncounted + after) * error / sum * (1.0 - share);
+                // Somewhere between none and all of them.
+                let after_error = after * share / 2.0;
+                out[i] = (
+                    (uncounted + after) * share,
+                    split_error.hypot(after_error),
+                    split_error < 0.5 && after < 0.5,
+                );
+            }
+        }
+        out
+    }
+
     /// Writes the counts so far into the profile's boundaries, and the probes'
     /// cost, replacing what an earlier call wrote: while recording, for live
     /// views (gaps in the duty cycle extrapolated as at the end), and at the end.
@@ -1429,8 +1646,8 @@ impl Prober {
         let mut hits = 0;
         let mut foreign = 0;
         let mut latency_ms: Option<f64> = None;
-        let hit_error = self.hit_cost_error();
-        for site in &self.sites {
+        let missed_by_site = self.missed_by_site(now_ns);
+        for (i, site) in self.sites.iter().enumerate() {
             hits += site.hits;
             foreign += site.foreign;
             let Some(first) = site.spells.first().map(|s| s.start) else {
@@ -1446,27 +1663,8 @@ impl Prober {
                 latency_ms = Some(latency_ms.map_or(ms, |m: f64| m.max(ms)));
             }
             let armed_ns: u64 = site.spells.iter().map(|s| s.len(now_ns)).sum();
-            // The final disarm (ours, at the end) is no gap; a close by the
-            // budget is, however near the end (the 100 ms this allowed
-            // before left the last phase of ffibench, 300,000 cffi ABI calls
-            // in 72 ms, at the 2,500 of its first millisecond, ± 0).
-            let tail_from = site
-                .spells
-                .last()
-                .and_then(|s| s.end)
-                .filter(|&e| self.finished_ns.is_none_or(|f| e < f));
-            let active_until = tail_from.and(site.last_vote_ns);
-            // The calibrated cost per hit: the traps' excess seen in place
-            // (partly uncounted calls trapping while events close) is not
-            // paid by each counted call, and taking it out of the spells'
-            // rates overestimated them (by 39% on chain, when it was 4x).
-            // How far the two differ is the error of that cost.
-            let ns = self.cost.of(site.kind);
-            let hit = HitNs {
-                ns,
-                error: ns * hit_error,
-            };
-            let (missed, missed_error) = extrapolate_gaps(&site.spells, now_ns, active_until, hit);
+            let (missed, missed_error, counted_exactly) = missed_by_site[i];
+            let tail_from = self.tail_from(&site.spells);
             // Closed before the end (by the budget): not counted to the end.
             let duty_cycled = site.spells.len() > 1 || tail_from.is_some();
             // (boundary, function, hits) of this site.
@@ -1506,6 +1704,7 @@ impl Prober {
                 b.crossings = Some(b.crossings.unwrap_or(0) + count);
                 b.crossings_error += error;
                 *b.functions.entry(function.to_string()).or_default() += count;
+                let duty_cycled = duty_cycled && !counted_exactly;
                 b.crossings_method = match (b.crossings_method, duty_cycled) {
                     (CrossingsMethod::Extrapolated, _) | (_, true) => CrossingsMethod::Extrapolated,
                     _ => CrossingsMethod::Exact,
@@ -1551,8 +1750,33 @@ impl Prober {
             via: self.set.kind().to_string(),
             failed: self.failed.clone(),
             arm_latency_ms_max: latency_ms,
+            go_counted: self
+                .go_runtimes
+                .iter()
+                .map(|r| file_name(&r.object_path).to_string())
+                .collect(),
+            go_uncounted: self
+                .go_uncounted
+                .iter()
+                .map(|(p, e)| (file_name(p).to_string(), e.clone()))
+                .collect(),
         });
     }
+}
+
+/// The spells up to `until`, the one then armed left open.
+fn spells_until(spells: &[Spell], until: u64) -> Vec<Spell> {
+    let mut out: Vec<Spell> = spells.iter().filter(|s| s.start < until).cloned().collect();
+    if let Some(last) = out.last_mut() {
+        if last.end.is_some_and(|e| e > until) {
+            last.end = None;
+        }
+    }
+    out
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// How a dispatcher's missed calls (those of its gaps) are shared among the
@@ -1702,10 +1926,14 @@ fn static_sites(object: &ObjectInfo) -> Vec<StaticSite> {
                 }
                 continue;
             }
+            // `C2func_` where the Go code takes errno too (`r, err := C.f()`).
             if let Some(f) = name
                 .strip_prefix("_cgo_")
                 .and_then(after_hash)
-                .and_then(|r| r.strip_prefix("Cfunc_"))
+                .and_then(|r| {
+                    r.strip_prefix("Cfunc_")
+                        .or_else(|| r.strip_prefix("C2func_"))
+                })
             {
                 let key = (Runtime::Go, Runtime::C, Mechanism::CgoCall);
                 out.push(site(name, f, s.svma, key, false));

@@ -167,6 +167,14 @@ pub struct ProbeOverhead {
     pub failed: BTreeMap<String, String>,
     /// Time from a module's load to its probes armed, ms (max over modules).
     pub arm_latency_ms_max: Option<f64>,
+    /// Go modules whose runtime's own count of its cgo calls seam read: their
+    /// Go → C calls are counted exactly whether probed or not.
+    #[serde(default)]
+    pub go_counted: Vec<String>,
+    /// Go modules whose count could not be read, with why (a stripped build):
+    /// their Go → C calls are counted by the probes alone.
+    #[serde(default)]
+    pub go_uncounted: BTreeMap<String, String>,
 }
 
 /// What sampling costs the target: the kernel's work at each sample (timer

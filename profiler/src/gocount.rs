@@ -1,0 +1,193 @@
+//! The Go runtime's own count of its cgo calls, read from the target.
+//!
+//! Every call from Go into C goes through `runtime.cgocall`, which adds one
+//! to the calling M's `ncgocall`; an M that exits adds its count to the
+//! global `runtime.ncgocall` (`runtime.NumCgoCall` sums the two). Reading
+//! them with `process_vm_readv` counts Go → C calls exactly, at no cost to
+//! the target: no breakpoint, nothing written. The `m` struct's layout
+//! changes between Go versions, so the field offsets come from the binary's
+//! DWARF, and a stripped binary (`-ldflags=-s -w`) has no counter for seam.
+
+use crate::memory::ReadMemory;
+use object::{Object, ObjectSection, ObjectSymbol};
+use std::borrow::Cow;
+use std::io;
+
+/// Where one Go runtime keeps its cgo call counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CgoCounter {
+    /// Link-time addresses of `runtime.allm` (the list of Ms) and of
+    /// `runtime.ncgocall` (the calls of the Ms that exited).
+    pub allm: u64,
+    pub ncgocall: u64,
+    /// Offsets in `runtime.m` of `ncgocall` and of `alllink` (the next M).
+    pub m_ncgocall: u64,
+    pub m_alllink: u64,
+}
+
+/// More Ms than a Go program makes: a list longer than this was read while
+/// it changed (or from the wrong address).
+const MAX_MS: usize = 100_000;
+
+impl CgoCounter {
+    /// The counter of the Go runtime in this ELF file, or why there is none.
+    pub fn locate(file: &[u8]) -> Result<CgoCounter, String> {
+        let elf = object::File::parse(file).map_err(|e| e.to_string())?;
+        let symbol = |name: &str| {
+            elf.symbols()
+                .chain(elf.dynamic_symbols())
+                .find(|s| s.name() == Ok(name) && s.is_definition())
+                .map(|s| s.address())
+                .ok_or_else(|| format!("no symbol {name} (stripped?)"))
+        };
+        let allm = symbol("runtime.allm")?;
+        let ncgocall = symbol("runtime.ncgocall")?;
+        let (m_ncgocall, m_alllink) = m_offsets(&elf)?;
+        Ok(CgoCounter {
+            allm,
+            ncgocall,
+            m_ncgocall,
+            m_alllink,
+        })
+    }
+
+    /// The cgo calls the runtime made so far, from a module loaded at `bias`
+    /// (avma = svma + bias).
+    pub fn read(&self, memory: &impl ReadMemory, bias: u64) -> io::Result<u64> {
+        let mut calls = memory.read_u64(self.ncgocall.wrapping_add(bias))?;
+        let mut m = memory.read_u64(self.allm.wrapping_add(bias))?;
+        for _ in 0..MAX_MS {
+            if m == 0 {
+                return Ok(calls);
+            }
+            calls = calls.wrapping_add(memory.read_u64(m.wrapping_add(self.m_ncgocall))?);
+            m = memory.read_u64(m.wrapping_add(self.m_alllink))?;
+        }
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "runtime.allm: the list of Ms does not end",
+        ))
+    }
+}
+
+/// The offsets of `ncgocall` and `alllink` in `runtime.m`, from the DWARF
+/// of the binary.
+fn m_offsets(elf: &object::File<'_>) -> Result<(u64, u64), String> {
+    let load = |id: gimli::SectionId| -> Result<Cow<'_, [u8]>, String> {
+        // A unit's line program is parsed with it: .debug_line too.
+        let wanted = [
+            gimli::SectionId::DebugInfo,
+            gimli::SectionId::DebugAbbrev,
+            gimli::SectionId::DebugStr,
+            gimli::SectionId::DebugLine,
+        ];
+        if !wanted.contains(&id) {
+            return Ok(Cow::Borrowed(&[]));
+        }
+        match elf.section_by_name(id.name()) {
+            Some(s) => s
+                .uncompressed_data()
+                .map_err(|e| format!("{}: {e}", id.name())),
+            None => Ok(Cow::Borrowed(&[])),
+        }
+    };
+    let sections = gimli::DwarfSections::load(load)?;
+    let dwarf = sections.borrow(|s| gimli::EndianSlice::new(s, gimli::LittleEndian));
+    let err = |e: gimli::Error| format!("DWARF: {e}");
+    let mut units = dwarf.units();
+    let mut any_unit = false;
+    while let Some(header) = units.next().map_err(err)? {
+        any_unit = true;
+        let unit = dwarf.unit(header).map_err(err)?;
+        let name_of = |e: &gimli::DebuggingInformationEntry<_>| -> Option<String> {
+            let value = e.attr_value(gimli::DW_AT_name)?;
+            let s = dwarf.attr_string(&unit, value).ok()?;
+            Some(String::from_utf8_lossy(s.slice()).into_owned())
+        };
+        let mut entries = unit.entries();
+        // The members of `runtime.m`: the entries one level below it. Go
+        // puts it in the `runtime` unit of a c-shared library and elsewhere
+        // in an executable: all units are looked at.
+        let mut in_m: Option<isize> = None;
+        let (mut ncgocall, mut alllink) = (None, None);
+        while let Some(e) = entries.next_dfs().map_err(err)? {
+            let depth = e.depth();
+            if in_m.is_some_and(|d| depth <= d) {
+                break;
+            }
+            if in_m.is_none() {
+                if e.tag() == gimli::DW_TAG_structure_type
+                    && name_of(e).as_deref() == Some("runtime.m")
+                {
+                    in_m = Some(depth);
+                }
+                continue;
+            }
+            if e.tag() != gimli::DW_TAG_member {
+                continue;
+            }
+            let offset = e
+                .attr_value(gimli::DW_AT_data_member_location)
+                .and_then(|v| v.udata_value());
+            match name_of(e).as_deref() {
+                Some("ncgocall") => ncgocall = offset,
+                Some("alllink") => alllink = offset,
+                _ => {}
+            }
+        }
+        if in_m.is_some() {
+            return match (ncgocall, alllink) {
+                (Some(n), Some(a)) => Ok((n, a)),
+                _ => Err("runtime.m has no ncgocall or alllink".into()),
+            };
+        }
+    }
+    Err(if any_unit {
+        "no runtime.m in the DWARF".into()
+    } else {
+        "no DWARF (built with -ldflags=-w?)".into()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::SliceMemory;
+
+    /// Two Ms in a list, 0x100 bytes each, and a global count.
+    #[test]
+    fn sums_the_ms_and_the_exited() {
+        let counter = CgoCounter {
+            allm: 0x10,
+            ncgocall: 0x18,
+            m_ncgocall: 0x40,
+            m_alllink: 0x48,
+        };
+        let mut mem = vec![0u8; 0x400];
+        let put = |mem: &mut Vec<u8>, at: usize, v: u64| {
+            mem[at..at + 8].copy_from_slice(&v.to_le_bytes())
+        };
+        let base = 0x1000u64;
+        // allm -> m at 0x100 -> m at 0x200 -> nil.
+        put(&mut mem, 0x10, base + 0x100);
+        put(&mut mem, 0x18, 7);
+        put(&mut mem, 0x140, 1000);
+        put(&mut mem, 0x148, base + 0x200);
+        put(&mut mem, 0x240, 35);
+        let memory = SliceMemory { base, bytes: &mem };
+        assert_eq!(counter.read(&memory, base).unwrap(), 1042);
+        // A list that loops is an error, not a hang.
+        put(&mut mem, 0x248, base + 0x100);
+        let memory = SliceMemory { base, bytes: &mem };
+        assert!(counter.read(&memory, base).is_err());
+        // Unreadable memory is an error.
+        assert!(counter.read(&memory, base + 0x10000).is_err());
+    }
+
+    #[test]
+    fn a_file_without_go_has_no_counter() {
+        let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let e = CgoCounter::locate(&me).unwrap_err();
+        assert!(e.contains("runtime.allm"), "{e}");
+    }
+}
