@@ -576,6 +576,16 @@ fn a_budget_duty_cycles_the_probes_and_extrapolates() {
             "{k:?}: seam {got} ({}), the sample {want}",
             b["crossings_method"]
         );
+        // Go → C and Go → Rust: the Go runtime's own count makes their
+        // total exact, and their rates share it out (they read 2.3% low,
+        // 13 errors off, when extrapolated from the rates alone).
+        if k.2 == "cgo-call" {
+            let error = b["crossings_error"].as_f64().unwrap();
+            assert!(
+                (got - want).abs() <= (0.01 * want).max(3.0 * error),
+                "{k:?}: seam {got} ± {error}, the sample {want}"
+            );
+        }
     }
     assert!(extrapolated > 0, "nothing was extrapolated: {:?}", found);
 }
@@ -588,7 +598,7 @@ fn a_budget_duty_cycles_the_probes_and_extrapolates() {
 /// probes took 25-30% of its CPU against a 3% budget. Each of these phases
 /// costs up to a drain of trapped calls before the check between ticks
 /// closes its site, so the bound here is 10%, not 3% (1.1-8.0% in 40
-/// runs). Each count is extrapolated and has an error. That error is
+/// runs). Each count but Go → C's is extrapolated and has an error. That error is
 /// wide (a tight loop's rate is as uncertain as the cost of its hits), and
 /// not yet honest in every run: within 3.4 errors of the truth at worst in
 /// 15 runs here, but one CI run read each count at 9-18% of the truth with
@@ -637,8 +647,14 @@ fn short_phases_keep_the_budget() {
             .unwrap_or_else(|| panic!("{name}: no boundary {:?} in {:?}", key(m), found.keys()));
         let got = b["crossings"].as_f64().unwrap_or(0.0);
         let error = b["crossings_error"].as_f64().unwrap();
-        // Not yet within its error in every run (see the comment above).
-        let ok = b["crossings_method"] == "extrapolated" && error > 0.0;
+        // Not yet within its error in every run (see the comment above);
+        // Go → C is counted by the Go runtime itself (see
+        // `go_c_calls_are_counted_from_the_go_runtime_under_a_budget`).
+        let ok = if name == "go-c" {
+            (got - want).abs() <= (0.005 * want).max(3.0 * error)
+        } else {
+            b["crossings_method"] == "extrapolated" && error > 0.0
+        };
         table.push(format!(
             "{name:<9} truth {want:>9}  seam {got:>9} ± {error:>9} ({}){}",
             b["crossings_method"],
@@ -657,6 +673,78 @@ fn short_phases_keep_the_budget() {
         wrong.is_empty(),
         "counts not extrapolated, or with no error, for {wrong:?}:\n{}",
         table.join("\n")
+    );
+}
+
+/// Go → C calls under the default budget: the probe on the `Cfunc` wrapper
+/// is closed by the budget within milliseconds (a hit costs ten of these
+/// calls), and the rest of ffibench's two million go-c calls were
+/// extrapolated from that first moment: 1.6-1.8 million ± 2.3-2.6 million.
+/// The Go runtime counts its own cgo calls; seam reads that count and the
+/// total is exact, with each Go toolchain. A stripped build has no DWARF to
+/// say where the count is, and the summary says so.
+#[test]
+fn go_c_calls_are_counted_from_the_go_runtime_under_a_budget() {
+    let Some(_one) = prepare("go_c_calls_are_counted_from_the_go_runtime_under_a_budget") else {
+        return;
+    };
+    let go_c = |go: &str, stripped: bool| {
+        let mut args = vec![
+            "--go",
+            go,
+            "--mechanisms",
+            "go-c",
+            "--repeat",
+            "1",
+            "--start-delay",
+            "1",
+            "--calls-for",
+            "go-c=2000000",
+        ];
+        if stripped {
+            args.push("--stripped");
+        }
+        let (summary, truth, _dir) = record_with_truth(&[], "ffibench", &args);
+        (summary, truth)
+    };
+    for go in ["debian", "current"] {
+        let (summary, truth) = go_c(go, false);
+        let overhead = &summary["probe_overhead"];
+        assert_eq!(
+            overhead["go_counted"],
+            serde_json::json!(["libffibgo.so"]),
+            "Go {go}: {overhead}"
+        );
+        let m = &truth["mechanisms"][0];
+        let want = m["calls"].as_f64().unwrap();
+        let b = &boundaries(&summary)[&key(m)];
+        let (got, error) = (
+            b["crossings"].as_f64().unwrap(),
+            b["crossings_error"].as_f64().unwrap(),
+        );
+        eprintln!(
+            "Go {go}: truth {want}, seam {got} ± {error} ({}), {} probe hits",
+            b["crossings_method"], overhead["hits"]
+        );
+        // The probes were closed early: the count is not theirs.
+        assert!(
+            overhead["hits"].as_f64().unwrap() < 0.1 * want,
+            "Go {go}: {overhead}"
+        );
+        assert!(
+            (got - want).abs() <= 0.005 * want && error <= 0.01 * want,
+            "Go {go}: seam {got} ± {error} ({}), ffibench {want}",
+            b["crossings_method"]
+        );
+    }
+    let (summary, _) = go_c("debian", true);
+    let uncounted = &summary["probe_overhead"]["go_uncounted"];
+    assert!(
+        uncounted["libffibgo.so"]
+            .as_str()
+            .is_some_and(|why| why.contains("stripped")),
+        "a stripped Go library: {}",
+        summary["probe_overhead"]
     );
 }
 

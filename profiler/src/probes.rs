@@ -1585,8 +1585,9 @@ impl Prober {
             let counted = last.hits.saturating_sub(base.hits) as f64;
             let uncounted = (calls - counted).max(0.0);
             // After the latest reading (a target that exited): the calls
-            // at the pace of the last two readings, up to the last samples
-            // that showed a site busy, less those the probes counted.
+            // at the pace of the last two readings, up to the last tick
+            // whose samples showed a site busy, less those the probes
+            // counted, are the most there can have been; half of them ± half.
             let busy_until = group
                 .iter()
                 .filter_map(|&i| self.sites[i].last_vote_ns)
@@ -1600,16 +1601,18 @@ impl Prober {
             let hits_after: u64 = group.iter().map(|&i| self.sites[i].hits).sum();
             let hits_after = hits_after.saturating_sub(last.hits) as f64;
             let after = busy_until.saturating_sub(last.at_ns) as f64 * pace;
-            let after = (after - hits_after).max(0.0);
+            let after = (after - hits_after).max(0.0) / 2.0;
             let upto: Vec<(f64, f64)> = group
                 .iter()
                 .map(|&i| self.missed(&self.sites[i], last.at_ns, now_ns))
                 .collect();
             let sum: f64 = upto.iter().map(|u| u.0).sum();
             log::debug!(
-                "{}: {calls} cgo calls, {counted} counted by probes, {after:.0} after the last reading; \
-                 the sites' rates say {sum:.0} missed",
-                runtime.object_path
+                "{}: {calls} cgo calls, {counted} counted by probes, {after:.0} after the last reading \
+                 ({} ms before the last busy tick, {} ms before now); the sites' rates say {sum:.0} missed",
+                runtime.object_path,
+                busy_until.saturating_sub(last.at_ns) / 1_000_000,
+                now_ns.saturating_sub(last.at_ns) / 1_000_000,
             );
             // No site missed a call by its rates: the uncounted are the
             // runtime's own (its start), or made while the sites closed.
@@ -1619,8 +1622,7 @@ impl Prober {
             for (&i, &(missed, error)) in group.iter().zip(&upto) {
                 let share = missed / sum;
                 let split_error = (uncounted + after) * error / sum * (1.0 - share);
-                // Somewhere between none and all of them.
-                let after_error = after * share / 2.0;
+                let after_error = after * share;
                 out[i] = (
                     (uncounted + after) * share,
                     split_error.hypot(after_error),
