@@ -404,6 +404,24 @@ const GLUE_CALLS: &[&str] = &[
     "go-c=2000000",
 ];
 
+/// ffibench's own figures, ffibench alone (200,000 calls, median of 5
+/// repeats): its truth file.
+fn ffibench_alone(args: &[&str]) -> Value {
+    let truth_dir = tempfile::tempdir().unwrap();
+    let truth_path = truth_dir.path().join("truth.json");
+    let truth_arg = truth_path.display().to_string();
+    let mut all = vec!["--calls", "200000", "--repeat", "5", "--truth", &truth_arg];
+    all.extend(args);
+    let argv = sample_command("ffibench", &all);
+    let status = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("running ffibench");
+    assert!(status.success(), "ffibench {args:?}: {status}");
+    read_json(&truth_path)
+}
+
 /// Below this, ffibench's figure is noise around zero (a C extension's call
 /// costs what the interpreter's own builtin call does; there is no glue):
 /// seam must then read below it too.
@@ -437,33 +455,14 @@ fn ffibench_glue_ns_per_crossing_is_within_25_percent() {
     let mut wrong = Vec::new();
     for (go, mechanisms, go_calls) in runs {
         // The truth: ffibench on its own, median of 5 repeats, just before.
-        let truth_dir = tempfile::tempdir().unwrap();
-        let truth_path = truth_dir.path().join("truth.json");
-        let truth_arg = truth_path.display().to_string();
-        let argv = sample_command(
-            "ffibench",
-            &[
-                "--go",
-                go,
-                "--mechanisms",
-                mechanisms,
-                "--calls",
-                "200000",
-                "--calls-for",
-                "ctypes-go=20000",
-                "--repeat",
-                "5",
-                "--truth",
-                &truth_arg,
-            ],
-        );
-        let status = std::process::Command::new(&argv[0])
-            .args(&argv[1..])
-            .stdout(std::process::Stdio::null())
-            .status()
-            .expect("running ffibench");
-        assert!(status.success(), "ffibench --go {go}: {status}");
-        let truth = read_json(&truth_path);
+        let truth = ffibench_alone(&[
+            "--go",
+            go,
+            "--mechanisms",
+            mechanisms,
+            "--calls-for",
+            "ctypes-go=20000",
+        ]);
 
         let mut args = vec![
             "--go",
@@ -678,11 +677,18 @@ fn short_phases_keep_the_budget() {
 
 /// Go → C calls under the default budget: the probe on the `Cfunc` wrapper
 /// is closed by the budget within milliseconds (a hit costs ten of these
-/// calls), and the rest of ffibench's two million go-c calls were
+/// calls), and the rest of ffibench's go-c calls (two million) were
 /// extrapolated from that first moment: 1.6-1.8 million ± 2.3-2.6 million.
 /// The Go runtime counts its own cgo calls; seam reads that count and the
 /// total is exact, with each Go toolchain. A stripped build has no DWARF to
 /// say where the count is, and the summary says so.
+///
+/// Its only `Cfunc` wrapper is then not probed at all, and its glue is timed
+/// with no trap's after-effect: glue ns per crossing within 25% of ffibench's
+/// own figure (ffibench alone, median of 5 repeats, just before). Probed, it
+/// read 86 ns where ffibench read 65.6 (Go 1.19); now 61.7-63.7 against
+/// 59.9-64.1, and 37.4-39.0 against 35.4-35.6 with the current Go (3 runs,
+/// 190-320 glue samples each).
 #[test]
 fn go_c_calls_are_counted_from_the_go_runtime_under_a_budget() {
     let Some(_one) = prepare("go_c_calls_are_counted_from_the_go_runtime_under_a_budget") else {
@@ -699,7 +705,7 @@ fn go_c_calls_are_counted_from_the_go_runtime_under_a_budget() {
             "--start-delay",
             "1",
             "--calls-for",
-            "go-c=2000000",
+            "go-c=5000000",
         ];
         if stripped {
             args.push("--stripped");
@@ -708,6 +714,8 @@ fn go_c_calls_are_counted_from_the_go_runtime_under_a_budget() {
         (summary, truth)
     };
     for go in ["debian", "current"] {
+        let alone = ffibench_alone(&["--go", go, "--mechanisms", "go-c"]);
+        let glue_want = alone["mechanisms"][0]["ns_per_crossing"].as_f64().unwrap();
         let (summary, truth) = go_c(go, false);
         let overhead = &summary["probe_overhead"];
         assert_eq!(
@@ -731,10 +739,22 @@ fn go_c_calls_are_counted_from_the_go_runtime_under_a_budget() {
             overhead["hits"].as_f64().unwrap() < 0.1 * want,
             "Go {go}: {overhead}"
         );
+        // Exact up to the last reading of the count, 5 ms or less before
+        // the target exits; the calls after it are estimated, with an
+        // error that covers them.
         assert!(
-            (got - want).abs() <= 0.005 * want && error <= 0.01 * want,
+            (got - want).abs() <= (0.005 * want).max(error) && error <= 0.05 * want,
             "Go {go}: seam {got} ± {error} ({}), ffibench {want}",
             b["crossings_method"]
+        );
+        let glue = b["glue_ns_per_crossing"].as_f64().unwrap();
+        eprintln!(
+            "Go {go}: glue {glue:.1} ns per crossing ({} samples), ffibench alone {glue_want:.1}",
+            b["glue_samples"]
+        );
+        assert!(
+            (glue - glue_want).abs() <= 0.25 * glue_want,
+            "Go {go}: glue {glue:.1} ns per crossing, ffibench {glue_want:.1}: {b}"
         );
     }
     let (summary, _) = go_c("debian", true);

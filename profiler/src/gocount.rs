@@ -23,6 +23,10 @@ pub struct CgoCounter {
     /// Offsets in `runtime.m` of `ncgocall` and of `alllink` (the next M).
     pub m_ncgocall: u64,
     pub m_alllink: u64,
+    /// `runtime.main_init_done` (`mainInitDoneChan` in newer Go), a channel
+    /// the runtime closes once it has started, and the offset of `closed` in a channel (`runtime.hchan`).
+    pub init_done: u64,
+    pub chan_closed: u64,
 }
 
 /// More Ms than a Go program makes: a list longer than this was read while
@@ -42,13 +46,36 @@ impl CgoCounter {
         };
         let allm = symbol("runtime.allm")?;
         let ncgocall = symbol("runtime.ncgocall")?;
-        let (m_ncgocall, m_alllink) = m_offsets(&elf)?;
+        // `mainInitDoneChan` since Go 1.21 or so.
+        let init_done =
+            symbol("runtime.main_init_done").or_else(|_| symbol("runtime.mainInitDoneChan"))?;
+        let offsets = member_offsets(
+            &elf,
+            &[
+                ("runtime.m", "ncgocall"),
+                ("runtime.m", "alllink"),
+                ("runtime.hchan", "closed"),
+            ],
+        )?;
         Ok(CgoCounter {
             allm,
             ncgocall,
-            m_ncgocall,
-            m_alllink,
+            m_ncgocall: offsets[0],
+            m_alllink: offsets[1],
+            init_done,
+            chan_closed: offsets[2],
         })
+    }
+
+    /// Whether the runtime has started (closed `main_init_done`): its own
+    /// cgo calls at its start (two in Go 1.19, before any of the program's)
+    /// are then behind it.
+    pub fn started(&self, memory: &impl ReadMemory, bias: u64) -> io::Result<bool> {
+        let chan = memory.read_u64(self.init_done.wrapping_add(bias))?;
+        if chan == 0 {
+            return Ok(false);
+        }
+        Ok(memory.read_u32(chan.wrapping_add(self.chan_closed))? != 0)
     }
 
     /// The cgo calls the runtime made so far, from a module loaded at `bias`
@@ -70,18 +97,20 @@ impl CgoCounter {
     }
 }
 
-/// The offsets of `ncgocall` and `alllink` in `runtime.m`, from the DWARF
-/// of the binary.
-fn m_offsets(elf: &object::File<'_>) -> Result<(u64, u64), String> {
+/// The offsets of these members of these structs (`(struct, member)`),
+/// from the binary's DWARF, in the same order. Go puts the runtime's types in
+/// the `runtime` unit of a c-shared library and elsewhere in an executable:
+/// every unit is looked at, until all are found.
+fn member_offsets(elf: &object::File<'_>, wanted: &[(&str, &str)]) -> Result<Vec<u64>, String> {
     let load = |id: gimli::SectionId| -> Result<Cow<'_, [u8]>, String> {
         // A unit's line program is parsed with it: .debug_line too.
-        let wanted = [
+        let needed = [
             gimli::SectionId::DebugInfo,
             gimli::SectionId::DebugAbbrev,
             gimli::SectionId::DebugStr,
             gimli::SectionId::DebugLine,
         ];
-        if !wanted.contains(&id) {
+        if !needed.contains(&id) {
             return Ok(Cow::Borrowed(&[]));
         }
         match elf.section_by_name(id.name()) {
@@ -94,6 +123,7 @@ fn m_offsets(elf: &object::File<'_>) -> Result<(u64, u64), String> {
     let sections = gimli::DwarfSections::load(load)?;
     let dwarf = sections.borrow(|s| gimli::EndianSlice::new(s, gimli::LittleEndian));
     let err = |e: gimli::Error| format!("DWARF: {e}");
+    let mut found: Vec<Option<u64>> = vec![None; wanted.len()];
     let mut units = dwarf.units();
     let mut any_unit = false;
     while let Some(header) = units.next().map_err(err)? {
@@ -105,48 +135,49 @@ fn m_offsets(elf: &object::File<'_>) -> Result<(u64, u64), String> {
             Some(String::from_utf8_lossy(s.slice()).into_owned())
         };
         let mut entries = unit.entries();
-        // The members of `runtime.m`: the entries one level below it. Go
-        // puts it in the `runtime` unit of a c-shared library and elsewhere
-        // in an executable: all units are looked at.
-        let mut in_m: Option<isize> = None;
-        let (mut ncgocall, mut alllink) = (None, None);
+        // The struct being read, and its depth: its members are one below.
+        let mut inside: Option<(String, isize)> = None;
         while let Some(e) = entries.next_dfs().map_err(err)? {
             let depth = e.depth();
-            if in_m.is_some_and(|d| depth <= d) {
-                break;
+            if inside.as_ref().is_some_and(|(_, d)| depth <= *d) {
+                inside = None;
             }
-            if in_m.is_none() {
-                if e.tag() == gimli::DW_TAG_structure_type
-                    && name_of(e).as_deref() == Some("runtime.m")
-                {
-                    in_m = Some(depth);
+            match &inside {
+                None => {
+                    if e.tag() == gimli::DW_TAG_structure_type {
+                        if let Some(name) = name_of(e).filter(|n| wanted.iter().any(|w| w.0 == n)) {
+                            inside = Some((name, depth));
+                        }
+                    }
                 }
-                continue;
-            }
-            if e.tag() != gimli::DW_TAG_member {
-                continue;
-            }
-            let offset = e
-                .attr_value(gimli::DW_AT_data_member_location)
-                .and_then(|v| v.udata_value());
-            match name_of(e).as_deref() {
-                Some("ncgocall") => ncgocall = offset,
-                Some("alllink") => alllink = offset,
-                _ => {}
+                Some((name, _)) if e.tag() == gimli::DW_TAG_member => {
+                    let member = name_of(e);
+                    let at = wanted
+                        .iter()
+                        .position(|w| w.0 == name && Some(w.1) == member.as_deref());
+                    if let Some(at) = at {
+                        found[at] = e
+                            .attr_value(gimli::DW_AT_data_member_location)
+                            .and_then(|v| v.udata_value());
+                    }
+                }
+                Some(_) => {}
             }
         }
-        if in_m.is_some() {
-            return match (ncgocall, alllink) {
-                (Some(n), Some(a)) => Ok((n, a)),
-                _ => Err("runtime.m has no ncgocall or alllink".into()),
-            };
+        if found.iter().all(Option::is_some) {
+            return Ok(found.into_iter().flatten().collect());
         }
     }
-    Err(if any_unit {
-        "no runtime.m in the DWARF".into()
-    } else {
-        "no DWARF (built with -ldflags=-w?)".into()
-    })
+    if !any_unit {
+        return Err("no DWARF (built with -ldflags=-w?)".into());
+    }
+    let missing: Vec<String> = wanted
+        .iter()
+        .zip(&found)
+        .filter(|(_, f)| f.is_none())
+        .map(|(w, _)| format!("{}.{}", w.0, w.1))
+        .collect();
+    Err(format!("no {} in the DWARF", missing.join(", ")))
 }
 
 #[cfg(test)]
@@ -162,6 +193,8 @@ mod tests {
             ncgocall: 0x18,
             m_ncgocall: 0x40,
             m_alllink: 0x48,
+            init_done: 0x20,
+            chan_closed: 0x30,
         };
         let mut mem = vec![0u8; 0x400];
         let put = |mem: &mut Vec<u8>, at: usize, v: u64| {
@@ -176,6 +209,14 @@ mod tests {
         put(&mut mem, 0x240, 35);
         let memory = SliceMemory { base, bytes: &mem };
         assert_eq!(counter.read(&memory, base).unwrap(), 1042);
+        // main_init_done: nil, then a channel at 0x300, open, then closed.
+        assert!(!counter.started(&memory, base).unwrap());
+        put(&mut mem, 0x20, base + 0x300);
+        let memory = SliceMemory { base, bytes: &mem };
+        assert!(!counter.started(&memory, base).unwrap());
+        put(&mut mem, 0x330, 1);
+        let memory = SliceMemory { base, bytes: &mem };
+        assert!(counter.started(&memory, base).unwrap());
         // A list that loops is an error, not a hang.
         put(&mut mem, 0x248, base + 0x100);
         let memory = SliceMemory { base, bytes: &mem };

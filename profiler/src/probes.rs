@@ -145,6 +145,9 @@ struct Site {
     votes: HashMap<BoundaryKey, u64>,
     /// The last tick at which samples showed this site's function.
     last_vote_ns: Option<u64>,
+    /// Since when its Go runtime's own count of cgo calls counts its calls
+    /// alone (it is the runtime's only `Cfunc` site): it is never armed.
+    counted_since: Option<u64>,
 }
 
 /// One armed spell of a site: from `start` to `end` (None while armed), with
@@ -456,10 +459,12 @@ struct GoRuntime {
     object_path: String,
     counter: CgoCounter,
     bias: u64,
-    /// The reading when its module was found, the latest, and the one before.
-    base: CgoReading,
+    /// The reading once the runtime had started (see
+    /// [`CgoCounter::started`]), the latest, and the one before.
+    base: Option<CgoReading>,
     last: CgoReading,
     previous: Option<CgoReading>,
+    before_previous: Option<CgoReading>,
 }
 
 /// How often the Go runtimes' counts are read: the calls after the latest
@@ -886,22 +891,40 @@ impl Prober {
             }
         };
         let memory = ProcessMemory { pid: self.pid };
-        match counter.read(&memory, bias) {
-            Ok(calls) => {
-                let base = CgoReading {
+        let started = counter.started(&memory, bias);
+        match started.and_then(|s| Ok((s, counter.read(&memory, bias)?))) {
+            Ok((started, calls)) => {
+                let reading = CgoReading {
                     calls,
                     hits: 0,
                     at_ns: now_ns,
                 };
-                log::debug!("{}: {calls} cgo calls before seam", object.path);
-                self.go_runtimes.push(GoRuntime {
+                log::debug!(
+                    "{}: {calls} cgo calls before seam, started: {started}",
+                    object.path
+                );
+                let runtime = GoRuntime {
                     object_path: object.path.clone(),
                     counter,
                     bias,
-                    base,
-                    last: base,
+                    base: started.then_some(reading),
+                    last: reading,
                     previous: None,
-                });
+                    before_previous: None,
+                };
+                // Under a budget, its only `Cfunc` site needs no probe: the
+                // count is its calls (up to the last reading, 5 ms or less
+                // before a target's exit). Without one, the probe counts
+                // every call to the end.
+                let group: Vec<usize> = (0..self.sites.len())
+                    .filter(|&i| self.counted_by(&runtime, i))
+                    .collect();
+                if let ([only], Some(_)) = (&group[..], self.options.budget) {
+                    let only = *only;
+                    self.sites[only].counted_since = Some(now_ns);
+                    log::debug!("{}: counted by its Go runtime", self.sites[only].key());
+                }
+                self.go_runtimes.push(runtime);
             }
             Err(e) => {
                 let e = format!("reading runtime.ncgocall: {e}");
@@ -927,6 +950,8 @@ impl Prober {
             if now_ns < runtime.last.at_ns + GO_READ_NS {
                 continue;
             }
+            let started = runtime.base.is_some()
+                || matches!(runtime.counter.started(&memory, runtime.bias), Ok(true));
             let Ok(calls) = runtime.counter.read(&memory, runtime.bias) else {
                 continue;
             };
@@ -935,12 +960,17 @@ impl Prober {
                 .map(|i| self.sites[i].hits)
                 .sum();
             let runtime = &mut self.go_runtimes[r];
+            runtime.before_previous = runtime.previous;
             runtime.previous = Some(runtime.last);
             runtime.last = CgoReading {
                 calls,
                 hits,
                 at_ns: now_ns,
             };
+            if started && runtime.base.is_none() {
+                log::debug!("{}: started, {calls} cgo calls", runtime.object_path);
+                runtime.base = Some(runtime.last);
+            }
         }
     }
 
@@ -1057,6 +1087,7 @@ impl Prober {
             attributed: HashMap::new(),
             votes: HashMap::new(),
             last_vote_ns: None,
+            counted_since: None,
         });
     }
 
@@ -1073,6 +1104,7 @@ impl Prober {
         let closing = self.sites.iter().any(|s| s.closing > 0);
         let todo: Vec<usize> = (first..self.sites.len())
             .filter(|&i| self.sites[i].events.is_empty() && self.sites[i].closing == 0)
+            .filter(|&i| self.sites[i].counted_since.is_none())
             .filter(|&i| !closing || self.sites[i].spells.is_empty())
             .filter(|&i| !self.failed.contains_key(&self.sites[i].key()))
             .collect();
@@ -1578,26 +1610,41 @@ impl Prober {
             .collect();
         for runtime in &self.go_runtimes {
             let group: Vec<usize> = (0..self.sites.len())
-                .filter(|&i| self.counted_by(runtime, i) && !self.sites[i].spells.is_empty())
+                .filter(|&i| self.counted_by(runtime, i))
+                .filter(|&i| {
+                    let site = &self.sites[i];
+                    !site.spells.is_empty() || site.counted_since.is_some()
+                })
                 .collect();
-            let (base, last) = (runtime.base, runtime.last);
+            let Some(base) = runtime.base else {
+                continue;
+            };
+            let last = runtime.last;
             let calls = last.calls.saturating_sub(base.calls) as f64;
             let counted = last.hits.saturating_sub(base.hits) as f64;
             let uncounted = (calls - counted).max(0.0);
             // After the latest reading (a target that exited): the calls
-            // at the pace of the last two readings, up to the last tick
-            // whose samples showed a site busy, less those the probes
-            // counted, are the most there can have been; half of them ± half.
+            // at the pace of the last two readings (none if it was slower
+            // than the pace before), up to the last tick whose samples showed
+            // a site busy, less those the probes counted, are the most there
+            // can have been; half of them ± half.
             let busy_until = group
                 .iter()
                 .filter_map(|&i| self.sites[i].last_vote_ns)
                 .max()
                 .unwrap_or(0)
                 .min(now_ns);
-            let pace = runtime.previous.map_or(0.0, |p| {
-                last.calls.saturating_sub(p.calls) as f64
-                    / last.at_ns.saturating_sub(p.at_ns).max(1) as f64
-            });
+            let pace = |a: Option<CgoReading>, b: CgoReading| {
+                a.map_or(0.0, |a| {
+                    b.calls.saturating_sub(a.calls) as f64
+                        / b.at_ns.saturating_sub(a.at_ns).max(1) as f64
+                })
+            };
+            // Slower than the pace before it: the calls were ending.
+            let pace = match runtime.previous {
+                Some(p) if pace(runtime.before_previous, p) * 0.8 > pace(Some(p), last) => 0.0,
+                p => pace(p, last),
+            };
             let hits_after: u64 = group.iter().map(|&i| self.sites[i].hits).sum();
             let hits_after = hits_after.saturating_sub(last.hits) as f64;
             let after = busy_until.saturating_sub(last.at_ns) as f64 * pace;
@@ -1614,6 +1661,12 @@ impl Prober {
                 busy_until.saturating_sub(last.at_ns) / 1_000_000,
                 now_ns.saturating_sub(last.at_ns) / 1_000_000,
             );
+            if let [only] = group[..] {
+                if self.sites[only].counted_since.is_some() {
+                    out[only] = (uncounted + after, after, after < 0.5);
+                    continue;
+                }
+            }
             // No site missed a call by its rates: the uncounted are the
             // runtime's own (its start), or made while the sites closed.
             if sum <= 0.0 {
@@ -1652,7 +1705,7 @@ impl Prober {
         for (i, site) in self.sites.iter().enumerate() {
             hits += site.hits;
             foreign += site.foreign;
-            let Some(first) = site.spells.first().map(|s| s.start) else {
+            let Some(first) = site.spells.first().map(|s| s.start).or(site.counted_since) else {
                 continue;
             };
             // The load record may have been read after the module was found in
@@ -1664,13 +1717,19 @@ impl Prober {
                 let ms = first.saturating_sub(load) as f64 / 1e6;
                 latency_ms = Some(latency_ms.map_or(ms, |m: f64| m.max(ms)));
             }
-            let armed_ns: u64 = site.spells.iter().map(|s| s.len(now_ns)).sum();
+            let armed_ns: u64 = match site.counted_since {
+                Some(since) => now_ns.saturating_sub(since),
+                None => site.spells.iter().map(|s| s.len(now_ns)).sum(),
+            };
             let (missed, missed_error, counted_exactly) = missed_by_site[i];
             let tail_from = self.tail_from(&site.spells);
-            // Closed before the end (by the budget): not counted to the end.
-            let duty_cycled = site.spells.len() > 1 || tail_from.is_some();
+            // Closed before the end (by the budget), or never probed: not
+            // counted to the end, unless its Go runtime counted it.
+            let duty_cycled =
+                (site.spells.len() > 1 || tail_from.is_some() || site.counted_since.is_some())
+                    && !counted_exactly;
             // (boundary, function, hits) of this site.
-            let counted: Vec<(BoundaryKey, &str, u64)> = if site.dispatch {
+            let mut counted: Vec<(BoundaryKey, &str, u64)> = if site.dispatch {
                 site.dispatched
                     .iter()
                     .map(|((k, f), &n)| (*k, f.as_str(), n))
@@ -1692,6 +1751,29 @@ impl Prober {
             );
             let shares = if site.dispatch {
                 gap_shares(&site.spells, &counted, total)
+            } else if total == 0 && site.counted_since.is_some() {
+                // Counted by its Go runtime alone: no hits say its boundary
+                // (Go → C, or Go → Rust), the samples do.
+                let voted: u64 = site.votes.values().sum();
+                counted = if voted == 0 {
+                    vec![(site.default_key, site.function.as_str(), 0)]
+                } else {
+                    site.votes
+                        .keys()
+                        .map(|k| (*k, site.function.as_str(), 0))
+                        .collect()
+                };
+                counted
+                    .iter()
+                    .map(|c| {
+                        (
+                            site.votes
+                                .get(&c.0)
+                                .map_or(1.0, |&n| n as f64 / voted as f64),
+                            0.0,
+                        )
+                    })
+                    .collect()
             } else {
                 counted
                     .iter()
@@ -1706,7 +1788,6 @@ impl Prober {
                 b.crossings = Some(b.crossings.unwrap_or(0) + count);
                 b.crossings_error += error;
                 *b.functions.entry(function.to_string()).or_default() += count;
-                let duty_cycled = duty_cycled && !counted_exactly;
                 b.crossings_method = match (b.crossings_method, duty_cycled) {
                     (CrossingsMethod::Extrapolated, _) | (_, true) => CrossingsMethod::Extrapolated,
                     _ => CrossingsMethod::Exact,
