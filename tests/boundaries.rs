@@ -77,7 +77,8 @@ fn assert_exact(summary: &Value, truth: &Value, what: &str) {
         assert_eq!(
             (b["crossings"].as_u64(), b["crossings_method"].as_str()),
             (Some(want), Some("exact")),
-            "{what}: boundary {k:?}: seam counted {b}, the sample {want}"
+            "{what}: boundary {k:?}: seam counted {b}, the sample {want}; {}",
+            summary["probe_overhead"]
         );
         assert!(
             b["armed_at_ns"].as_u64().is_some(),
