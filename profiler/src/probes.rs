@@ -1612,13 +1612,10 @@ impl Prober {
     /// with their error (see [`extrapolate_gaps`]).
     fn missed(&self, site: &Site, until: u64, now_ns: u64) -> (f64, f64) {
         let until = until.min(now_ns);
-        let truncated;
-        let spells = if until < now_ns {
-            truncated = spells_until(&site.spells, until);
-            &truncated[..]
-        } else {
-            &site.spells[..]
-        };
+        // The spells begun by then; one that ended after it was armed then
+        // (no tail past its end, which is later).
+        let begun = site.spells.partition_point(|s| s.start < until);
+        let spells = &site.spells[..begun];
         let active_until = self
             .tail_from(spells)
             .and(site.last_vote_ns)
@@ -1892,17 +1889,6 @@ fn wrapper_boundary(site: &Site) -> BoundaryKey {
         Some((k, n)) if n * 5 >= total => k,
         _ => most(false).map_or(site.default_key, |(k, _)| k),
     }
-}
-
-/// The spells up to `until`, the one then armed left open.
-fn spells_until(spells: &[Spell], until: u64) -> Vec<Spell> {
-    let mut out: Vec<Spell> = spells.iter().filter(|s| s.start < until).cloned().collect();
-    if let Some(last) = out.last_mut() {
-        if last.end.is_some_and(|e| e > until) {
-            last.end = None;
-        }
-    }
-    out
 }
 
 fn file_name(path: &str) -> &str {
@@ -2252,7 +2238,7 @@ fn calibrate(set: &mut UprobeSet, closer: &Closer) -> Result<HitCost, Error> {
             v.sort_by(f64::total_cmp);
             v[v.len() / 2]
         };
-        let bare = median((0..5).map(|_| run()).collect());
+        let before = median((0..5).map(|_| run()).collect());
         let probe = Probe {
             path: file,
             file_offset: offset,
@@ -2269,7 +2255,16 @@ fn calibrate(set: &mut UprobeSet, closer: &Closer) -> Result<HitCost, Error> {
                 None,
             )
         })?;
-        let probed = median((0..5).map(|_| run()).collect());
+        // A thread preempted during its runs can read the probed calls as
+        // cheaper than the bare ones (once in about thirty recordings of the
+        // test suite, which then took the probes for free): measured again.
+        let mut probed = 0.0;
+        for _ in 0..3 {
+            probed = median((0..5).map(|_| run()).collect());
+            if probed > before {
+                break;
+            }
+        }
         let ids: HashSet<EventId> = events.iter().map(|(id, _)| *id).collect();
         closer.close(events.into_iter().map(|(_, fd)| (usize::MAX, fd)).collect());
         let (mut fired, mut lost) = (0u64, 0u64);
@@ -2277,13 +2272,23 @@ fn calibrate(set: &mut UprobeSet, closer: &Closer) -> Result<HitCost, Error> {
         if fired + lost < calls as u64 {
             return Err(Error::Unsupported("uprobes on seam itself did not fire; exact crossing counts are unavailable here (use --crossings sampled)".into()));
         }
-        Ok((probed - bare).max(0.0))
+        if probed <= before {
+            log::warn!(
+                "a probe hit measured at {:.0} ns on a busy machine; counting it as {MIN_HIT_NS} ns",
+                probed - before
+            );
+        }
+        Ok((probed - before).max(MIN_HIT_NS))
     };
     Ok(HitCost {
         emulated_ns: measure(seam_probe_calibrate_push, 5_000)?,
         single_step_ns: measure(seam_probe_calibrate_step, 1_000)?,
     })
 }
+
+/// Less than any breakpoint trap costs (0.6-20 µs measured on the VMs here):
+/// what a hit that measured as free is taken to cost.
+const MIN_HIT_NS: f64 = 100.0;
 
 /// What a probe hit costs on this machine, measured once per process (about
 /// half a second, see [`calibrate`]) and shared. `seam record` starts it on a
