@@ -500,6 +500,19 @@ pub fn print_summary(summary: &Summary, out: &mut impl io::Write) -> Result<(), 
                      target"
                 )?;
             }
+            if !p.go_counted.is_empty() {
+                writeln!(
+                    out,
+                    "                 go -> c counted by the Go runtime itself in {}",
+                    p.go_counted.join(", ")
+                )?;
+            }
+            for (module, why) in &p.go_uncounted {
+                writeln!(
+                    out,
+                    "                 go -> c in {module} counted by probes only: {why}"
+                )?;
+            }
         }
     }
     if let Some(s) = &summary.sampling_overhead {
@@ -872,6 +885,34 @@ problems:        b (5), c (2), d (2), and 1 more in summary.json
         let p = profile(&[(&[("main", Runtime::C)], true, 4)]);
         print_summary(&summarize(&p, 0), &mut out).unwrap();
         assert!(!String::from_utf8(out).unwrap().contains("not counted"));
+    }
+
+    #[test]
+    fn the_go_modules_counted_by_their_runtime_are_named() {
+        let mut p = profile(&[(&[("main", Runtime::C)], true, 4)]);
+        p.boundary_mut(Runtime::Go, Runtime::C, Mechanism::CgoCall)
+            .samples = 4;
+        p.probe_overhead = Some(ProbeOverhead {
+            hits: 10,
+            go_counted: vec!["libffibgo.so".into()],
+            go_uncounted: [(
+                "libstripped.so".to_string(),
+                "no symbol runtime.allm (stripped?)".to_string(),
+            )]
+            .into(),
+            ..Default::default()
+        });
+        let mut out = Vec::new();
+        print_summary(&summarize(&p, 0), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("go -> c counted by the Go runtime itself in libffibgo.so"),
+            "{text}"
+        );
+        assert!(
+            text.contains("go -> c in libstripped.so counted by probes only: no symbol runtime.allm (stripped?)"),
+            "{text}"
+        );
     }
 
     #[test]
