@@ -657,7 +657,6 @@ impl AddressSpace {
         self.modules.values()
     }
 
-    /// Whether a function starts at `avma`, by the unwind tables or a symbol.
     /// Whether seam probes a function at `avma`: its entry, or past the
     /// `endbr64` it starts with (see [`crate::perf::uprobe::probe_point`]).
     pub fn is_probe_point(&self, avma: u64) -> bool {
@@ -674,6 +673,7 @@ impl AddressSpace {
                 .is_some_and(|m| m.object.bytes_at_svma(m.svma(entry), endbr.len()) == endbr)
     }
 
+    /// Whether a function starts at `avma`, by the unwind tables or a symbol.
     pub fn is_function_entry(&self, avma: u64) -> bool {
         let Some(m) = self.module_at(avma) else {
             return false;

@@ -923,9 +923,7 @@ impl Prober {
                 // count is its calls (up to the last reading, 5 ms or less
                 // before a target's exit). Without one, the probe counts
                 // every call to the end.
-                let group: Vec<usize> = (0..self.sites.len())
-                    .filter(|&i| self.counted_by(&runtime, i))
-                    .collect();
+                let group: Vec<usize> = self.cfunc_sites(&runtime).collect();
                 if let ([only], Some(_)) = (&group[..], self.options.budget) {
                     let only = *only;
                     self.sites[only].counted_since = Some(now_ns);
@@ -941,11 +939,12 @@ impl Prober {
         }
     }
 
-    /// Whether site `i` is one of the runtime's `Cfunc` sites, whose calls
-    /// its cgo count includes.
-    fn counted_by(&self, runtime: &GoRuntime, i: usize) -> bool {
-        let site = &self.sites[i];
-        site.object_path == runtime.object_path && site.default_key.2 == Mechanism::CgoCall
+    /// The runtime's `Cfunc` sites, whose calls its cgo count includes.
+    fn cfunc_sites<'a>(&'a self, runtime: &'a GoRuntime) -> impl Iterator<Item = usize> + 'a {
+        (0..self.sites.len()).filter(move |&i| {
+            let site = &self.sites[i];
+            site.object_path == runtime.object_path && site.default_key.2 == Mechanism::CgoCall
+        })
     }
 
     /// Reads each Go runtime's cgo call count, with its sites' hits so far,
@@ -962,10 +961,7 @@ impl Prober {
             let Ok(calls) = runtime.counter.read(&memory, runtime.bias) else {
                 continue;
             };
-            let hits = (0..self.sites.len())
-                .filter(|&i| self.counted_by(runtime, i))
-                .map(|i| self.sites[i].hits)
-                .sum();
+            let hits = self.cfunc_sites(runtime).map(|i| self.sites[i].hits).sum();
             let runtime = &mut self.go_runtimes[r];
             runtime.before_previous = runtime.previous;
             runtime.previous = Some(runtime.last);
@@ -996,8 +992,9 @@ impl Prober {
             if runtime.base.is_none() {
                 continue;
             }
-            let armed: Vec<usize> = (0..self.sites.len())
-                .filter(|&i| self.counted_by(runtime, i) && !self.sites[i].events.is_empty())
+            let armed: Vec<usize> = self
+                .cfunc_sites(runtime)
+                .filter(|&i| !self.sites[i].events.is_empty())
                 .collect();
             let hits: u64 = armed
                 .iter()
@@ -1102,7 +1099,7 @@ impl Prober {
             }
         }
         self.sites.push(Site {
-            module: object.path.rsplit('/').next().unwrap_or("").to_string(),
+            module: file_name(&object.path).to_string(),
             symbol,
             function,
             file: file.to_string(),
@@ -1565,7 +1562,7 @@ impl Prober {
         let Some(caller) = space.module_at(call.ret) else {
             return Dispatched::Nothing;
         };
-        let caller_file = caller.object.path.rsplit('/').next().unwrap_or("");
+        let caller_file = file_name(&caller.object.path);
         let Some(mechanism) = dispatch_mechanism(caller_file) else {
             return Dispatched::Nothing;
         };
@@ -1649,8 +1646,8 @@ impl Prober {
             })
             .collect();
         for runtime in &self.go_runtimes {
-            let group: Vec<usize> = (0..self.sites.len())
-                .filter(|&i| self.counted_by(runtime, i))
+            let group: Vec<usize> = self
+                .cfunc_sites(runtime)
                 .filter(|&i| {
                     let site = &self.sites[i];
                     !site.spells.is_empty() || site.counted_since.is_some()
@@ -2022,7 +2019,7 @@ struct StaticSite {
 /// Functions of `object` that carry crossings whatever calls them.
 fn static_sites(object: &ObjectInfo) -> Vec<StaticSite> {
     let symbols = object.text_symbols();
-    let file = object.path.rsplit('/').next().unwrap_or("");
+    let file = file_name(&object.path);
     let by_name: HashMap<&str, u64> = symbols.iter().map(|s| (s.name.as_str(), s.svma)).collect();
     let site = |symbol: &str, function: &str, svma, key, dispatch| StaticSite {
         symbol: symbol.to_string(),
