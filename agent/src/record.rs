@@ -11,7 +11,7 @@ use seam_profiler::perf::{
     measure_sample_cost, Sampler, SamplerOptions, CALIBRATION_STACK_BYTES, REG_BP, REG_IP, REG_SP,
 };
 pub use seam_profiler::probes::DEFAULT_BUDGET;
-use seam_profiler::probes::{ProbeOptions, Prober, Tick, Votes};
+use seam_profiler::probes::{ProbeOptions, Prober, ThreadSamples, Tick, Votes};
 use seam_profiler::unwind::Regs;
 use seam_profiler::Error;
 use seam_proto::{Profile, SamplingOverhead};
@@ -227,6 +227,7 @@ impl TickCounters {
     fn next<'a>(
         &mut self,
         votes: &'a Votes,
+        threads: &'a ThreadSamples,
         converter: &'a Converter,
         switches: &Switches,
         now_ns: u64,
@@ -244,6 +245,8 @@ impl TickCounters {
             sampling_cost_ns: (samples + switch_outs) as f64 * self.ns_per_sample,
             trap_samples: traps,
             trap_cpu_ns: traps as f64 * self.cpu_ns_per_sample,
+            threads,
+            sample_ns: self.cpu_ns_per_sample,
             now_ns,
         }
     }
@@ -329,6 +332,9 @@ pub fn record_with_ticks(
             None
         }
     };
+    if prober.is_some() {
+        converter.keep_thread_samples();
+    }
     if let Some(c) = &mut child {
         c.release();
     }
@@ -369,7 +375,8 @@ pub fn record_with_ticks(
             if last_probe_tick.elapsed() >= PROBE_TICK {
                 last_probe_tick = Instant::now();
                 let votes = converter.take_votes();
-                p.tick(&counters.next(&votes, &converter, &switches, now));
+                let threads = converter.take_thread_samples();
+                p.tick(&counters.next(&votes, &threads, &converter, &switches, now));
             }
         }
         if let Some(c) = &mut child {
@@ -422,8 +429,9 @@ pub fn record_with_ticks(
     );
     if let Some(mut p) = prober.take() {
         let votes = converter.take_votes();
+        let threads = converter.take_thread_samples();
         let now = monotonic_ns();
-        p.finish(&counters.next(&votes, &converter, &switches, now));
+        p.finish(&counters.next(&votes, &threads, &converter, &switches, now));
         p.publish(now, converter.profile_mut());
     }
     if let Some(c) = child.take() {
@@ -632,6 +640,7 @@ fn handle_record(
             let event = SampleEvent {
                 pid: spid as u32,
                 tid: tid as u32,
+                time_ns: s.timestamp.unwrap_or(0),
                 regs,
                 stack: stack_bytes.as_deref().unwrap_or(&[]),
                 callchain: &callchain,

@@ -8,7 +8,7 @@ use crate::crossing::{
 use crate::fixture::FixtureCapture;
 use crate::memory::{ProcessMemory, ReadMemory};
 use crate::modules::{AddressSpace, FrameKind, Mapping};
-use crate::probes::{Candidate, Votes};
+use crate::probes::{Candidate, ThreadSamples, Votes};
 use crate::python::{PyFrame, PythonProcess};
 use crate::symbolize::{KernelSymbols, Symbolizer};
 use crate::unwind::{NativeStack, Regs, StackAddress, StackEnd, StackMemory, Unwinder};
@@ -34,6 +34,8 @@ pub struct SwitchOut {
 pub struct SampleEvent<'a> {
     pub pid: u32,
     pub tid: u32,
+    /// When it was taken (CLOCK_MONOTONIC, ns).
+    pub time_ns: u64,
     /// User registers at the sample; None for a kernel thread.
     pub regs: Option<Regs>,
     /// The user stack copied from `regs.sp` upward.
@@ -65,6 +67,11 @@ pub struct Converter {
     capture: Option<FixtureCapture>,
     /// Since the last [`Converter::take_votes`]: for each function on a crossing, its boundaries.
     votes: Votes,
+    /// Since the last [`Converter::take_thread_samples`]: each thread's
+    /// on-CPU samples, with the function whose probe trapped for those in
+    /// seam's probe traps (None: not kept, see
+    /// [`Converter::keep_thread_samples`]).
+    thread_samples: Option<ThreadSamples>,
     /// Functions seen carrying a crossing that no symbol names ahead of time.
     candidates: Vec<Candidate>,
     candidates_seen: std::collections::HashSet<(String, String)>,
@@ -96,6 +103,7 @@ impl Converter {
             last_maps_read: None,
             capture: None,
             votes: Votes::new(),
+            thread_samples: None,
             candidates: Vec::new(),
             candidates_seen: Default::default(),
             boundaries: true,
@@ -187,7 +195,10 @@ impl Converter {
     pub fn handle_sample(&mut self, s: &SampleEvent) {
         if let Some((leaf_first, complete)) = self.stack_of(s) {
             let in_probe = self.at_probe_resume(s);
-            self.count(leaf_first, complete, s.tid, in_probe);
+            let in_trap = self.count(leaf_first, complete, s.tid, in_probe);
+            if let Some(threads) = &mut self.thread_samples {
+                threads.entry(s.tid).or_default().push((s.time_ns, in_trap));
+            }
         }
     }
 
@@ -487,11 +498,19 @@ impl Converter {
         }
     }
 
-    fn count(&mut self, mut leaf_first: Vec<Frame>, complete: bool, tid: u32, in_probe: bool) {
+    /// Counts a sample's stack; in seam's probe handling, the function whose
+    /// probe trapped.
+    fn count(
+        &mut self,
+        mut leaf_first: Vec<Frame>,
+        complete: bool,
+        tid: u32,
+        in_probe: bool,
+    ) -> Option<String> {
         let runtime_now = leaf_first.first().map_or(Runtime::Unknown, |f| f.runtime);
         leaf_first.reverse();
         let mut root_first = leaf_first;
-        self.count_boundaries(&mut root_first, in_probe);
+        let in_trap = self.count_boundaries(&mut root_first, in_probe);
         let leaf_first = root_first;
         let handles = leaf_first
             .into_iter()
@@ -500,14 +519,20 @@ impl Converter {
         let stack = self.profile.intern_stack(handles, complete);
         self.profile.add_samples(stack, tid, 1);
         self.profile.threads.entry(tid).or_default().runtime_now = Some(runtime_now);
+        in_trap
     }
 
     /// Marks the seams on a root-first stack and counts its boundaries: each
     /// boundary once per sample, and the sample as glue time of the boundary
     /// whose glue is on CPU (kernel frames called from glue included).
-    fn count_boundaries(&mut self, root_first: &mut [Frame], at_probe_resume: bool) {
+    /// In seam's probe handling, the function whose probe trapped.
+    fn count_boundaries(
+        &mut self,
+        root_first: &mut [Frame],
+        at_probe_resume: bool,
+    ) -> Option<String> {
         if !self.boundaries {
-            return;
+            return None;
         }
         let crossings = find_crossings(root_first);
         // A sample in seam's own breakpoint handling: probe overhead, not glue
@@ -540,7 +565,11 @@ impl Converter {
         if in_probe {
             self.trap_samples += 1;
             self.profile.note_problem("samples in seam's probe handler");
-            return;
+            let probed = root_first
+                .iter()
+                .rev()
+                .find(|f| f.runtime != Runtime::Kernel);
+            return Some(probed.map_or_else(String::new, |f| f.name.clone()));
         }
         if let Some((caller, callee, mechanism)) = self.pending_boundary(root_first) {
             let b = self.profile.boundary_mut(caller, callee, mechanism);
@@ -565,6 +594,7 @@ impl Converter {
                 }
             }
         }
+        None
     }
 
     /// The boundary of a call whose glue is on CPU (kernel code called from the
@@ -633,6 +663,23 @@ impl Converter {
     /// The samples' votes since the last call (see [`crate::probes`]).
     pub fn take_votes(&mut self) -> Votes {
         std::mem::take(&mut self.votes)
+    }
+
+    /// Each thread's on-CPU samples since the last call, with the function
+    /// whose probe trapped for those in seam's probe traps (see
+    /// [`crate::probes`]).
+    /// Nothing until [`Converter::keep_thread_samples`].
+    pub fn take_thread_samples(&mut self) -> ThreadSamples {
+        self.thread_samples
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Keeps each sample's thread, time and probe trap (if any), for [`Converter::take_thread_samples`] (which must then be
+    /// called every so often).
+    pub fn keep_thread_samples(&mut self) {
+        self.thread_samples.get_or_insert_with(ThreadSamples::new);
     }
 
     /// Samples of the target taken in seam's probe traps (the handler, or

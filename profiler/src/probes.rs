@@ -46,6 +46,18 @@ pub type BoundaryKey = (Runtime, Runtime, Mechanism);
 /// (callee `unknown` where its glue was caught before the callee was known).
 pub type Votes = HashMap<String, HashMap<BoundaryKey, u64>>;
 
+/// The on-CPU samples of each thread of the target: their times, and for
+/// those in seam's probe traps, the function whose probe trapped. The time
+/// a site's traps took from each thread, seen in place (see [`HitNs::seen`]).
+pub type ThreadSamples = HashMap<u32, Vec<(u64, Option<String>)>>;
+
+/// A thread's on-CPU samples in a spell, and those in the site's traps.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct OnCpu {
+    samples: u64,
+    traps: u64,
+}
+
 /// A function seen on a crossing that could be probed: (module file name, function name, boundary).
 pub type Candidate = (String, String, BoundaryKey);
 
@@ -99,6 +111,11 @@ pub struct Tick<'a> {
     /// they stand for, ns.
     pub trap_samples: u64,
     pub trap_cpu_ns: f64,
+    /// Each thread's on-CPU samples, with the function whose probe trapped
+    /// for those in the traps.
+    pub threads: &'a ThreadSamples,
+    /// The target's CPU time one sample stands for, ns.
+    pub sample_ns: f64,
     pub now_ns: u64,
 }
 
@@ -175,6 +192,10 @@ struct Spell {
     gap_by: HashMap<(Runtime, Mechanism), u64>,
     /// The latest pauses in the spell's hits (see [`Spell::recent_rate`]).
     pauses: Vec<Pause>,
+    /// The on-CPU samples of the threads that hit the site, taken while the
+    /// spell was armed (from its first hit on), and those in the probes'
+    /// traps (see [`HitNs::seen`]).
+    on_cpu: Vec<(u32, OnCpu)>,
 }
 
 /// A pause of `gap` ns in a spell's hits, before the hit at `at`, and the
@@ -195,6 +216,34 @@ const PAUSES_KEPT: usize = 8;
 impl Spell {
     fn len(&self, now: u64) -> u64 {
         self.end.unwrap_or(now).saturating_sub(self.start)
+    }
+
+    /// Counts the samples, taken while the spell was armed (from its first
+    /// hit on), of the threads that hit the site (`symbol`), and those in
+    /// its traps.
+    fn add_samples(&mut self, threads: &ThreadSamples, symbol: &str) {
+        let Some(start) = self.first_hit else {
+            return;
+        };
+        let end = self.end.unwrap_or(u64::MAX);
+        for &(tid, _) in &self.by_thread {
+            let Some(samples) = threads.get(&tid) else {
+                continue;
+            };
+            let mut c = OnCpu::default();
+            for (_, trap) in samples.iter().filter(|s| s.0 >= start && s.0 < end) {
+                c.samples += 1;
+                c.traps += (trap.as_deref() == Some(symbol)) as u64;
+            }
+            match self.on_cpu.iter_mut().find(|e| e.0 == tid) {
+                Some((_, sum)) => {
+                    sum.samples += c.samples;
+                    sum.traps += c.traps;
+                }
+                None if c.samples > 0 => self.on_cpu.push((tid, c)),
+                None => {}
+            }
+        }
     }
 
     fn add_hit(&mut self, tid: u32, time_ns: u64) {
@@ -227,12 +276,13 @@ impl Spell {
     /// The rate of crossings (per ns) over `len` ns of this spell as the
     /// target would have made them unprobed, with its error: each thread's
     /// calls were slower by a hit each, so a thread that crossed `h` times in
-    /// `len` had `len - h * hit.ns` of its own time for them (as in a loop
-    /// that calls again once a call is done; never less than a twentieth of
-    /// `len`). That difference is what the error of a hit's cost weighs on:
-    /// in a tight loop the hits take nearly all of `len`, and a small error
-    /// in their cost is a large one in the rate (all of it when clamped).
-    fn unprobed_rate(&self, len: f64, hit: HitNs) -> (f64, f64) {
+    /// `len` had `len - h * ns` of its own time for them, where `ns` is what
+    /// a hit cost that thread (see [`HitNs`]; as in a loop that calls again
+    /// once a call is done; never less than a twentieth of `len`). That
+    /// difference is what the error of a hit's cost weighs on: in a tight
+    /// loop the hits take nearly all of `len`, and a small error in their
+    /// cost is a large one in the rate (all of it when clamped).
+    fn unprobed_rate(&self, len: f64, hit: &HitNs) -> (f64, f64) {
         unprobed_rate(self.hits, &self.by_thread, len, hit)
     }
 
@@ -240,7 +290,7 @@ impl Spell {
     /// those hits: from the latest pause twenty times as long as the spacing
     /// of the hits after it (a warm-up call, then a loop a second later),
     /// else from the first hit.
-    fn recent_rate(&self, end: u64, hit: HitNs) -> (f64, f64, u64) {
+    fn recent_rate(&self, end: u64, hit: &HitNs) -> (f64, f64, u64) {
         let whole = (self.first_hit.unwrap_or(self.start), 0, Vec::new());
         let (from, before, by_before) = self
             .pauses
@@ -268,33 +318,102 @@ impl Spell {
 }
 
 /// See [`Spell::unprobed_rate`].
-fn unprobed_rate(hits: u64, by_thread: &[(u32, u64)], len: f64, hit: HitNs) -> (f64, f64) {
+fn unprobed_rate(hits: u64, by_thread: &[(u32, u64)], len: f64, hit: &HitNs) -> (f64, f64) {
     let at = |h: u64, ns: f64| h as f64 / (len - h as f64 * ns).max(len / 20.0);
-    let rate = |h: u64| {
-        let r = at(h, hit.ns);
-        if len - h as f64 * hit.ns < len / 20.0 {
+    let rate = |h: u64, (ns, error): (f64, f64)| {
+        let r = at(h, ns);
+        if len - h as f64 * ns < len / 20.0 {
             return (r, r);
         }
         // The rate bends up steeply as the hits fill the spell: the error
         // is the wider side of the interval the cost's error spans.
-        let (hi, lo) = (at(h, hit.ns + hit.error), at(h, hit.ns - hit.error));
+        let (hi, lo) = (at(h, ns + error), at(h, (ns - error).max(0.0)));
         (r, (hi - r).max(r - lo))
     };
     if by_thread.is_empty() {
-        rate(hits)
+        rate(hits, (hit.ns, hit.error))
     } else {
         by_thread
             .iter()
-            .map(|&(_, h)| rate(h))
+            .map(|&(t, h)| rate(h, hit.of(t)))
             .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
     }
 }
 
-/// What a probe hit costs the target, ns, and the error of that figure.
-#[derive(Clone, Copy, Debug, Default)]
+/// What a probe hit costs the target, ns, and the error of that figure:
+/// calibrated, and for each thread whose samples in the spells showed it,
+/// as they did (see [`HitNs::seen`]).
+#[derive(Clone, Debug, Default)]
 struct HitNs {
     ns: f64,
     error: f64,
+    by_thread: Vec<(u32, (f64, f64))>,
+}
+
+/// A thread's on-CPU samples in a site's spells needed before the time its
+/// traps took is measured from them rather than from the calibration.
+const MIN_THREAD_SAMPLES: u64 = 10;
+
+impl HitNs {
+    /// The calibrated cost, with the cost each thread's own samples show
+    /// in `spells` where they are enough: its samples in the traps while it
+    /// was hitting the site, over its hits, in CPU time (`sample_ns` a
+    /// sample). That is what the traps took from that thread in that code,
+    /// which the calibration's small warm loop only approximates (on
+    /// ffibench's tight loops of calls the traps took 1.1-2.9 times the
+    /// calibrated cost; the calibration itself moves by 3x from one run to
+    /// the next). Its error is the binomial error of the traps' share of
+    /// the thread's samples, and the two are weighed by their errors. The
+    /// samples in its traps are those whose user stack ends in the site's
+    /// function (a thread that loops over calls to two probed functions has
+    /// its time in the traps of each).
+    fn seen(ns: f64, error: f64, spells: &[Spell], sample_ns: f64) -> HitNs {
+        let mut hits: Vec<(u32, u64, OnCpu)> = Vec::new();
+        for spell in spells {
+            for &(t, h) in &spell.by_thread {
+                let c = spell
+                    .on_cpu
+                    .iter()
+                    .find(|e| e.0 == t)
+                    .map_or(OnCpu::default(), |e| e.1);
+                match hits.iter_mut().find(|e| e.0 == t) {
+                    Some(e) => {
+                        e.1 += h;
+                        e.2.samples += c.samples;
+                        e.2.traps += c.traps;
+                    }
+                    None => hits.push((t, h, c)),
+                }
+            }
+        }
+        let by_thread = hits
+            .into_iter()
+            .filter(|&(_, h, c)| h > 0 && c.samples >= MIN_THREAD_SAMPLES && sample_ns > 0.0)
+            .map(|(t, h, c)| {
+                let (traps, rest) = (c.traps as f64, (c.samples - c.traps) as f64);
+                let sd = (traps.max(1.0) * rest.max(1.0) / c.samples as f64).sqrt();
+                let per_hit = sample_ns / h as f64;
+                let (seen, seen_error) = (traps * per_hit, sd * per_hit);
+                // Weighed with the calibration by their errors: a few
+                // samples in the traps say little yet.
+                let (w, ws) = (error.max(1.0).powi(-2), seen_error.max(1.0).powi(-2));
+                (t, ((ns * w + seen * ws) / (w + ws), (w + ws).powf(-0.5)))
+            })
+            .collect();
+        HitNs {
+            ns,
+            error,
+            by_thread,
+        }
+    }
+
+    /// The cost of a hit to thread `tid`, and its error.
+    fn of(&self, tid: u32) -> (f64, f64) {
+        self.by_thread
+            .iter()
+            .find(|e| e.0 == tid)
+            .map_or((self.ns, self.error), |e| e.1)
+    }
 }
 
 /// The crossings a site missed between its armed spells, estimated from the
@@ -309,7 +428,7 @@ fn extrapolate_gaps(
     spells: &[Spell],
     now: u64,
     active_until: Option<u64>,
-    hit: HitNs,
+    hit: &HitNs,
 ) -> (f64, f64) {
     let mut missed = 0.0;
     let mut var = 0.0;
@@ -432,6 +551,8 @@ pub struct Prober {
     /// the trap's cost measured in place.
     trap_samples: u64,
     trap_ns: f64,
+    /// The target's CPU time one sample stands for, ns (from the ticks).
+    sample_ns: f64,
     /// What sampling cost the target so far (it shares the budget).
     sampling_cost_ns: f64,
     target_cpu_ns: u64,
@@ -787,6 +908,7 @@ impl Prober {
             start_ns: now_ns,
             cost_ns: 0.0,
             trap_samples: 0,
+            sample_ns: 0.0,
             trap_ns: 0.0,
             sampling_cost_ns: 0.0,
             target_cpu_ns: 0,
@@ -1387,6 +1509,10 @@ impl Prober {
                     }
                 }
             }
+            // The time its threads' hits took in the traps, seen in place.
+            if let Some(spell) = site.spells.last_mut() {
+                spell.add_samples(t.threads, &site.symbol);
+            }
             if site.dispatch {
                 if let (Some(v), Some(spell)) = (votes.get(&site.symbol), site.spells.last_mut()) {
                     let by = if site.events.is_empty() {
@@ -1452,6 +1578,7 @@ impl Prober {
         }
         self.cost_ns += cost;
         self.trap_samples += t.trap_samples;
+        self.sample_ns = t.sample_ns;
         self.trap_ns += t.trap_cpu_ns;
         self.sampling_cost_ns += sampling_cost_ns;
         self.target_cpu_ns += target_cpu_ns;
@@ -1617,17 +1744,16 @@ impl Prober {
             .tail_from(spells)
             .and(site.last_vote_ns)
             .map(|t| t.min(until));
-        // The calibrated cost per hit: the traps' excess seen in place
-        // (partly uncounted calls trapping while events close) is not
-        // paid by each counted call, and taking it out of the spells'
-        // rates overestimated them (by 39% on chain, when it was 4x).
-        // How far the two differ is the error of that cost.
+        // What a hit cost each thread, as its samples in the spells show
+        // (not the traps' time in all: that has the uncounted calls that
+        // trap while events close, and taking it out of the spells' rates
+        // overestimated them by 39% on chain, when it was 4x). Else the
+        // calibrated cost, whose error is how far the traps' time in all
+        // is from it.
         let ns = self.cost.of(site.kind);
-        let hit = HitNs {
-            ns,
-            error: ns * self.hit_cost_error(),
-        };
-        extrapolate_gaps(spells, until, active_until, hit)
+        let error = ns * self.hit_cost_error();
+        let hit = HitNs::seen(ns, error, spells, self.sample_ns);
+        extrapolate_gaps(spells, until, active_until, &hit)
     }
 
     /// Each site's missed calls, their error, and whether they are exact:
@@ -2372,7 +2498,7 @@ mod tests {
             spell(3 * second, 4 * second, 1000, 50),
         );
         let missed = |a: &Spell| {
-            extrapolate_gaps(&[a.clone(), b.clone()], 4 * second, None, HitNs::default()).0
+            extrapolate_gaps(&[a.clone(), b.clone()], 4 * second, None, &HitNs::default()).0
         };
         // No sample showed it in the gap: the program did not call it then.
         assert_eq!(missed(&a), 0.0);
@@ -2389,7 +2515,7 @@ mod tests {
             spell(0, second, 1000, 1),
             spell(3 * second, 4 * second, 1000, 0),
         );
-        let (m, _) = extrapolate_gaps(&[rare, rare_b], 4 * second, None, HitNs::default());
+        let (m, _) = extrapolate_gaps(&[rare, rare_b], 4 * second, None, &HitNs::default());
         assert!((m - 2000.0).abs() < 1.0, "{m}");
     }
 
@@ -2493,7 +2619,7 @@ mod tests {
             spell(0, 1_000_000_000, 1000),
             spell(2_000_000_000, 3_000_000_000, 1000),
         ];
-        let (missed, error) = extrapolate_gaps(&spells, 3_000_000_000, None, HitNs::default());
+        let (missed, error) = extrapolate_gaps(&spells, 3_000_000_000, None, &HitNs::default());
         assert!((missed - 1000.0).abs() < 1.0, "{missed}");
         assert!(error > 0.0 && error < 100.0, "{error}");
         // A change of rate across the gap widens the error.
@@ -2501,7 +2627,7 @@ mod tests {
             spell(0, 1_000_000_000, 500),
             spell(2_000_000_000, 3_000_000_000, 1500),
         ];
-        let (missed, wide) = extrapolate_gaps(&spells, 3_000_000_000, None, HitNs::default());
+        let (missed, wide) = extrapolate_gaps(&spells, 3_000_000_000, None, &HitNs::default());
         assert!(
             (missed - 1000.0).abs() < 1.0 && wide > error * 5.0,
             "{missed} {wide}"
@@ -2512,12 +2638,12 @@ mod tests {
             &spells,
             5_000_000_000,
             Some(1_500_000_000),
-            HitNs::default(),
+            &HitNs::default(),
         );
         assert!((missed - 500.0).abs() < 1.0, "{missed}");
         // One spell, nothing after it: nothing missed.
         assert_eq!(
-            extrapolate_gaps(&spells, 5_000_000_000, None, HitNs::default()),
+            extrapolate_gaps(&spells, 5_000_000_000, None, &HitNs::default()),
             (0.0, 0.0)
         );
         // A thread that spent a fifth of its armed time in the probes' hits
@@ -2530,9 +2656,10 @@ mod tests {
             &[a, b],
             3_000_000_000,
             None,
-            HitNs {
+            &HitNs {
                 ns: 200_000.0,
                 error: 0.0,
+                by_thread: Vec::new(),
             },
         );
         assert!((missed - 1250.0).abs() < 1.0, "{missed}");
@@ -2560,18 +2687,19 @@ mod tests {
         let hit = HitNs {
             ns: 2_500.0,
             error: 250.0,
+            by_thread: Vec::new(),
         };
         // 20,000 hits of 2.5 µs: 5% of the second.
-        let (rate, error) = spell(20_000).unprobed_rate(1e9, hit);
+        let (rate, error) = spell(20_000).unprobed_rate(1e9, &hit);
         assert!((rate * 1e9 - 20_000.0 / 0.95).abs() < 1.0, "{rate}");
         assert!(error / rate < 0.01, "{error} {rate}");
         // 360,000 hits: 90% of it; 10% more on each would leave it 1% of
         // its own time: the rate may be twice as high (or more, past the clamp).
-        let (rate, error) = spell(360_000).unprobed_rate(1e9, hit);
+        let (rate, error) = spell(360_000).unprobed_rate(1e9, &hit);
         assert!((rate * 1e9 - 360_000.0 / 0.1).abs() < 10.0, "{rate}");
         assert!(error / rate >= 1.0, "{error} {rate}");
         // Past that the rate is a guess (at most 20 times the probed one).
-        let (rate, error) = spell(399_000).unprobed_rate(1e9, hit);
+        let (rate, error) = spell(399_000).unprobed_rate(1e9, &hit);
         assert_eq!((rate * 1e9).round(), 399_000.0 * 20.0);
         assert_eq!(error, rate);
         // And the gaps' error carries it.
@@ -2583,8 +2711,59 @@ mod tests {
             Some(2_000_000_000),
             Some(3_000_000_000),
         );
-        let (missed, error) = extrapolate_gaps(&[a, b], 3_000_000_000, None, hit);
+        let (missed, error) = extrapolate_gaps(&[a, b], 3_000_000_000, None, &hit);
         assert!(error > missed, "{missed} ± {error}");
+    }
+
+    /// Where a thread's samples in the spells show what its hits cost it,
+    /// that cost counts, weighed with the calibration's by their errors: 900
+    /// of its 1,000 samples in the traps over 360,000 hits is 2.5 µs a hit,
+    /// ± 26 ns (the binomial error of that share, 9.5 samples), against a
+    /// calibrated 1.25 ± 0.5 µs.
+    #[test]
+    fn a_threads_hits_cost_what_its_samples_show() {
+        let spell = |on_cpu: OnCpu| Spell {
+            start: 0,
+            end: Some(1_000_000_000),
+            hits: 360_000,
+            first_hit: Some(0),
+            last_hit: Some(1_000_000_000),
+            by_thread: vec![(7, 360_000)],
+            on_cpu: vec![(7, on_cpu)],
+            ..Spell::default()
+        };
+        let seen = spell(OnCpu {
+            samples: 1000,
+            traps: 900,
+        });
+        let weighed = |sd: f64| {
+            let (w, ws) = (500.0f64.powi(-2), sd.powi(-2));
+            ((1_250.0 * w + 2_500.0 * ws) / (w + ws), (w + ws).powf(-0.5))
+        };
+        let hit = HitNs::seen(1_250.0, 500.0, std::slice::from_ref(&seen), 1e6);
+        let sd = (900.0f64 * 100.0 / 1000.0).sqrt() * 1e6 / 360_000.0;
+        let (ns, error) = hit.of(7);
+        let (want, want_error) = weighed(sd);
+        assert!((ns - want).abs() < 1e-6 && ns > 2_490.0, "{ns} {want}");
+        assert!((error - want_error).abs() < 1e-6 && error < sd, "{error}");
+        // So the thread had about 100 ms of its own for its calls.
+        let (rate, _) = seen.unprobed_rate(1e9, &hit);
+        let own = 1e9 - 360_000.0 * ns;
+        assert!((rate - 360_000.0 / own).abs() < 1e-9, "{rate}");
+        assert!((rate * 1e9 / 3_600_000.0 - 1.0).abs() < 0.05, "{rate}");
+        // Other threads, and a thread with too few samples: the calibration's.
+        assert_eq!(hit.of(8), (1_250.0, 500.0));
+        let few = spell(OnCpu {
+            samples: 9,
+            traps: 8,
+        });
+        let hit = HitNs::seen(1_250.0, 500.0, &[few], 1e6);
+        assert_eq!(hit.of(7), (1_250.0, 500.0));
+        // Two spells pool their samples and hits.
+        let hit = HitNs::seen(1_250.0, 500.0, &[seen.clone(), seen], 1e6);
+        let (want, want_error) = weighed(sd / 2f64.sqrt());
+        assert!((hit.of(7).0 - want).abs() < 1e-6);
+        assert!((hit.of(7).1 - want_error).abs() < 1e-6);
     }
 
     /// A call at start-up, then a loop of them a second later: the gap after
@@ -2601,10 +2780,10 @@ mod tests {
             a.add_hit(7, 900_000_000 + k * 10_000);
         }
         a.end = Some(1_000_000_000);
-        let (_, _, recent) = a.recent_rate(1_000_000_000, HitNs::default());
+        let (_, _, recent) = a.recent_rate(1_000_000_000, &HitNs::default());
         assert_eq!((a.hits, recent), (10_001, 10_000));
         let (missed, _) =
-            extrapolate_gaps(&[a], 2_000_000_000, Some(1_100_000_000), HitNs::default());
+            extrapolate_gaps(&[a], 2_000_000_000, Some(1_100_000_000), &HitNs::default());
         assert!((missed - 10_000.0).abs() < 200.0, "{missed}");
         // Hits a tenth of a second apart all along are one run.
         let mut b = Spell::default();
@@ -2612,7 +2791,7 @@ mod tests {
             b.add_hit(7, k * 100_000_000);
         }
         b.end = Some(1_000_000_000);
-        let (_, _, recent) = b.recent_rate(1_000_000_000, HitNs::default());
+        let (_, _, recent) = b.recent_rate(1_000_000_000, &HitNs::default());
         assert_eq!(recent, 10);
     }
 
@@ -2642,7 +2821,7 @@ mod tests {
             b.add_hit(7, 2_000_000_000 + k * 1_000_000);
         }
         b.end = Some(3_000_000_000);
-        let (missed, _) = extrapolate_gaps(&[a, b], 3_000_000_000, None, HitNs::default());
+        let (missed, _) = extrapolate_gaps(&[a, b], 3_000_000_000, None, &HitNs::default());
         assert!((missed - 700.0).abs() < 5.0, "{missed}");
     }
 
