@@ -195,9 +195,9 @@ impl Converter {
     pub fn handle_sample(&mut self, s: &SampleEvent) {
         if let Some((leaf_first, complete)) = self.stack_of(s) {
             let in_probe = self.at_probe_resume(s);
-            let in_trap = self.count(leaf_first, complete, s.tid, in_probe);
+            let trap = self.count(leaf_first, complete, s.tid, in_probe);
             if let Some(threads) = &mut self.thread_samples {
-                threads.entry(s.tid).or_default().push((s.time_ns, in_trap));
+                threads.entry(s.tid).or_default().push((s.time_ns, trap));
             }
         }
     }
@@ -510,7 +510,7 @@ impl Converter {
         let runtime_now = leaf_first.first().map_or(Runtime::Unknown, |f| f.runtime);
         leaf_first.reverse();
         let mut root_first = leaf_first;
-        let in_trap = self.count_boundaries(&mut root_first, in_probe);
+        let trap = self.count_boundaries(&mut root_first, in_probe);
         let leaf_first = root_first;
         let handles = leaf_first
             .into_iter()
@@ -519,7 +519,7 @@ impl Converter {
         let stack = self.profile.intern_stack(handles, complete);
         self.profile.add_samples(stack, tid, 1);
         self.profile.threads.entry(tid).or_default().runtime_now = Some(runtime_now);
-        in_trap
+        trap
     }
 
     /// Marks the seams on a root-first stack and counts its boundaries: each
@@ -667,8 +667,7 @@ impl Converter {
 
     /// Each thread's on-CPU samples since the last call, with the function
     /// whose probe trapped for those in seam's probe traps (see
-    /// [`crate::probes`]).
-    /// Nothing until [`Converter::keep_thread_samples`].
+    /// [`crate::probes`]); nothing until [`Converter::keep_thread_samples`].
     pub fn take_thread_samples(&mut self) -> ThreadSamples {
         self.thread_samples
             .as_mut()
@@ -676,8 +675,9 @@ impl Converter {
             .unwrap_or_default()
     }
 
-    /// Keeps each sample's thread, time and probe trap (if any), for [`Converter::take_thread_samples`] (which must then be
-    /// called every so often).
+    /// Keeps each sample's thread, time and probe trap (if any), for
+    /// [`Converter::take_thread_samples`] (which must then be called every
+    /// so often).
     pub fn keep_thread_samples(&mut self) {
         self.thread_samples.get_or_insert_with(ThreadSamples::new);
     }
