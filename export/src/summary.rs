@@ -18,6 +18,9 @@ pub const SUMMARY_FORMAT_VERSION: u32 = 1;
 /// The probes' share of the target's CPU above which the end-of-run summary
 /// says they went over the budget, and why (a duty cycle hovers around it).
 const OVER_BUDGET: f64 = 1.5;
+/// An extrapolated count with a larger relative error than this is more a
+/// guess than a count: the end-of-run summary says what would count more.
+const GUESSED: f64 = 0.5;
 
 /// What a recording amounts to: sample counts, their quality, time per runtime and the
 /// heaviest stacks. Serialized as `summary.json`.
@@ -468,6 +471,29 @@ pub fn print_summary(summary: &Summary, out: &mut impl io::Write) -> Result<(), 
                 thousands(b.context_switches.total()),
             )?;
         }
+        let guessed: Vec<String> = summary
+            .boundaries
+            .iter()
+            .filter(|b| b.crossings_method == CrossingsMethod::Extrapolated)
+            .filter(|b| {
+                b.crossings
+                    .is_some_and(|c| b.crossings_error as f64 > GUESSED * c as f64)
+            })
+            .map(|b| format!("{} -> {} {}", b.caller, b.callee, b.mechanism.as_str()))
+            .collect();
+        if !guessed.is_empty() {
+            writeln!(
+                out,
+                "guessed counts:  {} (±{:.0}% or more)",
+                guessed.join(", "),
+                GUESSED * 100.0
+            )?;
+            writeln!(
+                out,
+                "                 too few of their calls were counted to know the rest (loops of calls \
+                 cheaper than a probe's trap): a larger --overhead-budget counts more, none every one"
+            )?;
+        }
         if let Some(p) = &summary.probe_overhead {
             writeln!(
                 out,
@@ -913,6 +939,30 @@ problems:        b (5), c (2), d (2), and 1 more in summary.json
             text.contains("go -> c in libstripped.so counted by probes only: no symbol runtime.allm (stripped?)"),
             "{text}"
         );
+    }
+
+    /// A count whose error is more than half of it says what would count
+    /// more of its calls; one known better says nothing.
+    #[test]
+    fn guessed_counts_say_what_would_count_more() {
+        let text = |crossings: u64, error: u64| {
+            let mut p = profile(&[(&[("main", Runtime::C)], true, 4)]);
+            let b = p.boundary_mut(Runtime::Python, Runtime::C, Mechanism::Ctypes);
+            b.samples = 4;
+            b.crossings = Some(crossings);
+            b.crossings_error = error;
+            b.crossings_method = CrossingsMethod::Extrapolated;
+            let mut out = Vec::new();
+            print_summary(&summarize(&p, 0), &mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let guessed = text(1_000_000, 7_000_000);
+        assert!(
+            guessed.contains("guessed counts:  python -> c ctypes (±50% or more)")
+                && guessed.contains("a larger --overhead-budget counts more, none every one"),
+            "{guessed}"
+        );
+        assert!(!text(1_000_000, 300_000).contains("guessed counts"));
     }
 
     #[test]
