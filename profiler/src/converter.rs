@@ -251,8 +251,14 @@ impl Converter {
             .iter()
             .rposition(|f| f.runtime != Runtime::Kernel && !is_system(f) && !native_python(f))
             .unwrap_or(0);
+        // A builtin called through the interpreter's generic call glue that
+        // is the interpreter's own C (a `threading` lock, `time.sleep` where
+        // the module is built in) crossed nothing: it is not a C extension's
+        // call with its callee not yet known.
+        let into_interpreter = root_first.get(waiting_in + 1).is_some_and(native_python);
         let boundary = self
             .pending_boundary(&root_first[..=waiting_in.min(root_first.len().saturating_sub(1))])
+            .filter(|b| !(b.2 == Mechanism::Cext && into_interpreter))
             .or_else(|| crossings.last().map(|c| (c.caller, c.callee, c.mechanism)))
             .filter(|_| self.boundaries);
         let cause = off_cpu_cause(&root_first);
