@@ -957,11 +957,20 @@ fn gil_waits_after_ctypes_calls_are_off_cpu_time_at_that_boundary() {
     assert!(b["context_switches"]["voluntary"].as_u64().unwrap() > 0);
     // The main thread waits for the others in `threading`'s lock, the
     // interpreter's own C called through its generic call glue: that crossed
-    // nothing (it read as a `python -> unknown` cext boundary, 468 ms).
-    let unknown: Vec<&Key> = found.keys().filter(|k| k.1 == "unknown").collect();
+    // nothing (it read as a `python -> unknown` cext boundary, 468 ms). A
+    // stray switch caught in glue before its callee may still go there.
+    let unknown_ms: f64 = found
+        .iter()
+        .filter(|(k, _)| k.1 == "unknown")
+        .map(|(_, b)| b["off_cpu_ms"].as_f64().unwrap_or(0.0))
+        .sum();
     assert!(
-        unknown.is_empty(),
-        "boundaries into nothing known: {unknown:?}"
+        unknown_ms < 50.0,
+        "{unknown_ms:.1} ms off CPU at boundaries into nothing known: {:?}",
+        found
+            .keys()
+            .filter(|k| k.1 == "unknown")
+            .collect::<Vec<_>>()
     );
     let svg = std::fs::read_to_string(dir.path().join("offcpu.svg")).unwrap();
     assert!(
