@@ -244,21 +244,22 @@ impl Converter {
             root_first[c.callee_at].seam = Some(c.mechanism);
         }
         // The thread waits in the kernel, usually under libc (a futex, a read)
-        // or the interpreter's own C (its condition variables): the glue that
-        // called them is the boundary's.
+        // or the interpreter's own C that glue called (its condition
+        // variables): the glue that called them is the boundary's. The
+        // interpreter's own C called through its generic call glue (a
+        // `threading` lock) is no glue's support code ([`glue_mask`]), and
+        // crossed nothing.
+        let glue = glue_mask(&root_first);
         let native_python = |f: &Frame| f.runtime == Runtime::Python && f.module.is_some();
         let waiting_in = root_first
             .iter()
-            .rposition(|f| f.runtime != Runtime::Kernel && !is_system(f) && !native_python(f))
+            .enumerate()
+            .rposition(|(i, f)| {
+                f.runtime != Runtime::Kernel && !is_system(f) && !(native_python(f) && glue[i])
+            })
             .unwrap_or(0);
-        // A builtin called through the interpreter's generic call glue that
-        // is the interpreter's own C (a `threading` lock, `time.sleep` where
-        // the module is built in) crossed nothing: it is not a C extension's
-        // call with its callee not yet known.
-        let into_interpreter = root_first.get(waiting_in + 1).is_some_and(native_python);
         let boundary = self
             .pending_boundary(&root_first[..=waiting_in.min(root_first.len().saturating_sub(1))])
-            .filter(|b| !(b.2 == Mechanism::Cext && into_interpreter))
             .or_else(|| crossings.last().map(|c| (c.caller, c.callee, c.mechanism)))
             .filter(|_| self.boundaries);
         let cause = off_cpu_cause(&root_first);
