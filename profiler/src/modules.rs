@@ -86,6 +86,27 @@ fn special_kind(name: &str) -> Option<FrameKind> {
         .map(|&(_, k)| k)
 }
 
+/// Identifiers of a demangled name that its mangled name holds as is
+/// (Rust's legacy and v0 manglings keep each identifier of a path, a repeated
+/// one at least once), longest first: not what the demangler writes itself
+/// (`{closure#0}`, `{shim:vtable#0}`, `unsafe`) nor primitive types and
+/// constants, which the manglings encode.
+fn identifiers(display: &str) -> Vec<&str> {
+    const NOT_KEPT: [&str; 15] = [
+        "closure", "shim", "vtable", "reify", "const", "unsafe", "extern", "true", "false", "bool",
+        "char", "usize", "isize", "u128", "i128",
+    ];
+    let mut words: Vec<&str> = display
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$'))
+        .filter(|w| w.len() >= 4 && !NOT_KEPT.contains(w))
+        // Numbers (const generics, in hex in v0) are no identifiers.
+        .filter(|w| !w.starts_with(|c: char| c.is_ascii_digit()))
+        .collect();
+    words.sort_by_key(|w| (std::cmp::Reverse(w.len()), *w));
+    words.dedup();
+    words
+}
+
 /// What seam knows about one ELF file.
 pub struct ObjectInfo {
     pub path: String,
@@ -113,8 +134,16 @@ pub struct TextSymbol {
     pub svma: u64,
     /// The name in the file (mangled).
     pub name: String,
+}
+
+impl TextSymbol {
     /// The name as frames show it (Rust names demangled, without the hash).
-    pub display: String,
+    /// Demangled on each call: a large Rust module has hundreds of thousands
+    /// of symbols, and demangling them all up front held up the sampler's
+    /// reader for half a second (polars' 177 MB module).
+    pub fn display(&self) -> String {
+        format!("{:#}", rustc_demangle::demangle(&self.name))
+    }
 }
 
 impl ObjectInfo {
@@ -320,12 +349,9 @@ impl ObjectInfo {
                     s.is_definition() && s.kind() == object::SymbolKind::Text && s.address() != 0
                 })
                 .filter_map(|s| {
-                    let name = s.name().ok()?.to_string();
-                    let display = format!("{:#}", rustc_demangle::demangle(&name));
                     Some(TextSymbol {
                         svma: s.address(),
-                        name,
-                        display,
+                        name: s.name().ok()?.to_string(),
                     })
                 })
                 .collect();
@@ -333,6 +359,24 @@ impl ObjectInfo {
             out.dedup_by(|a, b| a.svma == b.svma && a.name == b.name);
             out
         })
+    }
+
+    /// The svmas of the text symbols named `display` as frames show it
+    /// (mangled or demangled). Only names that hold each identifier of
+    /// `display` are demangled: demangling all of polars' 300,000 names
+    /// took half a second, in which the sampler's reader fell behind and the
+    /// kernel dropped half the samples.
+    pub fn functions_named(&self, display: &str) -> Vec<u64> {
+        let finders: Vec<_> = identifiers(display)
+            .into_iter()
+            .map(memchr::memmem::Finder::new)
+            .collect();
+        let holds = |name: &str| finders.iter().all(|f| f.find(name.as_bytes()).is_some());
+        self.text_symbols()
+            .iter()
+            .filter(|s| s.name == display || (holds(&s.name) && s.display() == display))
+            .map(|s| s.svma)
+            .collect()
     }
 
     /// The C functions a CPython extension module hands to Python in static
@@ -909,5 +953,56 @@ mod tests {
         let o = ObjectInfo::open(exe.to_str().unwrap(), &exe).unwrap();
         assert_eq!(o.language, Language::Rust);
         assert!(o.svma_of_file_offset(0, false).is_some());
+    }
+
+    /// Every function is found by the name its frames show, though only the
+    /// symbols that hold its name's identifiers are demangled: in seam's own
+    /// test binary (Rust's legacy mangling, and v0 in its std) and in the
+    /// samples' Rust libraries (v0) where they are built.
+    #[test]
+    fn functions_are_found_by_their_demangled_names() {
+        let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/build");
+        let mut files = vec![std::env::current_exe().unwrap()];
+        files.extend(
+            [
+                "rust-target/release/libseam_mix.so",
+                "ffibench/pyo3/ffib_pyo3.abi3.so",
+            ]
+            .map(|f| samples.join(f))
+            .into_iter()
+            .filter(|f| f.exists()),
+        );
+        let (mut legacy, mut v0) = (0, 0);
+        for file in &files {
+            let o = ObjectInfo::open(file.to_str().unwrap(), file).unwrap();
+            let symbols = o.text_symbols();
+            // A few hundred from all over the file, each looked up by name.
+            for s in symbols.iter().step_by(symbols.len() / 300 + 1) {
+                let display = s.display();
+                let found = o.functions_named(&display);
+                assert!(
+                    found.contains(&s.svma),
+                    "{}: {} ({display}) not found: {found:x?}",
+                    file.display(),
+                    s.name
+                );
+                legacy += s.name.starts_with("_ZN") as usize;
+                v0 += s.name.starts_with("_R") as usize;
+            }
+            assert!(o.functions_named("no::such::function").is_empty());
+        }
+        assert!(legacy > 50 && v0 > 5, "legacy {legacy}, v0 {v0}");
+    }
+
+    #[test]
+    fn identifiers_leave_out_what_the_demangler_writes() {
+        assert_eq!(
+            identifiers("pyo3::impl_::trampoline::trampoline_unraisable::<pyo3::impl_::trampoline::dealloc::{closure#0}>"),
+            ["trampoline_unraisable", "trampoline", "dealloc", "impl_", "pyo3"]
+        );
+        assert_eq!(
+            identifiers("<bool as core::fmt::Debug>::fmt"),
+            ["Debug", "core"]
+        );
     }
 }

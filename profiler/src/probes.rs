@@ -1161,13 +1161,15 @@ impl Prober {
             };
             let object = m.object.clone();
             let file = space.file_path(&object.path);
-            let mut named = object
-                .text_symbols()
-                .iter()
-                .filter(|s| s.display == *name || s.name == *name)
-                .map(|s| s.svma);
-            let found = named.next();
-            if found.is_some() && named.next().is_some() {
+            let t = std::time::Instant::now();
+            let named = object.functions_named(name);
+            log::trace!(
+                "{module}:{name}: {} found in {:?}",
+                named.len(),
+                t.elapsed()
+            );
+            let found = named.first().copied();
+            if named.len() > 1 {
                 // PyO3's trampolines: one copy per method, all of one name,
                 // and the frame does not say which.
                 self.failed.insert(
@@ -1715,7 +1717,7 @@ impl Prober {
         let name = symbols
             .binary_search_by_key(&svma, |s| s.svma)
             .ok()
-            .map(|i| symbols[i].display.clone())
+            .map(|i| symbols[i].display())
             .unwrap_or_else(|| format!("{:#x}", call.arg1));
         Dispatched::Cross(key, name)
     }
@@ -2180,7 +2182,13 @@ fn static_sites(object: &ObjectInfo) -> Vec<StaticSite> {
             }
             continue;
         }
-        if let Some(kind) = s.display.strip_prefix("pyo3::impl_::trampoline::") {
+        // PyO3's trampolines (demangled only where the mangled name can be one).
+        const TRAMPOLINE: &str = "pyo3::impl_::trampoline::";
+        let trampoline = (name.contains("pyo3") && name.contains("trampoline"))
+            .then(|| s.display())
+            .filter(|d| d.starts_with(TRAMPOLINE));
+        if let Some(display) = trampoline {
+            let kind = &display[TRAMPOLINE.len()..];
             // PyO3's entry trampolines, one per calling convention; not the
             // generic body they share, nor module initialisation.
             let inner = [
@@ -2191,7 +2199,7 @@ fn static_sites(object: &ObjectInfo) -> Vec<StaticSite> {
             ];
             if !kind.contains("::") && !inner.contains(&kind) {
                 let key = (Runtime::Python, Runtime::Rust, Mechanism::Pyo3);
-                out.push(site(&s.display, &s.display, s.svma, key, false));
+                out.push(site(&display, &display, s.svma, key, false));
             }
             continue;
         }
@@ -2267,7 +2275,7 @@ fn extension_methods(object: &ObjectInfo) -> Vec<StaticSite> {
         .map(|(method, svma)| {
             let name = symbols
                 .binary_search_by_key(&svma, |s| s.svma)
-                .map_or(method, |i| symbols[i].display.clone());
+                .map_or(method, |i| symbols[i].display());
             StaticSite {
                 symbol: name.clone(),
                 function: name,
