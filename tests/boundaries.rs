@@ -610,6 +610,44 @@ fn a_budget_duty_cycles_the_probes_and_extrapolates() {
 /// count under a budget is not yet honest; nor the mechanisms through
 /// libffi's `ffi_call`, whose gaps are split by the counted calls'
 /// boundaries (README, *What is not yet supported*).
+/// A process attached to in the middle of a tight loop of calls: its site is
+/// armed at once and hit from the first moment. The budget was first checked
+/// after a warm-up of half a second, and until then nothing stopped the
+/// probes: every call trapped (polars attached mid-loop: the probes took 5.0-6.7%
+/// of its CPU over 3 s against the 3% budget; now 0.3-0.4%).
+#[test]
+fn attaching_mid_loop_keeps_the_budget_from_the_start() {
+    let Some(_one) = prepare("attaching_mid_loop_keeps_the_budget_from_the_start") else {
+        return;
+    };
+    // Reference loops and loops of calls into a C extension, 0.1-0.2 s each.
+    let sample = Sample::start(
+        "ffibench",
+        &[
+            "--mechanisms",
+            "cext",
+            "--repeat",
+            "100",
+            "--calls-for",
+            "cext=3000000",
+        ],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (_dir, summary) = record(&[
+        "--pid".into(),
+        sample.pid.to_string(),
+        "--duration".into(),
+        "2".into(),
+    ]);
+    let overhead = &summary["probe_overhead"];
+    let share = overhead["share"].as_f64().unwrap();
+    assert!(overhead["hits"].as_u64().unwrap() > 0, "{overhead}");
+    assert!(
+        share <= 0.03,
+        "probe cost {share} against a 3% budget: {overhead}"
+    );
+}
+
 #[test]
 fn short_phases_keep_the_budget() {
     let Some(_one) = prepare("short_phases_keep_the_budget") else {

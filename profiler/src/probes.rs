@@ -890,6 +890,16 @@ impl Prober {
         let set = open_probes(pid)?;
         let closer = Closer::start(set.closes_together())?;
         let cost = hit_cost()?;
+        // Until the first check of the budget (after the warm-up), the check
+        // between ticks allows the probes the budget of one busy thread's
+        // time since the start: with none, a site called from the start (a
+        // process attached to mid-loop) trapped every call for the warm-up's
+        // half second, a third of the target's CPU.
+        let room = options.budget.map(|_| Room {
+            ns: 0.0,
+            cpu_per_ns: 1.0,
+            at_ns: now_ns,
+        });
         Ok(Prober {
             pid,
             set,
@@ -913,7 +923,7 @@ impl Prober {
             sampling_cost_ns: 0.0,
             target_cpu_ns: 0,
             forgone_ns: 0.0,
-            room: None,
+            room,
             events_opened: 0,
             lost_hits: 0,
             load_times: HashMap::new(),
