@@ -145,8 +145,7 @@ fn symbolize_in_module(space: &AddressSpace, module: &LoadedModule, svma: u64) -
         }
         if frames.is_empty() {
             if let Some(sym) = loader.find_symbol(svma) {
-                let name = rustc_demangle::try_demangle(sym)
-                    .map_or_else(|_| sym.to_string(), |d| format!("{d:#}"));
+                let name = crate::modules::demangle(sym);
                 frames.push(NativeFrame {
                     name,
                     file: None,
