@@ -320,6 +320,45 @@ fn gohttp_python_handlers_on_go_threads() {
     }
 }
 
+/// numpy's AVX-512 sort realigns its stack (GCC's DRAP: the CFA is read
+/// from the stack, an expression framehop cannot evaluate); framehop's
+/// frame-pointer fallback put the caller's stack pointer inside the
+/// realigned frame, and every stack through the sort was cut at its caller
+/// (`quicksort_double`). Needs numpy (.ci/run installs it).
+#[test]
+fn numpys_realigned_sort_unwinds_to_python() {
+    if !privileged("numpys_realigned_sort_unwinds_to_python") {
+        return;
+    }
+    let _one_at_a_time = exclusive();
+    let script = "import numpy, time\n\
+                  a = numpy.random.rand(200000)\n\
+                  end = time.monotonic() + 2\n\
+                  while time.monotonic() < end:\n    numpy.sort(a)\n";
+    let (_dir, summary) = record(&["--".into(), "python3".into(), "-c".into(), script.into()]);
+    let (mut complete, mut all) = (0, 0);
+    for stack in summary["stacks"].as_array().unwrap() {
+        let frames = stack["frames"].as_array().unwrap();
+        if frames.iter().any(|f| {
+            f["name"]
+                .as_str()
+                .unwrap_or("")
+                .contains("np::qsort_simd::")
+        }) {
+            let n = stack["count"].as_u64().unwrap();
+            all += n;
+            if stack["complete"].as_bool().unwrap() {
+                complete += n;
+            }
+        }
+    }
+    assert!(all > 200, "{all} samples in numpy's SIMD sort");
+    assert!(
+        complete as f64 >= 0.95 * all as f64,
+        "{complete} of {all} stacks through numpy's SIMD sort complete"
+    );
+}
+
 #[test]
 fn attach_to_a_running_chain() {
     if !privileged("attach_to_a_running_chain") {

@@ -179,6 +179,17 @@ fn identifiers(display: &str) -> Vec<&str> {
     words
 }
 
+type Slice<'a> = gimli::EndianSlice<'a, gimli::LittleEndian>;
+/// `.eh_frame_hdr`'s parsed index, `.eh_frame`, and their addresses.
+type EhFrames<'a> = (
+    gimli::ParsedEhFrameHdr<Slice<'a>>,
+    gimli::EhFrame<Slice<'a>>,
+    gimli::BaseAddresses,
+);
+
+/// Addresses whose [`ObjectInfo::drap_cfa_offset`] a module remembers.
+const MAX_DRAP_MEMO: usize = 1 << 16;
+
 /// What seam knows about one ELF file.
 pub struct ObjectInfo {
     pub path: String,
@@ -198,6 +209,8 @@ pub struct ObjectInfo {
     text_symbols: std::cell::OnceCell<Vec<TextSymbol>>,
     /// PLT stubs: (start, end, `name@plt`), sorted, built on first use.
     plt: std::cell::OnceCell<Vec<(u64, u64, String)>>,
+    /// [`ObjectInfo::drap_cfa_offset`] by address, as looked up.
+    drap: std::cell::RefCell<foldhash::HashMap<u64, Option<i64>>>,
 }
 
 /// A function symbol of an ELF file, for probing.
@@ -362,6 +375,7 @@ impl ObjectInfo {
             map,
             text_symbols: std::cell::OnceCell::new(),
             plt: std::cell::OnceCell::new(),
+            drap: Default::default(),
         })
     }
 
@@ -565,7 +579,61 @@ impl ObjectInfo {
     /// (`.eh_frame_hdr`'s sorted index into `.eh_frame`): what names a
     /// function in a stripped module, as no symbol does.
     pub fn function_start(&self, svma: u64) -> Option<u64> {
-        use gimli::{BaseAddresses, EhFrame, EhFrameHdr, LittleEndian, UnwindSection};
+        use gimli::{EhFrame, UnwindSection};
+        let (table, eh, bases) = self.eh_frame()?;
+        let fde = table
+            .table()?
+            .fde_for_address(&eh, &bases, svma, EhFrame::cie_from_offset)
+            .ok()?;
+        Some(fde.initial_address())
+    }
+
+    /// Where the caller's frame is when the unwind tables say so by an
+    /// expression that framehop cannot evaluate: GCC's stack realignment
+    /// (`lea 8(%rsp),%r10; and $-64,%rsp; push -8(%r10); push %rbp;
+    /// mov %rsp,%rbp`, in AVX-512 code such as numpy's sorts) keeps the CFA
+    /// at `rbp + offset`, read from the stack (`DW_OP_breg6 offset;
+    /// DW_OP_deref`). Returns that offset at `svma`, remembered by address.
+    /// framehop falls back to the frame pointer there, which finds the
+    /// return address (the realigned frame holds a copy of it) but puts the
+    /// caller's stack pointer at `rbp + 16`, inside the realigned frame: the
+    /// caller's own frame then unwound to garbage.
+    pub fn drap_cfa_offset(&self, svma: u64) -> Option<i64> {
+        if let Some(&known) = self.drap.borrow().get(&svma) {
+            return known;
+        }
+        let found = self.read_drap_cfa_offset(svma);
+        let mut drap = self.drap.borrow_mut();
+        if drap.len() >= MAX_DRAP_MEMO {
+            drap.clear();
+        }
+        drap.insert(svma, found);
+        found
+    }
+
+    fn read_drap_cfa_offset(&self, svma: u64) -> Option<i64> {
+        use gimli::{CfaRule, EhFrame, Reader, UnwindContext, UnwindSection};
+        let (table, eh, bases) = self.eh_frame()?;
+        let mut ctx = UnwindContext::new();
+        let row = table
+            .table()?
+            .unwind_info_for_address(&eh, &bases, &mut ctx, svma, EhFrame::cie_from_offset)
+            .ok()?;
+        let CfaRule::Expression(expr) = row.cfa() else {
+            return None;
+        };
+        let mut ops = expr.get(&eh).ok()?.0;
+        // DW_OP_breg6 (rbp) OFFSET, DW_OP_deref, and nothing else.
+        if ops.read_u8().ok()? != gimli::constants::DW_OP_breg6.0 {
+            return None;
+        }
+        let offset = ops.read_sleb128().ok()?;
+        (ops.read_u8().ok()? == gimli::constants::DW_OP_deref.0 && ops.is_empty()).then_some(offset)
+    }
+
+    /// The parsed `.eh_frame_hdr` index, `.eh_frame` and their addresses.
+    fn eh_frame(&self) -> Option<EhFrames<'_>> {
+        use gimli::{BaseAddresses, EhFrame, EhFrameHdr, LittleEndian};
         let u = &self.unwind_sections;
         let (hdr, hdr_svma) = (u.eh_frame_hdr.as_deref()?, u.eh_frame_hdr_svma.as_ref()?);
         let (eh, eh_svma) = (u.eh_frame.as_deref()?, u.eh_frame_svma.as_ref()?);
@@ -574,16 +642,7 @@ impl ObjectInfo {
             .set_eh_frame(eh_svma.start)
             .set_text(u.text_svma.as_ref().map_or(0, |t| t.start));
         let parsed = EhFrameHdr::new(hdr, LittleEndian).parse(&bases, 8).ok()?;
-        let table = parsed.table()?;
-        let fde = table
-            .fde_for_address(
-                &EhFrame::new(eh, LittleEndian),
-                &bases,
-                svma,
-                EhFrame::cie_from_offset,
-            )
-            .ok()?;
-        Some(fde.initial_address())
+        Some((parsed, EhFrame::new(eh, LittleEndian), bases))
     }
 
     /// DWARF and symbol-table lookups, opened on first use.
@@ -1084,6 +1143,42 @@ mod tests {
             legacy > 50 && v0 > 5 && cpp > 50,
             "legacy {legacy}, v0 {v0}, C++ {cpp}"
         );
+    }
+
+    /// numpy's AVX-512 sort realigns its stack through a DRAP register, and
+    /// its unwind tables give the CFA as an expression framehop cannot
+    /// evaluate: seam reads its offset from rbp (GCC's `DW_OP_breg6 N;
+    /// DW_OP_deref`). Needs numpy (.ci/run installs it).
+    #[test]
+    fn a_realigned_frame_says_where_its_cfa_is() {
+        let out = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import numpy._core._multiarray_umath as m; print(m.__file__)",
+            ])
+            .output()
+            .expect("python3 runs");
+        let path = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        assert!(
+            !path.is_empty(),
+            "this test needs numpy 2 (pip install numpy)"
+        );
+        let o = ObjectInfo::open(&path, Path::new(&path)).unwrap();
+        let sort = o
+            .text_symbols()
+            .iter()
+            .find(|s| {
+                s.display()
+                    .starts_with("void np::qsort_simd::QSort_X86_V4<double>(")
+            })
+            .expect("numpy's AVX-512 sort of doubles");
+        let offsets: Vec<i64> = (sort.svma..sort.svma + 0x80)
+            .filter_map(|a| o.drap_cfa_offset(a))
+            .collect();
+        assert!(!offsets.is_empty(), "{}: no realigned frame", sort.name);
+        assert!(offsets.iter().all(|&n| n < 0 && n % 8 == 0), "{offsets:?}");
+        // Its entry is an ordinary frame (CFA = rsp + 8).
+        assert_eq!(o.drap_cfa_offset(sort.svma), None);
     }
 
     #[test]

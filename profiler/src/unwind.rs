@@ -247,7 +247,10 @@ impl Unwinder {
                     );
                     crosscall2_caller(module.unwrap(), addr, &mut hop_regs, mem)
                 }
-                _ => match module.and_then(|m| go_step(m, addr, &mut hop_regs, mem)) {
+                _ => match module.and_then(|m| {
+                    go_step(m, addr, &mut hop_regs, mem)
+                        .or_else(|| realigned_step(m, addr, &mut hop_regs, mem))
+                }) {
                     Some(step) => step,
                     None => self.framehop_step(addr, module.is_some(), &mut hop_regs, mem),
                 },
@@ -403,6 +406,30 @@ fn go_step(
         }
     }
     regs.set_sp(sp + delta + 8);
+    Some(Ok(ret))
+}
+
+/// One step out of a function that realigned its stack (see
+/// [`crate::modules::ObjectInfo::drap_cfa_offset`]): the caller's stack
+/// pointer (the CFA) is read at `rbp + offset`, the return address just
+/// below it, and the caller's frame pointer at `rbp`. None elsewhere.
+fn realigned_step(
+    module: &LoadedModule,
+    addr: StackAddress,
+    regs: &mut UnwindRegsX86_64,
+    mem: &mut StackMemory,
+) -> Option<Result<u64, &'static str>> {
+    let offset = module.object.drap_cfa_offset(module.svma(addr.lookup()))?;
+    let bp = regs.bp();
+    let read = |mem: &mut StackMemory, at: Option<u64>| at.and_then(|a| mem.read_u64(a));
+    let Some(cfa) = read(mem, bp.checked_add_signed(offset)) else {
+        return Some(Err("unreadable realigned frame"));
+    };
+    let (Some(ret), Some(caller_bp)) = (read(mem, cfa.checked_sub(8)), mem.read_u64(bp)) else {
+        return Some(Err("unreadable realigned frame"));
+    };
+    regs.set_sp(cfa);
+    regs.set_bp(caller_bp);
     Some(Ok(ret))
 }
 
