@@ -1046,15 +1046,17 @@ fn gil_waits_after_ctypes_calls_are_off_cpu_time_at_that_boundary() {
     assert!(b["context_switches"]["voluntary"].as_u64().unwrap() > 0);
     // The main thread waits for the others in `threading`'s lock, the
     // interpreter's own C called through its generic call glue: that crossed
-    // nothing (it read as a `python -> unknown` cext boundary, 468 ms). A
-    // stray switch caught in glue before its callee may still go there.
+    // nothing (it read as a `python -> unknown` cext boundary, 468 ms, and
+    // 4,447 ms under `--off-cpu every`). A stray switch caught in glue before
+    // its callee may still go there, and one such switch can be a whole GIL
+    // wait: 0-0.4 ms in local runs, 51.1 ms in one CI run.
     let unknown_ms: f64 = found
         .iter()
         .filter(|(k, _)| k.1 == "unknown")
         .map(|(_, b)| b["off_cpu_ms"].as_f64().unwrap_or(0.0))
         .sum();
     assert!(
-        unknown_ms < 50.0,
+        unknown_ms < 250.0,
         "{unknown_ms:.1} ms off CPU at boundaries into nothing known: {:?}",
         found
             .keys()
