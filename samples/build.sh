@@ -12,7 +12,7 @@
 #   build/chain/V/libseamchain.so         Go c-shared (+ libseamchain.h)
 #   build/gomain/V/gomain                 Go executable (cgo)
 #   build/gohttp/V/libseamhttp.so         Go c-shared (+ libseamhttp.h)
-#   build/ffibench/V/libffibgo.so         Go c-shared (+ libffibgo.h)
+#   build/ffibench/V/libffibgo.so         Go c-shared (+ libffibgo.h; gocur with -fcf-protection=full)
 #   build/ffibench/py3.X/                 C extension _ffib_ext and cffi API-mode
 #                                         module _ffib_cffi, per CPython 3.11-3.13
 #   build/ffibench/py3.X/cet/             _ffib_cffi built with -fcf-protection=full
@@ -194,7 +194,7 @@ build_rust() {
 # build_go SAMPLE PKGDIR MODE OUTNAME: builds the 4 variants of one Go package.
 build_go() {
     local sample="$1" pkg="$2" mode="$3" out="$4"
-    local files variant gobin govers hash dir tmp t0 ldflags
+    local files variant gobin govers hash dir tmp t0 ldflags cflags
     local -a extra_out=()
     mapfile -t files < <(find "$pkg" -maxdepth 1 -type f \( -name '*.go' -o -name '*.c' -o -name '*.h' -o -name go.mod -o -name go.sum \) | LC_ALL=C sort)
     files+=("$SAMPLES/rust/include/seam_mix.h")
@@ -204,7 +204,12 @@ build_go() {
         govers="$(GOTOOLCHAIN=local "$gobin" version)"
         ldflags=""
         case "$variant" in *-stripped) ldflags="-s -w" ;; esac
-        hash="$(input_hash "$gobin $govers mode=$mode ldflags=$ldflags" "${files[@]}")"
+        # ffibench's Go library for the current Go is built as Ubuntu's gcc
+        # builds by default (CET): its exports' wrappers then start with
+        # `endbr64`, which seam probes past.
+        cflags="-g -O2"
+        case "$sample-$variant" in ffibench-gocur*) cflags="$cflags -fcf-protection=full" ;; esac
+        hash="$(input_hash "$gobin $govers mode=$mode ldflags=$ldflags cflags=$cflags" "${files[@]}")"
         dir="$BUILD/$sample/$variant"
         if up_to_date "$sample-$variant" "$hash" "$dir/$out"; then
             printf 'up to date  %-22s %s\n' "$sample/$variant" "$(rel "$dir/$out")"
@@ -224,7 +229,7 @@ build_go() {
             export GOPATH="$BUILD/.go/path"
             export GOMODCACHE="$GOPATH/pkg/mod"
             export CGO_ENABLED=1 CC=gcc
-            export CGO_CFLAGS="-g -O2"
+            export CGO_CFLAGS="$cflags"
             export CGO_LDFLAGS="-L$BUILD/lib -Wl,-rpath,\$ORIGIN/../../lib"
             "$gobin" build -buildmode="$mode" -ldflags="$ldflags" -o "$tmp/$out" .
         ) || die "go build of $sample ($variant, $("$gobin" version)) failed"

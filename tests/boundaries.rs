@@ -355,6 +355,16 @@ fn ffibench_every_mechanism_is_counted_exactly() {
             );
             assert_eq!(b["crossings_method"], "exact", "{k:?}: {b}");
         }
+        // Nothing counted twice: ctypes' calls into a Go export (its wrapper
+        // starts with `endbr64` in the current Go's build) are not counted at
+        // `c -> go` too.
+        for (k, b) in &found {
+            let got = b["crossings"].as_u64().unwrap_or(0);
+            assert!(
+                want.contains_key(k) || got == 0,
+                "Go {go}: seam counted {got} crossings at {k:?}, which ffibench does not make: {b}"
+            );
+        }
         // Calls into Go from a thread Go did not create spend most of their
         // glue in needm and dropm (Go 1.19 keeps a frame pointer in
         // crosscall2): those stacks reach the thread's root.

@@ -1221,7 +1221,7 @@ impl Prober {
             key,
             dispatch,
         } = found;
-        let svma = svma + probe_point(object.bytes_at_svma(svma, 6)) as u64;
+        let svma = probed_svma(object, svma);
         let Some(offset) = object.file_offset_of_svma(svma) else {
             return;
         };
@@ -1718,7 +1718,9 @@ impl Prober {
             Language::Python => return Dispatched::Nothing,
         };
         let key = (Runtime::Python, runtime, mechanism);
-        if let Some(offset) = object.file_offset_of_svma(svma) {
+        // Sites are keyed where they are probed: past an `endbr64` (a Go
+        // export's wrapper built by Ubuntu's gcc), else the call counted twice.
+        if let Some(offset) = object.file_offset_of_svma(probed_svma(object, svma)) {
             if let Some(&site) = self.site_keys.get(&(object.path.clone(), offset)) {
                 return Dispatched::Via(site, key);
             }
@@ -2152,6 +2154,11 @@ struct StaticSite {
     key: BoundaryKey,
     /// A dispatcher whose hits say their own boundary.
     dispatch: bool,
+}
+
+/// Where seam probes the function at `svma` (see [`probe_point`]).
+fn probed_svma(object: &ObjectInfo, svma: u64) -> u64 {
+    svma + probe_point(object.bytes_at_svma(svma, 6)) as u64
 }
 
 /// Functions of `object` that carry crossings whatever calls them.
