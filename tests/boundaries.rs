@@ -1032,6 +1032,61 @@ fn a_large_rust_module_loads_without_losing_samples() {
     sampled_into_rust_through_pyo3(&summary);
 }
 
+/// tls_client (PyPI): Python calls a Go library built elsewhere (a current
+/// Go, by Ubuntu's gcc) through ctypes, while the HTTP server the script
+/// started answers each request on a new thread.
+///
+/// Two faults it found: while the sampling events were inherited by the
+/// server too, the kernel took 12 samples of the script at 99 Hz where its
+/// CPU time called for 160 (1,101 of 1,675 at 999 Hz); and a call into an
+/// export whose wrapper starts with `endbr64` was counted again at
+/// `c -> go`.
+#[test]
+fn a_go_library_from_pypi_is_sampled_and_counted_exactly() {
+    let Some(_one) = prepare("a_go_library_from_pypi_is_sampled_and_counted_exactly") else {
+        return;
+    };
+    needs_packages(&["tls_client"]);
+    let truth_dir = tempfile::tempdir().unwrap();
+    let truth_path = truth_dir.path().join("truth.json");
+    let script = repo().join("samples/pypkgs/tlsloop.py");
+    let rate = 99.0;
+    let (_dir, summary) = record(
+        &[
+            "--rate",
+            "99",
+            "--overhead-budget",
+            "none",
+            "--",
+            "python3",
+            &script.display().to_string(),
+            "--seconds",
+            "2",
+            "--start-delay",
+            "0.5",
+            "--truth",
+            &truth_path.display().to_string(),
+        ]
+        .map(String::from),
+    );
+    let truth = read_json(&truth_path);
+    // Its own CPU time, all its threads (not the server's), in the loop: seam
+    // takes more samples, with the script's start and the library's load.
+    let cpu_s = truth["cpu_s"].as_f64().unwrap();
+    let samples = summary["samples"].as_f64().unwrap();
+    assert!(
+        samples >= 0.8 * cpu_s * rate,
+        "{samples} samples at {rate} Hz of a script that ran {cpu_s:.2} s on CPU"
+    );
+    assert_exact(&summary, &truth, "tlsloop");
+    let found = boundaries(&summary);
+    let into_go: Vec<_> = found
+        .iter()
+        .filter(|(k, b)| k.1 == "go" && k.0 != "python" && b["crossings"].as_u64() > Some(0))
+        .collect();
+    assert!(into_go.is_empty(), "counted twice: {into_go:?}");
+}
+
 #[test]
 fn gil_waits_after_ctypes_calls_are_off_cpu_time_at_that_boundary() {
     let Some(_one) = prepare("gil_waits_after_ctypes_calls_are_off_cpu_time_at_that_boundary")

@@ -278,6 +278,7 @@ fn sample_cost_here(options: &SamplerOptions) -> Result<f64, Error> {
     attr.set_freq(0);
     attr.__bindgen_anon_1.sample_period = CALIBRATION_PERIOD_NS;
     attr.set_inherit(0);
+    attr.set_inherit_thread(0);
     attr.set_mmap(0);
     attr.set_mmap2(0);
     attr.set_comm(0);
@@ -328,9 +329,18 @@ pub(crate) fn open_event(
     cpu: i32,
 ) -> io::Result<OwnedFd> {
     // SAFETY: attr is a valid perf_event_attr; any pointers in it live across the call.
-    let fd = unsafe {
+    let open = |attr: &mut sys::perf_event_attr| unsafe {
         perf_event_open_sys::perf_event_open(attr, pid, cpu, -1, sys::PERF_FLAG_FD_CLOEXEC as u64)
     };
+    let mut fd = open(attr);
+    if fd < 0
+        && attr.inherit_thread() == 1
+        && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL)
+    {
+        // A kernel before 5.13 has no `inherit_thread`.
+        attr.set_inherit_thread(0);
+        fd = open(attr);
+    }
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -448,6 +458,12 @@ fn make_attr(options: &SamplerOptions, enable_on_exec: bool) -> sys::perf_event_
     attr.set_freq(1);
     attr.set_disabled(1);
     attr.set_inherit(1);
+    // New threads only, not child processes: seam drops their samples, and
+    // with a child inheriting the events the kernel (6.18 here; `perf record`
+    // too) stopped sampling the parent at 99 Hz once the two took turns on a
+    // CPU (a script talking to the server it started: 14 samples in 4 s).
+    // Kernels before 5.13 refuse it; `open_event` then inherits into both.
+    attr.set_inherit_thread(1);
     attr.set_enable_on_exec(enable_on_exec as u64);
     attr.set_mmap(1);
     attr.set_mmap2(1);
