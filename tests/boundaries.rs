@@ -926,19 +926,6 @@ fn a_cet_built_function_is_probed_past_its_endbr64() {
     );
 }
 
-/// Fails, saying what to install, when python3 cannot import `packages`.
-fn needs_packages(packages: &[&str]) {
-    let check = std::process::Command::new("python3")
-        .args(["-c", &format!("import {}", packages.join(", "))])
-        .status()
-        .expect("python3");
-    assert!(
-        check.success(),
-        "this test needs pip install {} (.ci/run installs them)",
-        packages.join(" ")
-    );
-}
-
 /// Asserts that samples caught the script in Rust called through PyO3.
 fn sampled_into_rust_through_pyo3(summary: &Value) {
     let found = boundaries(summary);

@@ -359,6 +359,64 @@ fn numpys_realigned_sort_unwinds_to_python() {
     );
 }
 
+/// greenlet (PyPI) runs each greenlet on its own slice of the thread's C
+/// stack, from greenlet's `g_initialstub`; below it lies the stack of the
+/// greenlet that switched in, eval loops and all, while the thread's Python
+/// chain holds the running greenlet's frames only. seam gave those frames to
+/// the eval loop nearest the root (the main greenlet's) and left the
+/// greenlet's own unnamed: no stack through `work_in_greenlet` started at
+/// `g_initialstub`. Needs greenlet (.ci/run installs it).
+#[test]
+fn a_greenlets_stack_starts_where_greenlet_started_it() {
+    if !privileged("a_greenlets_stack_starts_where_greenlet_started_it") {
+        return;
+    }
+    needs_packages(&["greenlet"]);
+    let _one_at_a_time = exclusive();
+    let script = repo().join("samples/pypkgs/greenletloop.py");
+    let (_dir, summary) = record(
+        &[
+            "--crossings",
+            "off",
+            "--",
+            "python3",
+            &script.display().to_string(),
+            "--seconds",
+            "2",
+        ]
+        .map(String::from),
+    );
+    let (mut in_greenlet, mut rooted, mut complete) = (0, 0, 0);
+    for stack in summary["stacks"].as_array().unwrap() {
+        let names: Vec<&str> = stack["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap_or(""))
+            .collect();
+        if !names.contains(&"work_in_greenlet") {
+            continue;
+        }
+        let n = stack["count"].as_u64().unwrap();
+        in_greenlet += n;
+        if names[0].contains("g_initialstub") {
+            rooted += n;
+        }
+        if stack["complete"].as_bool().unwrap() {
+            complete += n;
+        }
+    }
+    assert!(
+        in_greenlet > 500,
+        "{in_greenlet} samples in work_in_greenlet"
+    );
+    assert!(
+        rooted as f64 >= 0.95 * in_greenlet as f64 && complete as f64 >= 0.95 * in_greenlet as f64,
+        "of {in_greenlet} samples in work_in_greenlet, {rooted} start at g_initialstub \
+         and {complete} are complete"
+    );
+}
+
 #[test]
 fn attach_to_a_running_chain() {
     if !privileged("attach_to_a_running_chain") {

@@ -41,7 +41,8 @@ pub enum Language {
 /// Addresses where the unwinder must do something other than a plain step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FrameKind {
-    /// The root of a thread: `_start`, `start_thread`, `clone3`, `runtime.goexit`, `runtime.mstart`.
+    /// The root of a thread: `_start`, `start_thread`, `clone3`, `runtime.goexit`, `runtime.mstart`;
+    /// of a greenlet's stack: `g_initialstub`.
     Root,
     /// `runtime.asmcgocall`: the C callee runs on the g0 stack, its Go caller on the goroutine stack.
     GoAsmcgocall,
@@ -84,6 +85,17 @@ fn special_kind(name: &str) -> Option<FrameKind> {
         .iter()
         .find(|(n, _)| *n == base)
         .map(|&(_, k)| k)
+        .or_else(|| is_greenlet_start(base).then_some(FrameKind::Root))
+}
+
+/// greenlet's `g_initialstub`, where a greenlet's own stack begins (gevent's,
+/// SQLAlchemy's asyncio bridge): what lies below it is the stack of the
+/// greenlet that switched in, whose Python frames the thread's current chain
+/// does not hold. Greenlet 1 names it in C, greenlet 2 and 3 in C++
+/// (`greenlet::UserGreenlet::g_initialstub(void*)`).
+fn is_greenlet_start(name: &str) -> bool {
+    name == "g_initialstub"
+        || (name.starts_with("_ZN8greenlet") && name.contains("13g_initialstubE"))
 }
 
 /// A symbol's name as frames show it: Rust names demangled without their
@@ -1078,6 +1090,19 @@ mod tests {
             ("runtime.asmcgocall.abi0", Some(FrameKind::GoAsmcgocall)),
             ("crosscall2", Some(FrameKind::Crosscall2)),
             ("runtime.goexit.abi0", Some(FrameKind::Root)),
+            (
+                "_ZN8greenlet12UserGreenlet13g_initialstubEPv",
+                Some(FrameKind::Root),
+            ),
+            (
+                "_ZN8greenlet12UserGreenlet13g_initialstubEPv.cold",
+                Some(FrameKind::Root),
+            ),
+            ("g_initialstub", Some(FrameKind::Root)),
+            (
+                "_ZN8greenlet12UserGreenlet15inner_bootstrapEP9_greenletP7_object",
+                None,
+            ),
             ("main.main", None),
         ] {
             assert_eq!(special_kind(name), kind, "{name}");

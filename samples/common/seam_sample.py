@@ -14,6 +14,7 @@ signal exits at once.
 """
 
 import argparse
+import importlib
 import json
 import os
 import signal
@@ -77,6 +78,15 @@ def arg_parser(name, description, seconds_default=5.0,
     p.add_argument("--lib", required=True,
                    help="path of the Go c-shared library (samples/run passes it)")
     return p
+
+
+def require(module, sample, pip_name=None):
+    """Imports `module`, or exits with status 2 saying what to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        sys.stderr.write("%s: %s: pip install %s\n" % (sample, e, pip_name or module))
+        sys.exit(2)
 
 
 def print_ready():

@@ -30,11 +30,7 @@ def main():
     seam_sample.install_signal_handlers(stop)
     seam_sample.print_ready()
     start = time.monotonic()
-    try:
-        import polars as pl
-    except ImportError as e:
-        sys.stderr.write("polarsloop: %s: pip install polars\n" % e)
-        sys.exit(2)
+    pl = seam_sample.require("polars", "polarsloop")
     imported = time.monotonic() - start
     iterations = 0
     while time.monotonic() - start < args.seconds and not stop.is_set():

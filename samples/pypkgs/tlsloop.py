@@ -51,12 +51,8 @@ def main():
                    help="seconds to wait after the ready line before working")
     p.add_argument("--truth", metavar="FILE")
     args = p.parse_args()
-    try:
-        import tls_client
-        from tls_client import cffi as tls_library
-    except ImportError as e:
-        sys.stderr.write("tlsloop: %s: pip install tls-client\n" % e)
-        sys.exit(2)
+    tls_client = seam_sample.require("tls_client", "tlsloop", "tls-client")
+    tls_library = seam_sample.require("tls_client.cffi", "tlsloop", "tls-client")
     server = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE)
     try:
         port = int(server.stdout.readline())

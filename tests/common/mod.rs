@@ -194,3 +194,16 @@ pub fn first_missing<F: Fn(&(String, String, Option<String>, Option<u64>)) -> bo
     }
     None
 }
+
+/// Fails, saying what to install, when python3 cannot import `packages`.
+pub fn needs_packages(packages: &[&str]) {
+    let check = std::process::Command::new("python3")
+        .args(["-c", &format!("import {}", packages.join(", "))])
+        .status()
+        .expect("python3");
+    assert!(
+        check.success(),
+        "this test needs pip install {} (.ci/run installs them)",
+        packages.join(" ")
+    );
+}
