@@ -75,6 +75,9 @@ pub struct Converter {
     /// Functions seen carrying a crossing that no symbol names ahead of time.
     candidates: Vec<Candidate>,
     candidates_seen: std::collections::HashSet<(String, String)>,
+    /// Threads whose last sample ran Python code: their Python frames are
+    /// read before their native stack is unwound.
+    python_threads: std::collections::HashSet<u32>,
     /// Find crossings on the stacks (`--crossings off` turns it off).
     boundaries: bool,
     /// For each Go module (by file name), the names of its cgo export wrappers.
@@ -106,6 +109,7 @@ impl Converter {
             thread_samples: None,
             candidates: Vec::new(),
             candidates_seen: Default::default(),
+            python_threads: Default::default(),
             boundaries: true,
             export_wrappers: Default::default(),
             probe_resumes: Default::default(),
@@ -340,6 +344,14 @@ impl Converter {
         if self.space.module_at(regs.ip).is_none() {
             self.refresh_maps();
         }
+        // The Python frames are read from the live thread, which runs on
+        // after the sample: read them first, for a thread that ran Python
+        // code at its last sample, before the unwinding (which may read the
+        // process too) lets it move further.
+        let early_python = self
+            .python_threads
+            .contains(&s.tid)
+            .then(|| self.python_stack(s.tid));
         let process = self.memory;
         let mut mem = StackMemory::new(
             regs.sp,
@@ -383,13 +395,16 @@ impl Converter {
             .count();
         let mut python = Vec::new();
         if eval_frames > 0 {
-            match self.python_stack(s.tid) {
+            self.python_threads.insert(s.tid);
+            match early_python.unwrap_or_else(|| self.python_stack(s.tid)) {
                 Some(frames) => python = frames,
                 None => {
                     complete = false;
                     self.profile.note_problem("python frames unreadable");
                 }
             }
+        } else {
+            self.python_threads.remove(&s.tid);
         }
         let mut runs = split_runs(&python);
         // The Python stack is read a moment after the sample. Calls made since then
