@@ -459,10 +459,12 @@ fn make_attr(options: &SamplerOptions, enable_on_exec: bool) -> sys::perf_event_
     attr.set_disabled(1);
     attr.set_inherit(1);
     // New threads only, not child processes: seam drops their samples, and
-    // with a child inheriting the events the kernel (6.18 here; `perf record`
-    // too) stopped sampling the parent at 99 Hz once the two took turns on a
-    // CPU (a script talking to the server it started: 14 samples in 4 s).
-    // Kernels before 5.13 refuse it; `open_event` then inherits into both.
+    // with a child process inheriting the events, and its threads coming and
+    // going, the kernel (6.18 here; `perf record` too) all but stopped
+    // sampling the target (a script calling a server it started, which
+    // answers each request on a new thread: 12 samples at 99 Hz where its
+    // CPU time called for 160). Kernels before 5.13 refuse it; `open_event`
+    // then inherits into both.
     attr.set_inherit_thread(1);
     attr.set_enable_on_exec(enable_on_exec as u64);
     attr.set_mmap(1);
