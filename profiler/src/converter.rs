@@ -6,7 +6,7 @@ use crate::crossing::{
     find_crossings, glue_mask, is_system, pending_callee, pending_mechanism, Crossing,
 };
 use crate::fixture::FixtureCapture;
-use crate::memory::{ProcessMemory, ReadMemory};
+use crate::memory::{ProcessMemory, ReadMemory, WithStackCopy};
 use crate::modules::{AddressSpace, FrameKind, Mapping};
 use crate::probes::{Candidate, ThreadSamples, Votes};
 use crate::python::{PyFrame, PythonProcess};
@@ -351,7 +351,7 @@ impl Converter {
         let early_python = self
             .python_threads
             .contains(&s.tid)
-            .then(|| self.python_stack(s.tid));
+            .then(|| self.python_stack(s.tid, regs.sp, s.stack));
         let process = self.memory;
         let mut mem = StackMemory::new(
             regs.sp,
@@ -396,7 +396,7 @@ impl Converter {
         let mut python = Vec::new();
         if eval_frames > 0 {
             self.python_threads.insert(s.tid);
-            match early_python.unwrap_or_else(|| self.python_stack(s.tid)) {
+            match early_python.unwrap_or_else(|| self.python_stack(s.tid, regs.sp, s.stack)) {
                 Some(frames) => python = frames,
                 None => {
                     complete = false;
@@ -498,8 +498,15 @@ impl Converter {
         matches!(self.python, PythonState::Found(_))
     }
 
-    fn python_stack(&mut self, tid: u32) -> Option<Vec<PyFrame>> {
-        let memory = self.memory?;
+    /// The Python frames of thread `tid`, read through the sample's stack
+    /// copy (`stack`, from `sp`) where it holds them (see [`WithStackCopy`]).
+    fn python_stack(&mut self, tid: u32, sp: u64, stack: &[u8]) -> Option<Vec<PyFrame>> {
+        let live = self.memory?;
+        let memory = WithStackCopy {
+            base: sp,
+            copy: stack,
+            live: &live,
+        };
         if let PythonState::NotYetFound { last_try } = &self.python {
             if last_try.is_some_and(|t| t.elapsed() < PYTHON_RETRY) {
                 return None;

@@ -27,6 +27,34 @@ pub trait ReadMemory {
     }
 }
 
+/// A sample's copy of the stack (from `base`) where it holds a whole read,
+/// the live process elsewhere: the stack as it was at the sample, the rest as
+/// it is now. CPython 3.11 and 3.12 keep each eval loop's current frame in a
+/// `_PyCFrame` on the C stack, updated at each Python call, so the Python
+/// stack read through it starts at the frame the sample caught, even when the
+/// thread has called further since.
+pub struct WithStackCopy<'a, M> {
+    pub base: u64,
+    pub copy: &'a [u8],
+    pub live: &'a M,
+}
+
+impl<M: ReadMemory> ReadMemory for WithStackCopy<'_, M> {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> io::Result<()> {
+        let held = addr
+            .checked_sub(self.base)
+            .and_then(|off| usize::try_from(off).ok())
+            .and_then(|off| self.copy.get(off..off.checked_add(buf.len())?));
+        match held {
+            Some(bytes) => {
+                buf.copy_from_slice(bytes);
+                Ok(())
+            }
+            None => self.live.read(addr, buf),
+        }
+    }
+}
+
 /// A live process read with `process_vm_readv` (needs ptrace access: root, or
 /// CAP_SYS_PTRACE, or the same user with `kernel.yama.ptrace_scope` 0).
 #[derive(Clone, Copy, Debug)]
