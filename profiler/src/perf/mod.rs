@@ -246,12 +246,24 @@ const CALIBRATION_PERIOD_NS: u64 = 100_000;
 pub const CALIBRATION_STACK_BYTES: usize = 8192;
 
 /// What one sample costs the sampled thread, ns: the timer interrupt, the
-/// registers, the kernel's callchain and the copy of
-/// [`CALIBRATION_STACK_BYTES`] of stack (about what a Python or Go thread
-/// has in use: `chain`'s threads copy 7 KiB), measured on a thread of seam's
-/// own with events like the sampler's. Busy work is timed in the thread's CPU
-/// time with the event enabled and disabled, in alternating slices, and the
-/// median of the slices' extra time per sample is taken. Takes about 0.2 s.
+/// registers, the kernel's callchain, the copy of [`CALIBRATION_STACK_BYTES`]
+/// of stack (about what a Python or Go thread has in use: `chain`'s threads
+/// copy 7 KiB), and its share of the reader's wakes. Measured on a thread of
+/// seam's own with an event like the sampler's, whose ring a second thread
+/// reads as seam's reader does, woken every few samples: busy work is timed
+/// in the thread's CPU time with the event enabled and disabled, in
+/// alternating slices, and the median of the slices' extra time per sample is
+/// taken. Takes about 0.5 s.
+///
+/// The wakes cost more than all the rest on the 2-core VM of the benchmarks:
+/// 45-55 µs a sample with them against 20-25 µs with the ring read only after
+/// each slice, as this measured before. A recording pays the former: `chain`
+/// sampled at 499 Hz (no probes, no switches) slowed by 2.6-5.0% per CPU
+/// second of its workers. Reading on a timer instead (every 10 ms) would
+/// halve that, but what is read from the live process after the sample is
+/// then read late: `gomain`'s complete stacks fell from 98.7% to 96.0%, and
+/// `chain`'s callbacks into Python were found in 56 of 17,485 samples
+/// against 3-4% (README, *Overhead budget*).
 pub fn measure_sample_cost(options: &SamplerOptions) -> Result<f64, Error> {
     let options = options.clone();
     std::thread::Builder::new()
@@ -271,9 +283,22 @@ fn with_stack_in_use(f: &mut dyn FnMut() -> Result<f64, Error>) -> Result<f64, E
     r
 }
 
+/// Samples taken into `ring` since it was last drained, lost ones included.
+fn drain_samples(ring: &mut Ring) -> u64 {
+    let mut samples = 0u64;
+    ring.drain(|ty, _, body| match ty {
+        sys::PERF_RECORD_SAMPLE => samples += 1,
+        sys::PERF_RECORD_LOST => samples += u64_at(body, 8).unwrap_or(0),
+        _ => {}
+    });
+    samples
+}
+
 fn sample_cost_here(options: &SamplerOptions) -> Result<f64, Error> {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Mutex;
     const SLICES: usize = 16;
-    const STEPS: usize = 1_000_000;
+    const STEPS: usize = 600_000;
     let mut attr = make_attr(options, false);
     attr.set_freq(0);
     attr.__bindgen_anon_1.sample_period = CALIBRATION_PERIOD_NS;
@@ -283,11 +308,16 @@ fn sample_cost_here(options: &SamplerOptions) -> Result<f64, Error> {
     attr.set_mmap2(0);
     attr.set_comm(0);
     attr.set_task(0);
-    attr.__bindgen_anon_2.wakeup_watermark = u32::MAX / 2;
     let fd = open_event(&mut attr, 0, -1)
         .map_err(|e| Error::io("perf_event_open (measuring what a sample costs)", e, None))?;
-    let mut ring = Ring::new(&fd, 512)
-        .map_err(|e| Error::io("mmap of the calibration ring buffer", e, None))?;
+    let ring = Mutex::new(
+        Ring::new(&fd, 512)
+            .map_err(|e| Error::io("mmap of the calibration ring buffer", e, None))?,
+    );
+    // What the reader drained, added while it holds the ring, so that this
+    // count and what is left in the ring are read together.
+    let read = AtomicU64::new(0);
+    let done = AtomicBool::new(false);
     let mut workload = Workload::new();
     let mut work = || {
         let t = thread_cpu_ns();
@@ -295,24 +325,38 @@ fn sample_cost_here(options: &SamplerOptions) -> Result<f64, Error> {
         thread_cpu_ns().saturating_sub(t) as f64
     };
     let mut per_sample = Vec::with_capacity(SLICES);
-    work();
-    for _ in 0..SLICES {
-        let off = work();
-        // SAFETY: fd is an open perf event.
-        unsafe { perf_event_open_sys::ioctls::ENABLE(fd.as_raw_fd(), 0) };
-        let on = work();
-        // SAFETY: as above.
-        unsafe { perf_event_open_sys::ioctls::DISABLE(fd.as_raw_fd(), 0) };
-        let mut samples = 0u64;
-        ring.drain(|ty, _, body| match ty {
-            sys::PERF_RECORD_SAMPLE => samples += 1,
-            sys::PERF_RECORD_LOST => samples += u64_at(body, 8).unwrap_or(0),
-            _ => {}
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut poll = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            while !done.load(Ordering::Relaxed) {
+                // SAFETY: poll is one valid pollfd.
+                unsafe { libc::poll(&mut poll, 1, 10) };
+                let mut ring = ring.lock().unwrap_or_else(|e| e.into_inner());
+                read.fetch_add(drain_samples(&mut ring), Ordering::Relaxed);
+            }
         });
-        if samples > 0 {
-            per_sample.push((on - off) / samples as f64);
+        work();
+        for _ in 0..SLICES {
+            let off = work();
+            // SAFETY: fd is an open perf event.
+            unsafe { perf_event_open_sys::ioctls::ENABLE(fd.as_raw_fd(), 0) };
+            let on = work();
+            // SAFETY: as above.
+            unsafe { perf_event_open_sys::ioctls::DISABLE(fd.as_raw_fd(), 0) };
+            let samples = {
+                let mut ring = ring.lock().unwrap_or_else(|e| e.into_inner());
+                drain_samples(&mut ring) + read.swap(0, Ordering::Relaxed)
+            };
+            if samples > 0 {
+                per_sample.push((on - off) / samples as f64);
+            }
         }
-    }
+        done.store(true, Ordering::Relaxed);
+    });
     if per_sample.is_empty() {
         return Err(Error::Unsupported(
             "the calibration event took no samples".into(),
@@ -477,6 +521,7 @@ fn make_attr(options: &SamplerOptions, enable_on_exec: bool) -> sys::perf_event_
     attr.set_watermark(1);
     // Wake the reader every few samples: frames on the other side of a stack
     // switch are read from the live process, and the sooner the better.
+    // Each wake is the sampled thread's to pay: see `measure_sample_cost`.
     attr.__bindgen_anon_2.wakeup_watermark = options.stack_bytes + 1024;
     attr
 }
