@@ -339,6 +339,15 @@ fn sample_cost_here(options: &SamplerOptions) -> Result<f64, Error> {
                 read.fetch_add(drain_samples(&mut ring), Ordering::Relaxed);
             }
         });
+        // The reader stops however this ends (a panic here would otherwise
+        // wait for it forever).
+        struct Stop<'a>(&'a AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let _stop = Stop(&done);
         work();
         for _ in 0..SLICES {
             let off = work();
@@ -355,7 +364,6 @@ fn sample_cost_here(options: &SamplerOptions) -> Result<f64, Error> {
                 per_sample.push((on - off) / samples as f64);
             }
         }
-        done.store(true, Ordering::Relaxed);
     });
     if per_sample.is_empty() {
         return Err(Error::Unsupported(
