@@ -9,11 +9,13 @@ cd "$(dirname "$0")/.."
 seam=./target/release/seam
 [ -x "$seam" ] || { echo "build seam first: cargo build --release" >&2; exit 2; }
 seconds=${SECONDS_PER_RUN:-10}
+# 999 Hz as in bench/results.md (without --rate seam samples at what fits its budget).
+rate=${RATE:-999}
 
 run() {
     local label="$1"; shift
     local out; out=$(mktemp -d)
-    "$seam" record -o "$out" -- samples/run "$@" > "$out/stdout" 2> "$out/stderr"
+    "$seam" record --rate "$rate" -o "$out" -- samples/run "$@" > "$out/stdout" 2> "$out/stderr"
     python3 - "$label" "$out" <<'PY'
 import json, re, sys
 label, out = sys.argv[1], sys.argv[2]

@@ -168,9 +168,10 @@ struct TargetArgs {
     /// Stop after this many seconds (default: until the target exits or Ctrl-C).
     #[arg(long, short)]
     duration: Option<f64>,
-    /// Samples per second per running thread.
-    #[arg(long, short, default_value_t = 999)]
-    rate: u32,
+    /// Samples per second per running thread [default: 999, or the highest rate whose sampling
+    /// fits its part of --overhead-budget when that is lower]
+    #[arg(long, short)]
+    rate: Option<u32>,
     /// How to count boundary crossings: `exact` (uprobes on the functions that
     /// carry them, within --overhead-budget), `sampled` (boundaries and their
     /// glue time from the samples only, nothing added to the target) or `off`
@@ -198,11 +199,14 @@ impl TargetArgs {
             (None, false) => TargetSpec::Command(self.command),
             _ => bail!("say what to record: --pid PID, or -- COMMAND ARGS..."),
         };
-        if !(1..=100_000).contains(&self.rate) {
+        if self.rate.is_some_and(|r| !(1..=100_000).contains(&r)) {
             bail!("--rate must be between 1 and 100000 Hz");
         }
         let mut options = RecordOptions::new(target);
-        options.frequency_hz = self.rate;
+        if let Some(rate) = self.rate {
+            options.frequency_hz = rate;
+        }
+        options.rate_follows_budget = self.rate.is_none();
         options.duration = match self.duration {
             Some(d) if d > 0.0 && d.is_finite() => Some(Duration::from_secs_f64(d)),
             Some(_) => bail!("--duration must be a positive number of seconds"),
@@ -347,11 +351,27 @@ fn report_ending(recording: &seam_agent::Recording) {
     }
 }
 
-/// Measures what sampling will cost the target and says so at start when it
-/// alone exceeds the budget; the recording reuses the measurement.
+/// Measures what sampling will cost the target; lowers a rate the user did
+/// not choose to one that fits the budget, or says so at start when sampling
+/// alone exceeds it. The recording reuses the measurement.
 fn check_sampling_budget(options: &mut RecordOptions) -> Result<()> {
     let sampling = seam_agent::measure_sampling(options)?;
-    if sampling.over_budget {
+    if let Some(rate) = seam_agent::rate_fitting_budget(options, sampling.ns_per_sample) {
+        eprintln!(
+            "seam: sampling at {rate} Hz rather than {}: a sample costs the target about {:.0} µs \
+             here, and {rate} Hz is the most that fits {} the {:.1}% overhead budget (--rate \
+             chooses the rate)",
+            options.frequency_hz,
+            sampling.ns_per_sample / 1e3,
+            if options.crossings == CrossingsMode::Exact {
+                "half of"
+            } else {
+                "all of"
+            },
+            sampling.budget.unwrap_or(0.0) * 100.0
+        );
+        options.frequency_hz = rate;
+    } else if sampling.over_budget {
         eprintln!(
             "seam: warning: {}",
             seam_agent::over_budget_warning(&sampling, options.frequency_hz)

@@ -272,7 +272,10 @@ fn gohttp_python_handlers_on_go_threads() {
     samples_built();
     let _one_at_a_time = exclusive();
     for (python, go) in [("3.11", "debian"), ("3.13", "current")] {
-        let mut args: Vec<String> = vec!["--".into()];
+        // At 999 Hz: 96% complete with Go 1.19; at the 270 Hz that fits the
+        // default budget here, 94.5-95.9% (4 runs), as goroutines more often
+        // move on before seam reads them (README, *What is not yet supported*).
+        let mut args: Vec<String> = vec!["--rate".into(), "999".into(), "--".into()];
         args.extend(sample_command(
             "gohttp",
             &["--python", python, "--go", go, "--seconds", "6"],
@@ -367,6 +370,65 @@ fn numpys_realigned_sort_unwinds_to_python() {
 /// 3.11 and 3.12 keep each eval loop's current frame on the C stack, so seam
 /// reads it from the sample's own stack copy: all of them go to `caller`.
 /// (3.13 keeps it in the thread state only: not yet.)
+/// Without `--rate`, seam samples at the highest rate whose sampling fits
+/// its part of the budget (all of it with `--crossings sampled`), as its
+/// calibration prices a sample, and says so; a rate given is kept, with a
+/// warning that names the rate that fits. Under a 0.5% budget 999 Hz fits
+/// only where a sample costs under 5 µs (45-55 µs here).
+#[test]
+fn a_rate_left_to_seam_fits_the_budget_and_a_rate_given_is_kept() {
+    if !privileged("a_rate_left_to_seam_fits_the_budget_and_a_rate_given_is_kept") {
+        return;
+    }
+    samples_built();
+    let _one_at_a_time = exclusive();
+    let run = |rate: &[&str]| {
+        let out = tempfile::tempdir().unwrap();
+        let mut args = vec!["record", "--format", "json", "--crossings", "sampled"];
+        args.extend(["--overhead-budget", "0.5"]);
+        args.extend(rate);
+        let output = seam()
+            .args(args)
+            .arg("-o")
+            .arg(out.path())
+            .arg("--")
+            .args(sample_command(
+                "chain",
+                &["--threads", "1", "--seconds", "1"],
+            ))
+            .output()
+            .expect("running seam");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "seam record failed:\n{stderr}");
+        (read_json(&out.path().join("summary.json")), stderr)
+    };
+
+    let (summary, stderr) = run(&[]);
+    let sampling = &summary["sampling_overhead"];
+    let ns = sampling["ns_per_sample"].as_f64().unwrap();
+    let rate = summary["rate_hz"].as_f64().unwrap();
+    let fits = (0.005 * 1e9 / ns).floor().max(1.0);
+    if fits >= 999.0 {
+        eprintln!("a sample costs {ns} ns here: 999 Hz fits a 0.5% budget, nothing to lower");
+        assert_eq!(rate, 999.0, "{stderr}");
+    } else {
+        assert_eq!(rate, fits, "{ns} ns a sample; {stderr}");
+        let said = format!("sampling at {fits} Hz rather than 999");
+        assert!(stderr.contains(&said), "no {said:?} in:\n{stderr}");
+    }
+
+    let (summary, stderr) = run(&["--rate", "999"]);
+    assert_eq!(summary["rate_hz"].as_f64().unwrap(), 999.0);
+    let sampling = &summary["sampling_overhead"];
+    let fits = sampling["rate_fits_hz"].as_u64().unwrap();
+    if sampling["over_budget"].as_bool().unwrap() {
+        assert!(
+            stderr.contains("warning") && stderr.contains(&format!("--rate {fits}")),
+            "no warning that --rate {fits} fits in:\n{stderr}"
+        );
+    }
+}
+
 #[test]
 fn a_sample_in_c_keeps_the_python_frame_that_called_it() {
     if !privileged("a_sample_in_c_keeps_the_python_frame_that_called_it") {
@@ -392,6 +454,8 @@ fn a_sample_in_c_keeps_the_python_frame_that_called_it() {
     );
     let (dir, _summary) = record(
         &[
+            "--rate",
+            "999",
             "--crossings",
             "off",
             "--format",

@@ -39,6 +39,10 @@ pub struct RecordOptions {
     pub duration: Option<Duration>,
     /// Samples per second per running thread. Default 999.
     pub frequency_hz: u32,
+    /// Lower `frequency_hz` to the highest rate whose sampling fits its part
+    /// of the budget when that is lower ([`rate_fitting_budget`]): for a rate
+    /// the user did not choose. Default false.
+    pub rate_follows_budget: bool,
     /// Set to stop the recording early (Ctrl-C).
     pub stop: Arc<AtomicBool>,
     /// How to count crossings. Default: exact, within [`DEFAULT_BUDGET`].
@@ -99,6 +103,7 @@ impl RecordOptions {
             target,
             duration: None,
             frequency_hz: 999,
+            rate_follows_budget: false,
             stop: Arc::new(AtomicBool::new(false)),
             crossings: CrossingsMode::Exact,
             overhead_budget: Some(DEFAULT_BUDGET),
@@ -210,6 +215,19 @@ pub fn sampling_overhead(
     }
 }
 
+/// The rate to sample at instead of `options.frequency_hz`, when the
+/// options let the budget choose it ([`RecordOptions::rate_follows_budget`])
+/// and sampling at `frequency_hz` would not fit its part of the budget (half
+/// of it with exact crossings, all of it otherwise): the highest rate that
+/// does, at least 1 Hz.
+pub fn rate_fitting_budget(options: &RecordOptions, ns_per_sample: f64) -> Option<u32> {
+    if !options.rate_follows_budget {
+        return None;
+    }
+    let fits = sampling_overhead(options, ns_per_sample, None).rate_fits_hz?;
+    (fits < options.frequency_hz).then_some(fits.max(1))
+}
+
 /// The converter's running counts at the prober's last tick, to hand it
 /// what happened since.
 #[derive(Default)]
@@ -273,11 +291,22 @@ pub fn record_with_ticks(
     // not after the target's busy threads. Best effort: needs CAP_SYS_NICE.
     // SAFETY: setpriority on our own process has no memory-safety preconditions.
     unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, READER_NICE) };
-    let sampler_options = sampler_options(options);
     let ns_per_sample = match options.ns_per_sample {
         Some(ns) => ns,
         None => measure_sampling(options)?.ns_per_sample,
     };
+    let fitted;
+    let options = match rate_fitting_budget(options, ns_per_sample) {
+        Some(rate) => {
+            fitted = RecordOptions {
+                frequency_hz: rate,
+                ..options.clone()
+            };
+            &fitted
+        }
+        None => options,
+    };
+    let sampler_options = sampler_options(options);
     let (pid, mut child, mut sampler, command) = match &options.target {
         TargetSpec::Pid(pid) => {
             let pid = *pid;
@@ -737,4 +766,46 @@ fn process_cpu_seconds() -> f64 {
     };
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(budget: Option<f64>, crossings: CrossingsMode, follows: bool) -> RecordOptions {
+        let mut o = RecordOptions::new(TargetSpec::Pid(1));
+        o.overhead_budget = budget;
+        o.crossings = crossings;
+        o.rate_follows_budget = follows;
+        o
+    }
+
+    #[test]
+    fn a_rate_left_to_the_budget_is_lowered_to_what_fits_samplings_part() {
+        let exact = CrossingsMode::Exact;
+        // 999 Hz at 50 µs is 5%: half a 3% budget fits 300 Hz, all of it 600.
+        assert_eq!(
+            rate_fitting_budget(&options(Some(0.03), exact, true), 50_000.0),
+            Some(300)
+        );
+        let sampled = options(Some(0.03), CrossingsMode::Sampled, true);
+        assert_eq!(rate_fitting_budget(&sampled, 50_000.0), Some(600));
+        // Cheap samples: 999 Hz fits; never raised above the rate.
+        assert_eq!(
+            rate_fitting_budget(&options(Some(0.03), exact, true), 10_000.0),
+            None
+        );
+        // A rate the user chose, or no budget: left alone.
+        assert_eq!(
+            rate_fitting_budget(&options(Some(0.03), exact, false), 50_000.0),
+            None
+        );
+        assert_eq!(
+            rate_fitting_budget(&options(None, exact, true), 50_000.0),
+            None
+        );
+        // A budget too small for even 1 Hz still samples.
+        let tiny = options(Some(1e-9), exact, true);
+        assert_eq!(rate_fitting_budget(&tiny, 50_000.0), Some(1));
+    }
 }
