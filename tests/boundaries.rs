@@ -656,6 +656,64 @@ fn attaching_mid_loop_keeps_the_budget_from_the_start() {
     assert_cost_covers_the_traps(&summary);
 }
 
+/// A program whose threads hand work to each other (two Python threads
+/// passing a token through queues) switches out thousands of times a second,
+/// and each switch-out's stack is a sample's cost on top of the on-CPU
+/// samples that the rate was chosen for: sampling took 3.4-3.5% of this
+/// one's CPU (blake3 hashing on its thread pool: 7.0%) against the 1.5% half
+/// of the default budget that the rate was fitted to. The switch-outs' stacks
+/// now pause while sampling is over its part: 1.7%. The switch records, which
+/// time every absence, go on.
+#[test]
+fn switch_outs_keep_sampling_within_its_part_of_the_budget() {
+    let Some(_one) = prepare("switch_outs_keep_sampling_within_its_part_of_the_budget") else {
+        return;
+    };
+    let truth_dir = tempfile::tempdir().unwrap();
+    let truth = truth_dir.path().join("truth.json");
+    let script = "import json, queue, sys, threading, time\n\
+                  a, b = queue.Queue(), queue.Queue()\n\
+                  def pong():\n    while (x := a.get()) is not None: b.put(x)\n\
+                  pong_thread = threading.Thread(target=pong)\n\
+                  pong_thread.start()\n\
+                  n, end = 0, time.monotonic() + 3\n\
+                  while time.monotonic() < end:\n    a.put(n); b.get(); n += 1\n\
+                  a.put(None)\n\
+                  pong_thread.join()\n\
+                  json.dump({'round_trips': n}, open(sys.argv[1], 'w'))\n";
+    let (_dir, summary) = record(
+        &[
+            "--format",
+            "json",
+            "--",
+            "python3",
+            "-c",
+            script,
+            &truth.display().to_string(),
+        ]
+        .map(String::from),
+    );
+    let round_trips = read_json(&truth)["round_trips"].as_u64().unwrap();
+    let sampling = &summary["sampling_overhead"];
+    let share = sampling["share"].as_f64().unwrap();
+    // Half the 3% budget; a tick (250 ms) may pass before a pause.
+    assert!(
+        share <= 0.015 * 1.5,
+        "sampling took {:.1}% of the target's CPU: {sampling}",
+        100.0 * share
+    );
+    assert!(
+        sampling["switch_stacks_paused"].as_f64().unwrap() > 0.0,
+        "{sampling}"
+    );
+    // Each round trip switches both token threads out; every switch is still timed.
+    let switches = summary["context_switches"].as_u64().unwrap();
+    assert!(
+        switches >= 2 * round_trips,
+        "{switches} context switches for {round_trips} round trips"
+    );
+}
+
 /// A program in short phases (ffibench: 120-230 ms of calls each, a new
 /// function each) under the default budget: its first burst of calls, and
 /// each phase that starts calling a site left armed in a gap of the duty
@@ -1280,9 +1338,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 #[test]
 #[ignore = "not met reliably: under a 3% budget, at the 269 Hz that fits half of it, chain \
             does 2.4%, 2.8% and 3.8% less work per worker CPU second on a 2-core VM (three runs \
-            of 9 rounds) where seam says 2.7-3.0%; sampling, with the switch-outs' stacks, takes \
-            2.0-2.5% of it, most of that the wake-ups of seam's reader; README, Overhead \
-            budget, The reader's wake-ups"]
+            of 9 rounds) where seam says 2.7-3.0%, and 2.4% and 3.0% with the switch-outs' \
+            stacks paused over sampling's part; most of it is the wake-ups of seam's reader; \
+            README, Overhead budget, The reader's wake-ups"]
 fn a_3_percent_budget_slows_chain_by_at_most_3_percent() {
     let Some(_one) = prepare("a_3_percent_budget_slows_chain_by_at_most_3_percent") else {
         return;

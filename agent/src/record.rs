@@ -197,10 +197,7 @@ pub fn sampling_overhead(
         }
         None => (0, 0, estimate),
     };
-    let exact = options.crossings == CrossingsMode::Exact;
-    let fit = options
-        .overhead_budget
-        .map(|b| if exact { b / 2.0 } else { b });
+    let fit = sampling_part(options);
     SamplingOverhead {
         ns_per_sample,
         calibration_stack_bytes: CALIBRATION_STACK_BYTES as u64,
@@ -212,6 +209,51 @@ pub fn sampling_overhead(
         // at most `rate` a second per thread).
         rate_fits_hz: fit.map(|f| (rate * f / share.max(1e-9)).floor().min(1e6) as u32),
         over_budget: options.overhead_budget.is_some_and(|b| share > b),
+        switch_stacks_paused: 0.0,
+    }
+}
+
+/// Sampling's part of the budget: half of it when crossings are counted (the
+/// probes get the rest), all of it otherwise. None without a budget.
+fn sampling_part(options: &RecordOptions) -> Option<f64> {
+    let exact = options.crossings == CrossingsMode::Exact;
+    options
+        .overhead_budget
+        .map(|b| if exact { b / 2.0 } else { b })
+}
+
+/// Takes the switch-outs' stacks only while sampling keeps within its part
+/// of the budget: a program that switches often (a thread pool waking its
+/// workers) pays a sample at each switch-out, up to `frequency_hz` a second
+/// per thread on top of the on-CPU samples, which the rate chosen at start
+/// cannot know of. Paused above the part, taken again below 90% of it.
+#[derive(Default)]
+struct SwitchStackValve {
+    paused_since: Option<Instant>,
+    paused: Duration,
+}
+
+impl SwitchStackValve {
+    fn update(&mut self, sampler: &mut Sampler, options: &RecordOptions, s: &SamplingOverhead) {
+        let Some(part) = sampling_part(options) else {
+            return;
+        };
+        if s.share > part && self.paused_since.is_none() {
+            if sampler.pause_switch_stacks(true) {
+                self.paused_since = Some(Instant::now());
+            }
+        } else if s.share < 0.9 * part {
+            if let Some(since) = self.paused_since.take() {
+                sampler.pause_switch_stacks(false);
+                self.paused += since.elapsed();
+            }
+        }
+    }
+
+    /// The share of `elapsed` spent paused.
+    fn paused_share(&self, elapsed: Duration) -> f64 {
+        let paused = self.paused + self.paused_since.map_or(Duration::ZERO, |s| s.elapsed());
+        (paused.as_secs_f64() / elapsed.as_secs_f64().max(1e-9)).min(1.0)
     }
 }
 
@@ -379,6 +421,7 @@ pub fn record_with_ticks(
     };
 
     let start = Instant::now();
+    let mut valve = SwitchStackValve::default();
     let mut last_progress = Instant::now();
     let mut last_tick = Instant::now();
     let mut sites_known = 0;
@@ -430,8 +473,10 @@ pub fn record_with_ticks(
             converter.profile_mut().duration_s = start.elapsed().as_secs_f64();
             converter.profile_mut().seam_cpu_s = process_cpu_seconds() - cpu_start;
             let taken = Some((converter.profile().samples(), switches.taken));
-            converter.profile_mut().sampling_overhead =
-                Some(sampling_overhead(options, ns_per_sample, taken));
+            let mut sampling = sampling_overhead(options, ns_per_sample, taken);
+            valve.update(&mut sampler, options, &sampling);
+            sampling.switch_stacks_paused = valve.paused_share(start.elapsed());
+            converter.profile_mut().sampling_overhead = Some(sampling);
             if let Some(p) = &prober {
                 p.publish(monotonic_ns(), converter.profile_mut());
             }
@@ -471,11 +516,12 @@ pub fn record_with_ticks(
             exit_status = c.end(END_GRACE);
         }
     }
-    let sampling = sampling_overhead(
+    let mut sampling = sampling_overhead(
         options,
         ns_per_sample,
         Some((converter.profile().samples(), switches.taken)),
     );
+    sampling.switch_stacks_paused = valve.paused_share(start.elapsed());
     if sampling.over_budget {
         warnings.push(over_budget_warning(&sampling, options.frequency_hz));
     }

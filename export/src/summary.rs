@@ -552,6 +552,15 @@ pub fn print_summary(summary: &Summary, out: &mut impl io::Write) -> Result<(), 
                 _ => String::new(),
             }
         )?;
+        if s.switch_stacks_paused > 0.0 {
+            writeln!(
+                out,
+                "                 switch-outs' stacks not taken {} of the time, to keep sampling within \
+                 its part of the budget (each switch-out given its thread's latest stack; \
+                 --off-cpu every takes them all)",
+                percent(s.switch_stacks_paused)
+            )?;
+        }
     }
     if summary.sampling_overhead.is_some() || summary.probe_overhead.is_some() {
         // Measured against unprofiled runs, the target slows by 1.5-3x these

@@ -200,6 +200,11 @@ pub struct SamplingOverhead {
     pub rate_fits_hz: Option<u32>,
     /// Sampling alone (at the rate asked for) exceeds the budget.
     pub over_budget: bool,
+    /// The share of the recording in which the switch-outs' stacks were not
+    /// taken, to keep sampling within its part of the budget (a switch-out
+    /// was then given its thread's latest stack).
+    #[serde(default)]
+    pub switch_stacks_paused: f64,
 }
 
 #[cfg(test)]

@@ -72,6 +72,10 @@ pub struct Sampler {
     enable_on_exec: bool,
     /// Ids of the context-switch events (their samples carry them).
     switch_ids: std::collections::HashSet<u64>,
+    /// Where the context-switch events are in `events`.
+    switch_events: Vec<usize>,
+    /// Whether the switch-outs' stacks are paused ([`Sampler::pause_switch_stacks`]).
+    switch_stacks_paused: bool,
 }
 
 impl Sampler {
@@ -99,6 +103,8 @@ impl Sampler {
             options,
             enable_on_exec,
             switch_ids: Default::default(),
+            switch_events: Vec::new(),
+            switch_stacks_paused: false,
         })
     }
 
@@ -107,6 +113,9 @@ impl Sampler {
         let cpus = online_cpus();
         for (i, &cpu) in cpus.iter().enumerate() {
             let mut attr = make_attr(&self.options, self.enable_on_exec);
+            // The switch records come with the samples, so that they go on
+            // while the switch-outs' stacks are paused.
+            attr.set_context_switch(self.options.switches as u64);
             let fd = match open_event(&mut attr, tid as i32, cpu as i32) {
                 Ok(fd) => fd,
                 // The thread exited in between: nothing to follow.
@@ -156,7 +165,6 @@ impl Sampler {
             attr.__bindgen_anon_1.sample_freq = self.options.frequency_hz as u64;
         }
         attr.sample_stack_user = self.options.switch_stack_bytes & !7;
-        attr.set_context_switch(1);
         attr.set_mmap(0);
         attr.set_mmap2(0);
         attr.set_comm(0);
@@ -179,8 +187,39 @@ impl Sampler {
         if unsafe { perf_event_open_sys::ioctls::ID(fd.as_raw_fd(), &mut id) } >= 0 {
             self.switch_ids.insert(id);
         }
+        if self.switch_stacks_paused {
+            // SAFETY: fd is an open perf event.
+            unsafe { perf_event_open_sys::ioctls::DISABLE(fd.as_raw_fd(), 0) };
+        }
+        self.switch_events.push(self.events.len());
         self.events.push(fd);
         Ok(())
+    }
+
+    /// Stops taking the switch-outs' stacks (`pause`), or takes them again:
+    /// each costs the switching thread a sample's worth. The switch records,
+    /// which time the target's absences, go on either way; a switch-out
+    /// without its own stack is given its thread's latest one. Returns
+    /// whether anything changed.
+    pub fn pause_switch_stacks(&mut self, pause: bool) -> bool {
+        if pause == self.switch_stacks_paused || !self.options.switches || self.options.every_switch
+        {
+            return false;
+        }
+        for &i in &self.switch_events {
+            let fd = self.events[i].as_raw_fd();
+            // SAFETY: fd is an open perf event; the ioctl reaches the events
+            // its threads' new threads inherited too.
+            unsafe {
+                if pause {
+                    perf_event_open_sys::ioctls::DISABLE(fd, 0);
+                } else {
+                    perf_event_open_sys::ioctls::ENABLE(fd, 0);
+                }
+            }
+        }
+        self.switch_stacks_paused = pause;
+        true
     }
 
     /// The ids of the context-switch events: their samples are switch-outs.
