@@ -472,6 +472,7 @@ pub fn record_with_ticks(
             last_tick = Instant::now();
             converter.profile_mut().duration_s = start.elapsed().as_secs_f64();
             converter.profile_mut().seam_cpu_s = process_cpu_seconds() - cpu_start;
+            switches.forget_exited(&mut converter, TICK);
             let taken = Some((converter.profile().samples(), switches.taken));
             let mut sampling = sampling_overhead(options, ns_per_sample, taken);
             valve.update(&mut sampler, options, &sampling);
@@ -612,9 +613,30 @@ struct Switches {
     out: HashMap<u32, (u64, bool)>,
     /// A switch-in record read before its switch-out.
     early_in: HashMap<u32, u64>,
+    /// Threads that exited, and when their exit was read: their state is
+    /// forgotten once every ring has been read past it ([`Switches::forget_exited`]).
+    exited: Vec<(u32, Instant)>,
 }
 
 impl Switches {
+    /// Forgets the threads whose exit was read more than `after` ago (a
+    /// record of theirs from another CPU's ring may be read after the exit),
+    /// here and in `converter`: a program that starts a thread per request
+    /// would otherwise grow seam's state by a thread's worth for each.
+    fn forget_exited(&mut self, converter: &mut Converter, after: Duration) {
+        let now = Instant::now();
+        self.exited.retain(|&(tid, at)| {
+            if now.duration_since(at) < after {
+                return true;
+            }
+            self.stack.remove(&tid);
+            self.out.remove(&tid);
+            self.early_in.remove(&tid);
+            converter.thread_exited(tid);
+            false
+        });
+    }
+
     fn switched_out(&mut self, converter: &mut Converter, tid: u32, t: u64, preempted: bool) {
         match self.early_in.remove(&tid) {
             Some(t_in) if t_in >= t => self.off_cpu(converter, tid, t, t_in - t, preempted),
@@ -783,7 +805,12 @@ fn handle_record(
                 ContextSwitchRecord::In { .. } => switches.switched_in(converter, tid, t),
             }
         }
-        EventRecord::Exit(e) => return e.pid as u32 == pid && e.tid as u32 == pid,
+        EventRecord::Exit(e) => {
+            if e.pid as u32 == pid && e.tid as u32 != pid {
+                switches.exited.push((e.tid as u32, Instant::now()));
+            }
+            return e.pid as u32 == pid && e.tid as u32 == pid;
+        }
         _ => {}
     }
     false
@@ -824,6 +851,22 @@ mod tests {
         o.crossings = crossings;
         o.rate_follows_budget = follows;
         o
+    }
+
+    #[test]
+    fn an_exited_threads_switch_state_is_forgotten_once_the_rings_are_read_past_it() {
+        let mut converter = Converter::new(1, None);
+        let mut switches = Switches::default();
+        // Thread 7 switched out and exited; thread 8's switch-in came first.
+        switches.switched_out(&mut converter, 7, 1_000, false);
+        switches.switched_in(&mut converter, 8, 2_000);
+        let long_ago = Instant::now() - Duration::from_secs(2);
+        switches.exited = vec![(7, long_ago), (8, long_ago), (9, Instant::now())];
+        switches.forget_exited(&mut converter, TICK);
+        assert!(switches.out.is_empty() && switches.early_in.is_empty());
+        // Read just now: another ring may still hold a record of thread 9.
+        assert_eq!(switches.exited.len(), 1);
+        assert_eq!(switches.exited[0].0, 9);
     }
 
     #[test]

@@ -159,6 +159,12 @@ impl Converter {
         }
     }
 
+    /// Forgets what was kept about thread `tid`, which exited (its figures
+    /// in the profile stay).
+    pub fn thread_exited(&mut self, tid: u32) {
+        self.python_threads.remove(&tid);
+    }
+
     pub fn handle_lost(&mut self, count: u64) {
         self.profile.lost.kernel += count;
     }
