@@ -359,15 +359,11 @@ fn check_sampling_budget(options: &mut RecordOptions) -> Result<()> {
     if let Some(rate) = seam_agent::rate_fitting_budget(options, sampling.ns_per_sample) {
         eprintln!(
             "seam: sampling at {rate} Hz rather than {}: a sample costs the target about {:.0} µs \
-             here, and {rate} Hz is the most that fits {} the {:.1}% overhead budget (--rate \
-             chooses the rate)",
+             here, and {rate} Hz is the most that fits {:.2}% of its CPU, sampling's part of the \
+             {:.1}% overhead budget (--rate chooses the rate)",
             options.frequency_hz,
             sampling.ns_per_sample / 1e3,
-            if options.crossings == CrossingsMode::Exact {
-                "half of"
-            } else {
-                "all of"
-            },
+            seam_agent::sampling_part(options).unwrap_or(0.0) * 100.0,
             sampling.budget.unwrap_or(0.0) * 100.0
         );
         options.frequency_hz = rate;

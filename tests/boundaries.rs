@@ -656,31 +656,33 @@ fn attaching_mid_loop_keeps_the_budget_from_the_start() {
     assert_cost_covers_the_traps(&summary);
 }
 
-/// A program whose threads hand work to each other (two Python threads
-/// passing a token through queues) switches out thousands of times a second,
-/// and each switch-out's stack is a sample's cost on top of the on-CPU
-/// samples that the rate was chosen for: sampling took 3.4-3.5% of this
-/// one's CPU (blake3 hashing on its thread pool: 7.0%) against the 1.5% half
-/// of the default budget that the rate was fitted to. The switch-outs' stacks
-/// now pause while sampling is over its part: 1.7%. The switch records, which
-/// time every absence, go on.
+/// Threads that poll with short sleeps (or hand work to each other) switch
+/// out thousands of times a second, and each switch-out's stack is a
+/// sample's cost on top of the on-CPU samples that the rate was fitted to:
+/// sampling took 11.6% and 26.9% of this script's CPU against the 3% budget
+/// (two runs); now 2.7-3.0%.
+/// The switch-outs' stacks now pause while sampling is over the budget; the
+/// switch records, which time every absence, go on, and a thread started
+/// while they are paused has its absences timed too (they went uncounted).
 #[test]
-fn switch_outs_keep_sampling_within_its_part_of_the_budget() {
-    let Some(_one) = prepare("switch_outs_keep_sampling_within_its_part_of_the_budget") else {
+fn switch_outs_keep_sampling_within_the_budget() {
+    let Some(_one) = prepare("switch_outs_keep_sampling_within_the_budget") else {
         return;
     };
     let truth_dir = tempfile::tempdir().unwrap();
     let truth = truth_dir.path().join("truth.json");
-    let script = "import json, queue, sys, threading, time\n\
-                  a, b = queue.Queue(), queue.Queue()\n\
-                  def pong():\n    while (x := a.get()) is not None: b.put(x)\n\
-                  pong_thread = threading.Thread(target=pong)\n\
-                  pong_thread.start()\n\
-                  n, end = 0, time.monotonic() + 3\n\
-                  while time.monotonic() < end:\n    a.put(n); b.get(); n += 1\n\
-                  a.put(None)\n\
-                  pong_thread.join()\n\
-                  json.dump({'round_trips': n}, open(sys.argv[1], 'w'))\n";
+    let script = "import json, sys, threading, time\n\
+                  slept = [0.0] * 8\n\
+                  def sleeper(i, seconds):\n    end = time.monotonic() + seconds\n    \
+                  while time.monotonic() < end:\n        t = time.monotonic()\n        \
+                  time.sleep(0.001)\n        slept[i] += time.monotonic() - t\n\
+                  first = [threading.Thread(target=sleeper, args=(i, 3)) for i in range(4)]\n\
+                  for t in first: t.start()\n\
+                  time.sleep(1)\n\
+                  later = [threading.Thread(target=sleeper, args=(i, 2)) for i in range(4, 8)]\n\
+                  for t in later: t.start()\n\
+                  for t in first + later: t.join()\n\
+                  json.dump({'slept_s': sum(slept)}, open(sys.argv[1], 'w'))\n";
     let (_dir, summary) = record(
         &[
             "--format",
@@ -693,12 +695,12 @@ fn switch_outs_keep_sampling_within_its_part_of_the_budget() {
         ]
         .map(String::from),
     );
-    let round_trips = read_json(&truth)["round_trips"].as_u64().unwrap();
+    let slept_ms = read_json(&truth)["slept_s"].as_f64().unwrap() * 1e3;
     let sampling = &summary["sampling_overhead"];
     let share = sampling["share"].as_f64().unwrap();
-    // Half the 3% budget; a tick (250 ms) may pass before a pause.
+    // The 3% budget; the first 0.1 s of the target's CPU passes before a pause.
     assert!(
-        share <= 0.015 * 1.5,
+        share <= 0.03 * 1.5,
         "sampling took {:.1}% of the target's CPU: {sampling}",
         100.0 * share
     );
@@ -706,11 +708,12 @@ fn switch_outs_keep_sampling_within_its_part_of_the_budget() {
         sampling["switch_stacks_paused"].as_f64().unwrap() > 0.0,
         "{sampling}"
     );
-    // Each round trip switches both token threads out; every switch is still timed.
-    let switches = summary["context_switches"].as_u64().unwrap();
+    // Every sleep is off CPU, the later threads' too (the main thread's
+    // waits come on top).
+    let off_cpu_ms = summary["off_cpu_ms"].as_f64().unwrap();
     assert!(
-        switches >= 2 * round_trips,
-        "{switches} context switches for {round_trips} round trips"
+        off_cpu_ms >= 0.95 * slept_ms,
+        "{off_cpu_ms:.0} ms off CPU for {slept_ms:.0} ms of sleeps: {sampling}"
     );
 }
 

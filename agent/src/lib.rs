@@ -11,7 +11,7 @@ pub mod stream;
 
 pub use record::{
     measure_sampling, monotonic_ns, over_budget_warning, rate_fitting_budget, record,
-    record_with_ticks, sampling_overhead, CrossingsMode, OffCpuMode, Progress, RecordOptions,
-    Recording, TargetSpec, DEFAULT_BUDGET, END_GRACE, TICK,
+    record_with_ticks, sampling_overhead, sampling_part, CrossingsMode, OffCpuMode, Progress,
+    RecordOptions, Recording, TargetSpec, DEFAULT_BUDGET, END_GRACE, TICK,
 };
 pub use seam_profiler::Error;

@@ -213,20 +213,23 @@ pub fn sampling_overhead(
     }
 }
 
-/// Sampling's part of the budget: half of it when crossings are counted (the
-/// probes get the rest), all of it otherwise. None without a budget.
-fn sampling_part(options: &RecordOptions) -> Option<f64> {
-    let exact = options.crossings == CrossingsMode::Exact;
+/// The part of the budget the on-CPU samples' rate is fitted to: half of it
+/// when crossings are counted or switch-outs take their stack (the probes
+/// and the switch-outs' stacks share the rest), all of it otherwise. None
+/// without a budget.
+pub fn sampling_part(options: &RecordOptions) -> Option<f64> {
+    let shared = options.crossings == CrossingsMode::Exact || options.off_cpu != OffCpuMode::Off;
     options
         .overhead_budget
-        .map(|b| if exact { b / 2.0 } else { b })
+        .map(|b| if shared { b / 2.0 } else { b })
 }
 
-/// Takes the switch-outs' stacks only while sampling keeps within its part
-/// of the budget: a program that switches often (a thread pool waking its
-/// workers) pays a sample at each switch-out, up to `frequency_hz` a second
-/// per thread on top of the on-CPU samples, which the rate chosen at start
-/// cannot know of. Paused above the part, taken again below 90% of it.
+/// Takes the switch-outs' stacks only while sampling keeps within the
+/// budget: a program that switches often (a thread pool waking its workers,
+/// threads polling with short sleeps) pays a sample at each switch-out, up
+/// to `frequency_hz` a second per thread on top of the on-CPU samples, which
+/// the rate chosen at start cannot know of. Paused above the budget, taken
+/// again below 90% of it (the on-CPU samples alone take about half).
 #[derive(Default)]
 struct SwitchStackValve {
     paused_since: Option<Instant>,
@@ -234,15 +237,26 @@ struct SwitchStackValve {
 }
 
 impl SwitchStackValve {
-    fn update(&mut self, sampler: &mut Sampler, options: &RecordOptions, s: &SamplingOverhead) {
-        let Some(part) = sampling_part(options) else {
+    /// `taken`: samples so far on CPU and at switch-outs. The share is read
+    /// from the first samples on (a program that mostly waits takes a second
+    /// to use the tenth of a second of CPU that [`sampling_overhead`] waits for).
+    fn update(
+        &mut self,
+        sampler: &mut Sampler,
+        options: &RecordOptions,
+        ns_per_sample: f64,
+        (on_cpu, switch_outs): (u64, u64),
+    ) {
+        let Some(budget) = options.overhead_budget else {
             return;
         };
-        if s.share > part && self.paused_since.is_none() {
+        let cpu_ns = on_cpu.max(1) as f64 * 1e9 / options.frequency_hz.max(1) as f64;
+        let share = (on_cpu + switch_outs) as f64 * ns_per_sample / cpu_ns;
+        if share > budget && self.paused_since.is_none() {
             if sampler.pause_switch_stacks(true) {
                 self.paused_since = Some(Instant::now());
             }
-        } else if s.share < 0.9 * part {
+        } else if share < 0.9 * budget {
             if let Some(since) = self.paused_since.take() {
                 sampler.pause_switch_stacks(false);
                 self.paused += since.elapsed();
@@ -259,9 +273,8 @@ impl SwitchStackValve {
 
 /// The rate to sample at instead of `options.frequency_hz`, when the
 /// options let the budget choose it ([`RecordOptions::rate_follows_budget`])
-/// and sampling at `frequency_hz` would not fit its part of the budget (half
-/// of it with exact crossings, all of it otherwise): the highest rate that
-/// does, at least 1 Hz.
+/// and sampling at `frequency_hz` would not fit its part of the budget
+/// ([`sampling_part`]): the highest rate that does, at least 1 Hz.
 pub fn rate_fitting_budget(options: &RecordOptions, ns_per_sample: f64) -> Option<u32> {
     if !options.rate_follows_budget {
         return None;
@@ -451,6 +464,8 @@ pub fn record_with_ticks(
                 p.tick(&counters.next(&votes, &threads, &converter, &switches, now));
             }
         }
+        let taken = (converter.profile().samples(), switches.taken);
+        valve.update(&mut sampler, options, ns_per_sample, taken);
         if let Some(c) = &mut child {
             if let Some(status) = c.try_wait() {
                 exit_status = Some(status);
@@ -475,7 +490,6 @@ pub fn record_with_ticks(
             switches.forget_exited(&mut converter, TICK);
             let taken = Some((converter.profile().samples(), switches.taken));
             let mut sampling = sampling_overhead(options, ns_per_sample, taken);
-            valve.update(&mut sampler, options, &sampling);
             sampling.switch_stacks_paused = valve.paused_share(start.elapsed());
             converter.profile_mut().sampling_overhead = Some(sampling);
             if let Some(p) = &prober {
@@ -665,15 +679,23 @@ impl Switches {
         ns: u64,
         preempted: bool,
     ) {
-        if let Some((out, t_sample, _)) = self.stack.get(&tid) {
-            // The sample is taken just before its switch-out record, on the same CPU.
-            if t_out.abs_diff(*t_sample) <= SAME_SWITCH_NS {
-                self.sampled += 1;
-            } else {
-                self.proxied += 1;
+        let out = match self.stack.get(&tid) {
+            Some((out, t_sample, _)) => {
+                // The sample is taken just before its switch-out record, on the same CPU.
+                if t_out.abs_diff(*t_sample) <= SAME_SWITCH_NS {
+                    self.sampled += 1;
+                } else {
+                    self.proxied += 1;
+                }
+                *out
             }
-            converter.add_off_cpu(tid, out, ns, preempted);
-        }
+            // No stack taken at any of its switch-outs yet: timed all the same.
+            None => {
+                self.proxied += 1;
+                converter.switch_out_without_stack()
+            }
+        };
+        converter.add_off_cpu(tid, &out, ns, preempted);
     }
 }
 
@@ -847,6 +869,9 @@ mod tests {
 
     fn options(budget: Option<f64>, crossings: CrossingsMode, follows: bool) -> RecordOptions {
         let mut o = RecordOptions::new(TargetSpec::Pid(1));
+        if crossings != CrossingsMode::Exact {
+            o.off_cpu = OffCpuMode::Off;
+        }
         o.overhead_budget = budget;
         o.crossings = crossings;
         o.rate_follows_budget = follows;
@@ -877,8 +902,12 @@ mod tests {
             rate_fitting_budget(&options(Some(0.03), exact, true), 50_000.0),
             Some(300)
         );
+        // With neither probes nor switch-outs' stacks to share it with, all of it.
         let sampled = options(Some(0.03), CrossingsMode::Sampled, true);
         assert_eq!(rate_fitting_budget(&sampled, 50_000.0), Some(600));
+        let mut with_switches = sampled.clone();
+        with_switches.off_cpu = OffCpuMode::Sampled;
+        assert_eq!(rate_fitting_budget(&with_switches, 50_000.0), Some(300));
         // Cheap samples: 999 Hz fits; never raised above the rate.
         assert_eq!(
             rate_fitting_budget(&options(Some(0.03), exact, true), 10_000.0),

@@ -556,7 +556,7 @@ pub fn print_summary(summary: &Summary, out: &mut impl io::Write) -> Result<(), 
             writeln!(
                 out,
                 "                 switch-outs' stacks not taken {} of the time, to keep sampling within \
-                 its part of the budget (each switch-out given its thread's latest stack; \
+                 the budget (each switch-out given its thread's latest stack; \
                  --off-cpu every takes them all)",
                 percent(s.switch_stacks_paused)
             )?;

@@ -285,6 +285,21 @@ impl Converter {
         })
     }
 
+    /// Where a switch-out goes when its thread has no stack taken at any
+    /// switch-out yet (the switch-outs' stacks paused for the budget): a
+    /// single frame that says so, with no boundary.
+    pub fn switch_out_without_stack(&mut self) -> SwitchOut {
+        let frame = self.profile.intern_frame(Frame::new(
+            "[no stack taken at switch-out]",
+            Runtime::Unknown,
+        ));
+        SwitchOut {
+            stack: self.profile.intern_stack(vec![frame], false),
+            boundary: None,
+            cause: "other",
+        }
+    }
+
     /// Adds one context switch and the `ns` off CPU that followed it, at the
     /// switch-out stack `out`; `preempted` when the thread was still runnable
     /// (an involuntary switch).

@@ -194,15 +194,16 @@ pub struct SamplingOverhead {
     /// The budget asked for (a share of the target's CPU for sampling and
     /// probes together), if any.
     pub budget: Option<f64>,
-    /// The highest rate (Hz) whose sampling fits the budget: in half of it
-    /// when crossings are counted (the probes get the rest), in all of it
-    /// otherwise. None without a budget.
+    /// The highest rate (Hz) whose sampling fits its part of the budget:
+    /// half of it when crossings are counted or switch-outs take their stack
+    /// (the probes and those stacks get the rest), all of it otherwise. None
+    /// without a budget.
     pub rate_fits_hz: Option<u32>,
     /// Sampling alone (at the rate asked for) exceeds the budget.
     pub over_budget: bool,
     /// The share of the recording in which the switch-outs' stacks were not
-    /// taken, to keep sampling within its part of the budget (a switch-out
-    /// was then given its thread's latest stack).
+    /// taken, to keep sampling within the budget (a switch-out was then given
+    /// its thread's latest stack, or one that says none was taken).
     #[serde(default)]
     pub switch_stacks_paused: f64,
 }
