@@ -910,14 +910,19 @@ fn go_c_calls_are_counted_from_the_go_runtime_under_a_budget() {
 /// error as large (a CI run: 1,775,119 ± 1,773,523; the previous main, 6
 /// local runs: 127,155 ± 5,491 to 1,780,497 ± 1,780,270). Such a read passes
 /// when its error covers it; a read stopped at the phase's first
-/// millisecond never does.
+/// millisecond never does. Some reads are low with an error that does not
+/// cover the truth (README, *Overhead budget*): a CI run at the 280 Hz the
+/// default budget chose read 87,204 ± 4,520, under this test's floor, where 6
+/// local runs at that rate read 208,000-470,000 and 4 at 999 Hz
+/// 118,000-723,000. The rate is not shown to be the cause; the test keeps
+/// 999 Hz, at which its figures above were measured.
 #[test]
 fn the_last_phase_is_extrapolated_to_its_end() {
     let Some(_one) = prepare("the_last_phase_is_extrapolated_to_its_end") else {
         return;
     };
     let (summary, truth, _dir) = record_with_truth(
-        &[],
+        &["--rate", "999"],
         "ffibench",
         &[
             "--mechanisms",
