@@ -464,7 +464,7 @@ pub fn record_with_ticks(
                 p.tick(&counters.next(&votes, &threads, &converter, &switches, now));
             }
         }
-        let taken = (converter.profile().samples(), switches.taken);
+        let taken = (converter.samples(), switches.taken);
         valve.update(&mut sampler, options, ns_per_sample, taken);
         if let Some(c) = &mut child {
             if let Some(status) = c.try_wait() {

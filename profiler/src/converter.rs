@@ -87,6 +87,9 @@ pub struct Converter {
     probe_resumes: std::collections::HashMap<String, std::collections::HashSet<u64>>,
     /// Samples taken in seam's probe traps so far: the probes' cost, seen in place.
     trap_samples: u64,
+    /// On-CPU samples counted so far (the profile's total, kept as it grows
+    /// rather than summed over its stacks).
+    samples: u64,
 }
 
 impl Converter {
@@ -114,6 +117,7 @@ impl Converter {
             export_wrappers: Default::default(),
             probe_resumes: Default::default(),
             trap_samples: 0,
+            samples: 0,
         }
     }
 
@@ -568,6 +572,7 @@ impl Converter {
             .collect();
         let stack = self.profile.intern_stack(handles, complete);
         self.profile.add_samples(stack, tid, 1);
+        self.samples += 1;
         self.profile.threads.entry(tid).or_default().runtime_now = Some(runtime_now);
         trap
     }
@@ -730,6 +735,12 @@ impl Converter {
     /// so often).
     pub fn keep_thread_samples(&mut self) {
         self.thread_samples.get_or_insert_with(ThreadSamples::new);
+    }
+
+    /// On-CPU samples counted so far: the profile's [`Profile::samples`],
+    /// without summing its stacks (for checks at every drain).
+    pub fn samples(&self) -> u64 {
+        self.samples
     }
 
     /// Samples of the target taken in seam's probe traps (the handler, or
