@@ -122,6 +122,18 @@ fn render_header(d: &Dashboard, area: Rect, buf: &mut Buffer) {
     if let Some(p) = &profile.probe_overhead {
         costs.push(Span::raw(format!("  probes ≥{:.1}%", p.share * 100.0)));
     }
+    // The switch-outs' stacks paused to keep sampling within the budget
+    // (off-CPU time then attributed more coarsely): said where there is room.
+    let paused = profile
+        .sampling_overhead
+        .as_ref()
+        .map_or(0.0, |s| s.switch_stacks_paused);
+    let paused = (paused > 0.0).then(|| {
+        Span::styled(
+            format!("  switch stacks paused {}", percent(paused)),
+            Style::default().fg(Color::Yellow),
+        )
+    });
     let mut flags = Vec::new();
     if d.paused() {
         flags.push(Span::styled(
@@ -145,7 +157,11 @@ fn render_header(d: &Dashboard, area: Rect, buf: &mut Buffer) {
     }
     let width = |spans: &[Span]| spans.iter().map(|s| s.width()).sum::<usize>();
     let pid_width = first[0].width() + first[1].width();
-    if pid_width + width(&costs) + width(&flags) <= area.width as usize {
+    let room = (area.width as usize).saturating_sub(pid_width + width(&flags));
+    if let Some(span) = paused.filter(|p| width(&costs) + p.width() <= room) {
+        costs.push(span);
+    }
+    if width(&costs) <= room {
         costs.append(&mut flags);
         flags = costs;
     }

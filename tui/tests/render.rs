@@ -295,6 +295,34 @@ fn help_and_flags() {
     check_golden("help-80x24.txt", &text(&draw(&d, 80, 24)));
 }
 
+/// The switch-outs' stacks paused over the budget are said in the header
+/// where there is room, and leave out nothing else where there is not.
+#[test]
+fn paused_switch_stacks_show_where_there_is_room() {
+    let paused = |mut p: Profile| {
+        if let Some(s) = p.sampling_overhead.as_mut() {
+            s.switch_stacks_paused = 0.42;
+        }
+        p
+    };
+    let d = dashboard_of(&[paused(snapshot(1)), paused(snapshot(2))]);
+    let wide = text(&draw(&d, 160, 48));
+    let header = wide.lines().next().unwrap();
+    assert!(
+        header.contains("sampling ≥1.4%  probes ≥2.1%  switch stacks paused 42.0%"),
+        "{header}"
+    );
+    let narrow = text(&draw(&d, 80, 24));
+    let header = narrow.lines().next().unwrap();
+    assert!(
+        header.contains("sampling ≥1.4%  probes ≥2.1%") && !header.contains("paused"),
+        "{header}"
+    );
+    // Not paused: not said.
+    let header = text(&draw(&dashboard(), 160, 48));
+    assert!(!header.contains("switch stacks"), "{header}");
+}
+
 #[test]
 fn empty_dashboard_draws_at_every_size() {
     let d = Dashboard::new();
