@@ -445,6 +445,7 @@ pub fn record_with_ticks(
         let mut exited = false;
         sampler
             .drain(|r| exited |= handle_record(&mut converter, &mut prober, &mut switches, pid, r));
+        switches.drained(&mut converter);
         if let Some(p) = &mut prober {
             let now = monotonic_ns();
             p.scan_modules(converter.address_space(), now);
@@ -487,7 +488,6 @@ pub fn record_with_ticks(
             last_tick = Instant::now();
             converter.profile_mut().duration_s = start.elapsed().as_secs_f64();
             converter.profile_mut().seam_cpu_s = process_cpu_seconds() - cpu_start;
-            switches.forget_exited(&mut converter, TICK);
             let taken = Some((converter.profile().samples(), switches.taken));
             let mut sampling = sampling_overhead(options, ns_per_sample, taken);
             sampling.switch_stacks_paused = valve.paused_share(start.elapsed());
@@ -627,20 +627,27 @@ struct Switches {
     out: HashMap<u32, (u64, bool)>,
     /// A switch-in record read before its switch-out.
     early_in: HashMap<u32, u64>,
-    /// Threads that exited, and when their exit was read: their state is
-    /// forgotten once every ring has been read past it ([`Switches::forget_exited`]).
-    exited: Vec<(u32, Instant)>,
+    /// Threads that exited, and the drain in which their exit was read: their
+    /// state is forgotten once every ring has been read past it
+    /// ([`Switches::drained`]).
+    exited: Vec<(u32, u64)>,
+    /// Full drains of the rings so far.
+    drains: u64,
 }
 
 impl Switches {
-    /// Forgets the threads whose exit was read more than `after` ago (a
-    /// record of theirs from another CPU's ring may be read after the exit),
-    /// here and in `converter`: a program that starts a thread per request
-    /// would otherwise grow seam's state by a thread's worth for each.
-    fn forget_exited(&mut self, converter: &mut Converter, after: Duration) {
-        let now = Instant::now();
-        self.exited.retain(|&(tid, at)| {
-            if now.duration_since(at) < after {
+    /// After each full drain of the rings: forgets the threads whose exit was
+    /// read in the drain before this one, here and in `converter`. A record
+    /// of theirs written before the exit, on another CPU's ring, may be read
+    /// after it in the same drain or in the next, which reads every ring up to
+    /// where the kernel had written when it began; none comes later. A
+    /// program that starts a thread per request would otherwise grow seam's
+    /// state by a thread's worth for each.
+    fn drained(&mut self, converter: &mut Converter) {
+        self.drains += 1;
+        let drains = self.drains;
+        self.exited.retain(|&(tid, read_in)| {
+            if drains < read_in + 2 {
                 return true;
             }
             self.stack.remove(&tid);
@@ -829,7 +836,7 @@ fn handle_record(
         }
         EventRecord::Exit(e) => {
             if e.pid as u32 == pid && e.tid as u32 != pid {
-                switches.exited.push((e.tid as u32, Instant::now()));
+                switches.exited.push((e.tid as u32, switches.drains));
             }
             return e.pid as u32 == pid && e.tid as u32 == pid;
         }
@@ -885,13 +892,19 @@ mod tests {
         // Thread 7 switched out and exited; thread 8's switch-in came first.
         switches.switched_out(&mut converter, 7, 1_000, false);
         switches.switched_in(&mut converter, 8, 2_000);
-        let long_ago = Instant::now() - Duration::from_secs(2);
-        switches.exited = vec![(7, long_ago), (8, long_ago), (9, Instant::now())];
-        switches.forget_exited(&mut converter, TICK);
+        // Their exits read in the first drain; thread 9's in the second.
+        switches.exited = vec![(7, 0), (8, 0)];
+        switches.drained(&mut converter);
+        // A ring read before theirs in that drain may hold more of theirs.
+        assert_eq!(switches.out.len(), 1);
+        assert_eq!(switches.early_in.len(), 1);
+        switches.exited.push((9, 1));
+        switches.drained(&mut converter);
         assert!(switches.out.is_empty() && switches.early_in.is_empty());
-        // Read just now: another ring may still hold a record of thread 9.
-        assert_eq!(switches.exited.len(), 1);
-        assert_eq!(switches.exited[0].0, 9);
+        // Read in the drain just ended: the next may still hold a record of thread 9.
+        assert_eq!(switches.exited, vec![(9, 1)]);
+        switches.drained(&mut converter);
+        assert!(switches.exited.is_empty());
     }
 
     #[test]
