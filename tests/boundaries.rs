@@ -1071,6 +1071,75 @@ fn a_script_over_real_pypi_packages_records_and_ends_promptly() {
     sampled_into_rust_through_pyo3(&summary);
 }
 
+/// Records `samples/pypkgs/SCRIPT --seconds SECONDS` at 999 Hz, once the
+/// `packages` it needs are there.
+fn record_pypkgs_loop(
+    script: &str,
+    packages: &[&str],
+    seconds: &str,
+) -> (tempfile::TempDir, Value) {
+    needs_packages(packages);
+    let script = repo().join("samples/pypkgs").join(script);
+    record(&[
+        "--rate".into(),
+        "999".into(),
+        "--".into(),
+        "python3".into(),
+        script.display().to_string(),
+        "--seconds".into(),
+        seconds.into(),
+    ])
+}
+
+/// rpds-py (samples/pypkgs/rpdsloop.py): PyO3's macros generate each
+/// method's trampoline in the crate (`rpds::<impl pyo3::..PyMethods<..> for
+/// ..>::py_methods::ITEMS::trampoline`), the first frame below the
+/// interpreter on every call. seam took it for the crate's own Rust, and the
+/// calls for a C extension's with no glue: 115 of 122 samples of a script's
+/// `python -> rust cext` boundary were rpds-py's `insert`. They are PyO3
+/// crossings, their trampolines glue.
+#[test]
+fn a_pyo3_class_method_is_a_pyo3_crossing_through_its_glue() {
+    let Some(_one) = prepare("a_pyo3_class_method_is_a_pyo3_crossing_through_its_glue") else {
+        return;
+    };
+    let (dir, summary) = record_pypkgs_loop("rpdsloop.py", &["rpds"], "2");
+    let found = boundaries(&summary);
+    let samples = |mechanism: &str| {
+        found
+            .get(&("python".into(), "rust".into(), mechanism.into()))
+            .map_or(0, |b| b["samples"].as_u64().unwrap())
+    };
+    let (pyo3, cext) = (samples("pyo3"), samples("cext"));
+    assert!(
+        pyo3 > 200 && cext * 50 <= pyo3,
+        "python -> rust: {pyo3} samples through pyo3, {cext} as a C extension: {:?}",
+        found.keys()
+    );
+    let b = &found[&("python".into(), "rust".into(), "pyo3".into())];
+    let glue = b["glue_samples"].as_u64().unwrap();
+    // 135 of 1,931 (the method's own work, its hashing and allocating, is
+    // the rest); none before, as a C extension's call.
+    assert!(glue >= 20, "{glue} of {pyo3} samples in PyO3's glue: {b}");
+    let folded = std::fs::read_to_string(dir.path().join("stacks.folded")).unwrap();
+    let (mut glue_frames, mut other) = (0, Vec::new());
+    for frame in folded
+        .lines()
+        .flat_map(|l| l.split(';'))
+        .filter(|f| f.contains("py_methods::ITEMS::trampoline"))
+    {
+        if frame.starts_with("glue:") {
+            glue_frames += 1;
+        } else {
+            other.push(frame.to_string());
+        }
+    }
+    assert!(
+        glue_frames > 0 && other.is_empty(),
+        "the method trampolines: {glue_frames} as glue, and {other:?}"
+    );
+}
+
 /// polars (samples/pypkgs/polarsloop.py): a 177 MB Rust module with 300,000
 /// symbols, imported while seam records, and a thread pool sampled on every
 /// core. seam demangled every symbol of a module it scanned for probe sites,
@@ -1081,18 +1150,8 @@ fn a_large_rust_module_loads_without_losing_samples() {
     let Some(_one) = prepare("a_large_rust_module_loads_without_losing_samples") else {
         return;
     };
-    needs_packages(&["polars"]);
-    let script = repo().join("samples/pypkgs/polarsloop.py");
-    // The rate at which the rings overflowed while polars loaded.
-    let (_dir, summary) = record(&[
-        "--rate".into(),
-        "999".into(),
-        "--".into(),
-        "python3".into(),
-        script.display().to_string(),
-        "--seconds".into(),
-        "2.5".into(),
-    ]);
+    // At 999 Hz, the rate at which the rings overflowed while polars loaded.
+    let (_dir, summary) = record_pypkgs_loop("polarsloop.py", &["polars"], "2.5");
     let samples = summary["samples"].as_f64().unwrap();
     let lost = summary["lost_detail"]["kernel"].as_f64().unwrap();
     assert!(samples > 1000.0, "{samples} samples");

@@ -42,6 +42,14 @@ pub const GLUE: &[(Match, &str)] = &[
     (Match::NamePrefix("pyo3::"), "PyO3"),
     (Match::NamePrefix("<pyo3::"), "PyO3"),
     (Match::NameContains("drop_in_place<pyo3::"), "PyO3"),
+    // What PyO3's macros generate in the crate, named as impls of its
+    // traits: a class's method table and its trampolines (the legacy
+    // demangling says `rpds::<impl pyo3::impl_::pyclass::PyMethods<T> for
+    // ..>::py_methods::ITEMS::trampoline`, the first frame of every call of
+    // rpds-py's methods), and the conversions of arguments and results
+    // (`<X as pyo3::conversion::FromPyObject>::extract`).
+    (Match::NameContains("<impl pyo3::"), "PyO3"),
+    (Match::NameContains(" as pyo3::"), "PyO3"),
     (Match::NameContains("::__pyfunction_"), "PyO3 wrapper"),
     (Match::NameContains("::__pymethod_"), "PyO3 wrapper"),
     // cgo, both directions.
@@ -199,6 +207,22 @@ mod tests {
             (
                 "ffib_pyo3::__pyfunction_noop",
                 Some("ffib_pyo3.abi3.so"),
+                Some(Rust),
+                false,
+                Runtime::Glue,
+            ),
+            (
+                "rpds::<impl pyo3::impl_::pyclass::PyMethods<rpds::HashTrieMapPy> for \
+                 pyo3::impl_::pyclass::PyClassImplCollector<rpds::HashTrieMapPy>>::py_methods::\
+                 ITEMS::trampoline",
+                Some("rpds.cpython-311-x86_64-linux-gnu.so"),
+                Some(Rust),
+                false,
+                Runtime::Glue,
+            ),
+            (
+                "<tokenizers::tokenizer::TextEncodeInput as pyo3::conversion::FromPyObject>::extract",
+                Some("tokenizers.abi3.so"),
                 Some(Rust),
                 false,
                 Runtime::Glue,

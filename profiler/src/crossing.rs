@@ -30,7 +30,6 @@ const MECHANISM_BY_GLUE: &[(&str, Mechanism)] = &[
     ("cdata_call", Mechanism::CffiAbi),
     ("cffistatic_ffi_call", Mechanism::CffiAbi),
     ("_cffi_f_", Mechanism::CffiApi),
-    ("pyo3::impl_::trampoline::", Mechanism::Pyo3),
     ("crosscall2", Mechanism::CgoExport),
     // Before `runtime.cgocall`, which is a prefix of it.
     ("runtime.cgocallback", Mechanism::CgoExport),
@@ -139,10 +138,23 @@ pub fn find_crossings(frames: &[Frame]) -> Vec<Crossing> {
     out
 }
 
+/// A PyO3 entry trampoline: PyO3's own (`pyo3::impl_::trampoline::*`), or
+/// one its macros generate in the crate for a class's methods (legacy
+/// demangling: `rpds::<impl pyo3::impl_::pyclass::PyMethods<T> for
+/// ..>::py_methods::ITEMS::trampoline`; v0: `<.. as pyo3::..>::..::trampoline`).
+pub fn is_pyo3_trampoline(name: &str) -> bool {
+    name.starts_with("pyo3::impl_::trampoline::")
+        || (name.ends_with("::trampoline")
+            && (name.contains("<impl pyo3::") || name.contains(" as pyo3::")))
+}
+
 fn mechanism_of_glue(glue: &[Frame]) -> Option<Mechanism> {
     glue.iter()
         .filter(|g| g.runtime == Runtime::Glue)
         .find_map(|g| {
+            if is_pyo3_trampoline(&g.name) {
+                return Some(Mechanism::Pyo3);
+            }
             MECHANISM_BY_GLUE
                 .iter()
                 .find(|(p, _)| g.name.starts_with(p))
@@ -174,10 +186,7 @@ pub fn pending_mechanism(caller: &Frame, glue: &[Frame]) -> Option<Mechanism> {
 /// callback path (`crosscall2`, `runtime.cgocallback*`, `runtime.needm`) only
 /// ever leads into Go, PyO3's trampolines only into Rust.
 pub fn pending_callee(glue: &[Frame]) -> Runtime {
-    if glue
-        .iter()
-        .any(|g| g.name.starts_with("pyo3::impl_::trampoline::"))
-    {
+    if glue.iter().any(|g| is_pyo3_trampoline(&g.name)) {
         return Runtime::Rust;
     }
     const INTO_GO: &[&str] = &[
@@ -314,6 +323,31 @@ mod tests {
             (found[0].mechanism, found[0].callee_at),
             (Mechanism::Pyo3, 4)
         );
+        // A class's method, through the trampoline PyO3's macros generate in
+        // the crate (rpds-py's `HashTrieMap.insert`, with the inner trampoline
+        // inlined), and its argument's conversion.
+        let method = [
+            py("f"),
+            f(
+                Glue,
+                "rpds::<impl pyo3::impl_::pyclass::PyMethods<rpds::HashTrieMapPy> for \
+                 pyo3::impl_::pyclass::PyClassImplCollector<rpds::HashTrieMapPy>>::py_methods::\
+                 ITEMS::trampoline",
+            ),
+            f(Glue, "rpds::HashTrieMapPy::__pymethod_insert__"),
+            f(
+                Glue,
+                "<rpds::Key as pyo3::conversion::FromPyObject>::extract",
+            ),
+            f(Rust, "rpds::HashTrieMapPy::insert"),
+        ];
+        let found = find_crossings(&method);
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            (found[0].mechanism, found[0].callee, found[0].callee_at),
+            (Mechanism::Pyo3, Rust, 4)
+        );
+        assert_eq!(pending_callee(&method[1..2]), Rust);
         // cgo: Go's runtime under the cgo path is glue; the callee's is not.
         let cgo = [
             f(Go, "main.loop"),

@@ -2298,11 +2298,18 @@ fn extension_methods(object: &ObjectInfo) -> Vec<StaticSite> {
             let name = symbols
                 .binary_search_by_key(&svma, |s| s.svma)
                 .map_or(method, |i| symbols[i].display());
+            // A PyO3 module's functions are its trampolines (jiter's
+            // `from_json`), which the samples call PyO3 crossings too.
+            let mechanism = if crate::crossing::is_pyo3_trampoline(&name) {
+                Mechanism::Pyo3
+            } else {
+                Mechanism::Cext
+            };
             StaticSite {
                 symbol: name.clone(),
                 function: name,
                 svma,
-                key: (Runtime::Python, callee, Mechanism::Cext),
+                key: (Runtime::Python, callee, mechanism),
                 dispatch: false,
             }
         })
