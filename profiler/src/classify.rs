@@ -118,17 +118,71 @@ pub fn classify_native(f: &NativeFacts) -> Runtime {
     }
 }
 
-/// A demangled Rust path such as `core::ptr::drop_in_place<T>` or `<a::B as c::D>::f`.
+/// A demangled Rust path such as `core::ptr::drop_in_place<T>` or `<a::B as c::D>::f`,
+/// not C++'s standard library, whose names start with `std::` too.
 pub(crate) fn is_rust_path(name: &str) -> bool {
     const RUST_ROOTS: &[&str] = &[
         "core::", "alloc::", "std::", "<core::", "<alloc::", "<std::",
     ];
-    RUST_ROOTS.iter().any(|r| name.starts_with(r))
+    RUST_ROOTS.iter().any(|r| name.starts_with(r)) && !is_cpp_name(name)
+}
+
+/// A demangled C++ function name: it ends with its parameter list
+/// (`std::_Sp_counted_base<..>::_M_release()`, `std::vector<int>::size() const`,
+/// after any ` [clone .lto_priv.0]`), or names the C++ library's own
+/// reserved identifiers (`std::__cxx11::`, `std::_Rb_tree<..>`). A Rust path
+/// ends with a name, a `>` or a `}` (`core::ptr::drop_in_place<(u8, u8)>`).
+fn is_cpp_name(name: &str) -> bool {
+    let mut rest = name.trim_end();
+    while let Some(cut) = rest.strip_suffix(']').and_then(|r| r.rfind(" [clone ")) {
+        rest = &rest[..cut];
+    }
+    for qualifier in [" const", " volatile", " &&", " &", " noexcept"] {
+        rest = rest.strip_suffix(qualifier).unwrap_or(rest);
+    }
+    let reserved = |after: &str| {
+        let mut c = after.chars();
+        c.next() == Some('_') && c.next().is_some_and(|n| n == '_' || n.is_ascii_uppercase())
+    };
+    rest.ends_with(')')
+        || name.strip_prefix("std::").is_some_and(reserved)
+        || name.strip_prefix("<std::").is_some_and(reserved)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpp_standard_library_is_not_rust() {
+        for cpp in [
+            "std::_Sp_counted_base<(__gnu_cxx::_Lock_policy)2>::_M_release() [clone .localalias] [clone .lto_priv.0]",
+            "std::vector<int, std::allocator<int> >::size() const",
+            "std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> >::_M_dispose",
+            "std::_Rb_tree_increment",
+            "std::thread::_State_impl<std::thread::_Invoker<std::tuple<void (*)()> > >::_M_run()",
+            "std::condition_variable::wait(std::unique_lock<std::mutex>&)",
+        ] {
+            assert!(!is_rust_path(cpp), "{cpp}");
+        }
+        for rust in [
+            "std::sys::pal::unix::thread::Thread::new::thread_start",
+            "core::ptr::drop_in_place<(alloc::string::String, u32)>",
+            "std::rt::lang_start::{{closure}}",
+            "<alloc::vec::Vec<T> as core::ops::drop::Drop>::drop",
+            "<std::io::stdio::Stdout as std::io::Write>::write_fmt",
+            "std::panicking::try::do_call",
+        ] {
+            assert!(is_rust_path(rust), "{rust}");
+        }
+        let facts = NativeFacts {
+            name: "std::_Sp_counted_base<(__gnu_cxx::_Lock_policy)2>::_M_release()",
+            module: Some("libarrow.so.2200"),
+            language: Some(Language::C),
+            go: false,
+        };
+        assert_eq!(classify_native(&facts), Runtime::C);
+    }
 
     #[test]
     fn table() {
