@@ -566,6 +566,23 @@ fn attach_to_a_running_chain() {
     check_complete(&summary, "chain, attached with --pid");
     check_chain_rust_stack(&summary);
     assert_eq!(summary["target"]["pid"], sample.pid);
+    // Threads are named as the kernel names them: those already there at
+    // the attach, and those started since (Go's), were all unnamed.
+    let threads = summary["threads"].as_array().unwrap();
+    let mut named = 0;
+    for t in threads.iter().filter(|t| t["samples"].as_u64() > Some(0)) {
+        let tid = t["tid"].as_u64().unwrap();
+        let Ok(comm) = std::fs::read_to_string(format!("/proc/{}/task/{tid}/comm", sample.pid))
+        else {
+            continue;
+        };
+        assert_eq!(t["name"], comm.trim_end(), "thread {tid}: {threads:?}");
+        named += 1;
+    }
+    assert!(
+        named >= 4,
+        "{named} sampled threads still running: {threads:?}"
+    );
     // Attaching must not harm the target: it is still running.
     assert!(
         std::path::Path::new(&format!("/proc/{}", sample.pid)).exists(),

@@ -633,6 +633,8 @@ struct Switches {
     exited: Vec<(u32, u64)>,
     /// Full drains of the rings so far.
     drains: u64,
+    /// Threads whose name was looked for in /proc (see [`Switches::name_thread`]).
+    named: HashSet<u32>,
 }
 
 impl Switches {
@@ -653,9 +655,28 @@ impl Switches {
             self.stack.remove(&tid);
             self.out.remove(&tid);
             self.early_in.remove(&tid);
+            self.named.remove(&tid);
             converter.thread_exited(tid);
             false
         });
+    }
+
+    /// Names a sampled thread that has no name yet, from /proc, once: the
+    /// kernel says a thread's name only when it sets it (a comm record), not
+    /// when it inherits it at its creation nor for the threads already there
+    /// when seam attached, which were all shown unnamed.
+    fn name_thread(&mut self, converter: &mut Converter, pid: u32, tid: u32) {
+        let unnamed = converter
+            .profile()
+            .threads
+            .get(&tid)
+            .is_some_and(|t| t.name.is_empty());
+        if !unnamed || !self.named.insert(tid) {
+            return;
+        }
+        if let Ok(name) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")) {
+            converter.handle_comm(pid, tid, name.trim_end_matches('\n'));
+        }
     }
 
     fn switched_out(&mut self, converter: &mut Converter, tid: u32, t: u64, preempted: bool) {
@@ -773,6 +794,7 @@ fn handle_record(
             };
             if !is_switch {
                 converter.handle_sample(&event);
+                switches.name_thread(converter, pid, tid as u32);
             } else if let (Some(t), Some(out)) = (s.timestamp, converter.handle_switch_out(&event))
             {
                 switches.stack.insert(tid as u32, (out, t, place));
