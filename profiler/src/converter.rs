@@ -422,10 +422,10 @@ impl Converter {
         if eval_frames > 0 {
             self.python_threads.insert(s.tid);
             match early_python.unwrap_or_else(|| self.python_stack(s.tid, regs.sp, s.stack)) {
-                Some(frames) => python = frames,
-                None => {
+                Ok(frames) => python = frames,
+                Err(why) => {
                     complete = false;
-                    self.profile.note_problem("python frames unreadable");
+                    self.profile.note_problem(why);
                 }
             }
         } else {
@@ -524,9 +524,17 @@ impl Converter {
     }
 
     /// The Python frames of thread `tid`, read through the sample's stack
-    /// copy (`stack`, from `sp`) where it holds them (see [`WithStackCopy`]).
-    fn python_stack(&mut self, tid: u32, sp: u64, stack: &[u8]) -> Option<Vec<PyFrame>> {
-        let live = self.memory?;
+    /// copy (`stack`, from `sp`) where it holds them (see [`WithStackCopy`]),
+    /// or why they could not be read, as the problem to note.
+    fn python_stack(
+        &mut self,
+        tid: u32,
+        sp: u64,
+        stack: &[u8],
+    ) -> Result<Vec<PyFrame>, &'static str> {
+        const NO_INTERPRETER: &str =
+            "python frames unreadable: no interpreter found in the process";
+        let live = self.memory.ok_or(NO_INTERPRETER)?;
         let memory = WithStackCopy {
             base: sp,
             copy: stack,
@@ -534,7 +542,7 @@ impl Converter {
         };
         if let PythonState::NotYetFound { last_try } = &self.python {
             if last_try.is_some_and(|t| t.elapsed() < PYTHON_RETRY) {
-                return None;
+                return Err(NO_INTERPRETER);
             }
             let maps =
                 std::fs::read_to_string(format!("/proc/{}/maps", self.pid)).unwrap_or_default();
@@ -546,9 +554,13 @@ impl Converter {
                 Err(e) => PythonState::Unsupported(e.to_string()),
             };
         }
-        match &mut self.python {
-            PythonState::Found(p) => p.stack(&memory, tid).ok().flatten(),
-            _ => None,
+        let PythonState::Found(p) = &mut self.python else {
+            return Err(NO_INTERPRETER);
+        };
+        match p.stack(&memory, tid) {
+            Ok(Some(frames)) => Ok(frames),
+            Ok(None) => Err("python frames unreadable: no thread state for this thread"),
+            Err(e) => Err(unreadable_python(&e)),
         }
     }
 
@@ -864,6 +876,22 @@ fn probe_candidate(root_first: &[Frame], c: &Crossing) -> Option<(String, String
     Some((module, frame.name.clone()))
 }
 
+/// Why a thread's Python frames could not be read, as the problem to note.
+fn unreadable_python(e: &crate::Error) -> &'static str {
+    match e {
+        // What the walk found inconsistent: the frames it read from the live
+        // thread changed under it.
+        crate::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::InvalidData => {
+            "python frames unreadable: they changed while being read"
+        }
+        crate::Error::PermissionDenied { .. } => {
+            "python frames unreadable: no permission to read the process's memory"
+        }
+        // Memory no longer mapped: the thread had returned from them.
+        _ => "python frames unreadable: their memory was gone (the thread had moved on)",
+    }
+}
+
 /// The C function that calls `crosscall2` is the wrapper cgo generates for an
 /// `//export`ed Go function: glue, whatever its name (DESIGN.md).
 fn mark_export_wrappers(leaf_first: &mut [Frame]) {
@@ -953,6 +981,33 @@ mod tests {
             line: Some(1),
             ends_eval_run: ends,
         }
+    }
+
+    /// The problem says why: a frame that changed while being read, memory
+    /// unmapped since the sample, or no permission.
+    #[test]
+    fn unreadable_python_frames_say_why() {
+        let changed = crate::Error::io(
+            "reading",
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "f_code is not a code object",
+            ),
+            Some(1),
+        );
+        assert!(unreadable_python(&changed).ends_with("they changed while being read"));
+        let gone = crate::Error::io(
+            "reading",
+            std::io::Error::from_raw_os_error(libc::EFAULT),
+            Some(1),
+        );
+        assert!(unreadable_python(&gone).contains("memory was gone"));
+        let denied = crate::Error::io(
+            "reading",
+            std::io::Error::from_raw_os_error(libc::EPERM),
+            Some(1),
+        );
+        assert!(unreadable_python(&denied).contains("no permission"));
     }
 
     #[test]
