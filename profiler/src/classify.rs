@@ -108,6 +108,11 @@ pub fn classify_native(f: &NativeFacts) -> Runtime {
     if is_rust_path(f.name) {
         return Runtime::Rust;
     }
+    // C++ linked into a Rust crate (tokenizers' suffix arrays) is C++, which
+    // seam counts as C, whatever the module's language.
+    if is_cpp_name(f.name) {
+        return Runtime::C;
+    }
     match f.language {
         Some(Language::Rust) => Runtime::Rust,
         // The interpreter's own code counts as Python (DESIGN.md: the eval loop is not glue).
@@ -182,6 +187,13 @@ mod tests {
             go: false,
         };
         assert_eq!(classify_native(&facts), Runtime::C);
+        let in_rust = NativeFacts {
+            name: "esaxx_rs::esaxx_int(int const*, int*, int*, int*, int*, int, int, int&)",
+            module: Some("tokenizers.abi3.so"),
+            language: Some(Language::Rust),
+            go: false,
+        };
+        assert_eq!(classify_native(&in_rust), Runtime::C);
     }
 
     #[test]

@@ -46,6 +46,9 @@ const SYSTEM_LIBRARIES: &[&str] = &[
     "libpthread",
     "libgcc_s",
     "libdl.so",
+    // C++'s runtime (its streams' static initialisation, its allocator).
+    "libstdc++",
+    "libc++",
     "[vdso]",
 ];
 
@@ -258,6 +261,22 @@ mod tests {
             .iter()
             .map(|c| (c.caller, c.callee, c.mechanism.as_str()))
             .collect()
+    }
+
+    /// C++'s runtime is every C++ program's own, like libc: a static
+    /// initialiser of C++ linked into a Rust crate calling it crosses nothing.
+    #[test]
+    fn a_call_into_cpps_runtime_is_no_crossing() {
+        use Runtime::*;
+        let lib = |name: &str, module: &str, rt| Frame {
+            module: Some(module.into()),
+            ..Frame::new(name, rt)
+        };
+        let stack = [
+            lib("_GLOBAL__sub_I_esaxx.cpp", "tokenizers.abi3.so", Rust),
+            lib("std::ios_base::Init::Init()", "libstdc++.so.6", C),
+        ];
+        assert_eq!(crossings(&stack), []);
     }
 
     #[test]
