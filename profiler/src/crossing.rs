@@ -256,6 +256,14 @@ mod tests {
         }
     }
 
+    /// A frame of `runtime` in the library `module`.
+    fn lib(name: &str, module: &str, runtime: Runtime) -> Frame {
+        Frame {
+            module: Some(module.into()),
+            ..Frame::new(name, runtime)
+        }
+    }
+
     fn crossings(frames: &[Frame]) -> Vec<(Runtime, Runtime, &'static str)> {
         find_crossings(frames)
             .iter()
@@ -268,10 +276,6 @@ mod tests {
     #[test]
     fn a_call_into_cpps_runtime_is_no_crossing() {
         use Runtime::*;
-        let lib = |name: &str, module: &str, rt| Frame {
-            module: Some(module.into()),
-            ..Frame::new(name, rt)
-        };
         let stack = [
             lib("_GLOBAL__sub_I_esaxx.cpp", "tokenizers.abi3.so", Rust),
             lib("std::ios_base::Init::Init()", "libstdc++.so.6", C),
@@ -309,10 +313,6 @@ mod tests {
     #[test]
     fn support_code_called_from_glue_is_glue() {
         use Runtime::*;
-        let lib = |name: &str, module: &str, rt| Frame {
-            module: Some(module.into()),
-            ..Frame::new(name, rt)
-        };
         let stack = [
             py("f"),
             f(Glue, "_PyObject_MakeTpCall"),
