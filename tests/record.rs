@@ -647,6 +647,64 @@ fn ready_pid(line: &str) -> Option<u32> {
         .ok()
 }
 
+/// A target that starts processes (multiprocessing's workers, a
+/// subprocess) is told of them: seam records one process, and a script whose
+/// work ran in its pool's workers read as an idle parent, with nothing said.
+#[test]
+fn processes_the_target_starts_are_named_as_not_recorded() {
+    if !privileged("processes_the_target_starts_are_named_as_not_recorded") {
+        return;
+    }
+    let _one_at_a_time = exclusive();
+    let out = tempfile::tempdir().unwrap();
+    let pids = out.path().join("pids");
+    let script = format!(
+        "import subprocess, sys\n\
+         children = [subprocess.Popen([sys.executable, '-c', 'sum(range(3000000))']) for _ in range(2)]\n\
+         [c.wait() for c in children]\n\
+         open({:?}, 'w').write(' '.join(str(c.pid) for c in children))\n",
+        pids.display().to_string()
+    );
+    // The interpreter itself, not a wrapper that starts processes of its own
+    // before it runs it (pyenv's shim: seven).
+    let python = std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .unwrap();
+    let python = String::from_utf8(python.stdout).unwrap();
+    let output = seam()
+        .args(["record", "--crossings", "off", "--format", "json", "-o"])
+        .arg(out.path())
+        .args(["--", python.trim(), "-c", &script])
+        .output()
+        .expect("running seam");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let mut started: Vec<u64> = std::fs::read_to_string(&pids)
+        .unwrap()
+        .split(' ')
+        .map(|p| p.parse().unwrap())
+        .collect();
+    let summary = read_json(&out.path().join("summary.json"));
+    let children = &summary["child_processes"];
+    assert_eq!(children["count"], 2, "{children}");
+    // In the order their records were read (each CPU's ring in turn).
+    let mut listed: Vec<u64> = children["pids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_u64().unwrap())
+        .collect();
+    let warning = format!(
+        "seam: warning: the target started 2 processes (pid {}, {}), not recorded",
+        listed[0], listed[1]
+    );
+    assert!(stderr.contains(&warning), "{stderr}");
+    listed.sort();
+    started.sort();
+    assert_eq!(listed, started, "{children}");
+}
+
 /// A command seam launched does not outlive the recording: it is ended when
 /// `--duration` is over, and when seam itself is told to stop (SIGTERM), as
 /// `perf record` ends its workload.

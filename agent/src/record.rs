@@ -14,7 +14,7 @@ pub use seam_profiler::probes::DEFAULT_BUDGET;
 use seam_profiler::probes::{ProbeOptions, Prober, ThreadSamples, Tick, Votes};
 use seam_profiler::unwind::Regs;
 use seam_profiler::Error;
-use seam_proto::{Profile, SamplingOverhead};
+use seam_proto::{ChildProcesses, Profile, SamplingOverhead};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -541,6 +541,9 @@ pub fn record_with_ticks(
         warnings.push(over_budget_warning(&sampling, options.frequency_hz));
     }
     converter.profile_mut().sampling_overhead = Some(sampling);
+    warnings.extend(child_processes_warning(
+        &converter.profile().child_processes,
+    ));
     warnings.extend(converter.python_warning().map(str::to_string));
     warnings.extend(converter.unreadable_files());
     let mut profile = converter.into_profile();
@@ -554,6 +557,24 @@ pub fn record_with_ticks(
         warnings,
         seam_cpu_s: process_cpu_seconds() - cpu_start,
     })
+}
+
+/// What to tell a user whose target started processes: they were not recorded.
+pub fn child_processes_warning(children: &ChildProcesses) -> Option<String> {
+    let first = *children.pids.first()?;
+    let pids: Vec<String> = children.pids.iter().map(u32::to_string).collect();
+    let more = if children.count > children.pids.len() as u64 {
+        ", ..."
+    } else {
+        ""
+    };
+    Some(format!(
+        "the target started {} process{} (pid {}{more}), not recorded: seam records one process \
+         (`seam record --pid {first}` records one of them while it runs)",
+        children.count,
+        if children.count == 1 { "" } else { "es" },
+        pids.join(", "),
+    ))
 }
 
 /// What to tell a user whose budget sampling alone exceeds.
@@ -855,6 +876,12 @@ fn handle_record(
                 ),
                 ContextSwitchRecord::In { .. } => switches.switched_in(converter, tid, t),
             }
+        }
+        EventRecord::Fork(f) if f.ppid as u32 == pid && f.pid as u32 != pid => {
+            converter
+                .profile_mut()
+                .child_processes
+                .started(f.pid as u32);
         }
         EventRecord::Exit(e) => {
             if e.pid as u32 == pid && e.tid as u32 != pid {

@@ -2,8 +2,8 @@
 
 use crate::ExportError;
 use seam_proto::{
-    Boundary, CrossingsMethod, Frame, Lost, Mechanism, ProbeOverhead, Profile, Runtime,
-    SamplingOverhead, Switches, Target,
+    Boundary, ChildProcesses, CrossingsMethod, Frame, Lost, Mechanism, ProbeOverhead, Profile,
+    Runtime, SamplingOverhead, Switches, Target,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -70,6 +70,10 @@ pub struct Summary {
     /// Off-CPU time of the target's threads over the recording, ms, and their context switches.
     pub off_cpu_ms: f64,
     pub context_switches: u64,
+    /// Processes the target started while recorded (`count`, and the first
+    /// `pids`), which seam did not record.
+    #[serde(default)]
+    pub child_processes: ChildProcesses,
 }
 
 /// One boundary (caller runtime, callee runtime, mechanism) as the samples saw it.
@@ -381,6 +385,7 @@ pub fn summarize(profile: &Profile, top_stacks: usize) -> Summary {
         start_ns: profile.start_ns,
         off_cpu_ms: profile.off_cpu_ns.iter().sum::<u64>() as f64 / 1e6,
         context_switches: profile.switch_counts.iter().sum(),
+        child_processes: profile.child_processes.clone(),
     }
 }
 

@@ -32,5 +32,7 @@ pub mod wire;
 pub use boundary::{
     Boundary, CrossingsMethod, Mechanism, ProbeOverhead, SamplingOverhead, Switches,
 };
-pub use profile::{Frame, FrameHandle, Lost, Profile, Stack, StackHandle, Target, ThreadInfo};
+pub use profile::{
+    ChildProcesses, Frame, FrameHandle, Lost, Profile, Stack, StackHandle, Target, ThreadInfo,
+};
 pub use runtime::Runtime;

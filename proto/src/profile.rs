@@ -94,6 +94,25 @@ pub struct ThreadInfo {
     pub off_cpu_ns: BTreeMap<String, u64>,
 }
 
+/// Processes the target started: how many, and the first few pids.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChildProcesses {
+    pub count: u64,
+    pub pids: Vec<u32>,
+}
+
+impl ChildProcesses {
+    /// Pids kept (a shell script may start thousands of processes).
+    pub const PIDS_KEPT: usize = 16;
+
+    pub fn started(&mut self, pid: u32) {
+        self.count += 1;
+        if self.pids.len() < Self::PIDS_KEPT {
+            self.pids.push(pid);
+        }
+    }
+}
+
 /// A recorded profile: interned frames and stacks with their sample counts.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Profile {
@@ -131,6 +150,10 @@ pub struct Profile {
     /// What sampling cost the target.
     #[serde(default)]
     pub sampling_overhead: Option<SamplingOverhead>,
+    /// Processes the target started while recorded, which seam does not
+    /// record (it records one process).
+    #[serde(default)]
+    pub child_processes: ChildProcesses,
     #[serde(skip)]
     frame_index: FastMap<Frame, FrameHandle>,
     #[serde(skip)]
