@@ -1091,6 +1091,27 @@ fn record_pypkgs_loop(
     ])
 }
 
+/// Records `python3 samples/pypkgs/SCRIPT SCRIPT_ARGS --truth FILE` with
+/// `seam record SEAM_ARGS`, once the `packages` it needs are there: the
+/// summary and the truth.
+fn record_pypkgs_with_truth(
+    script: &str,
+    packages: &[&str],
+    seam_args: &[&str],
+    script_args: &[&str],
+) -> (Value, Value) {
+    needs_packages(packages);
+    let truth_dir = tempfile::tempdir().unwrap();
+    let truth_path = truth_dir.path().join("truth.json");
+    let script = repo().join("samples/pypkgs").join(script);
+    let mut args: Vec<String> = seam_args.iter().map(|a| a.to_string()).collect();
+    args.extend(["--".into(), "python3".into(), script.display().to_string()]);
+    args.extend(script_args.iter().map(|a| a.to_string()));
+    args.extend(["--truth".into(), truth_path.display().to_string()]);
+    let (_dir, summary) = record(&args);
+    (summary, read_json(&truth_path))
+}
+
 /// rpds-py (samples/pypkgs/rpdsloop.py): PyO3's macros generate each
 /// method's trampoline in the crate (`rpds::<impl pyo3::..PyMethods<..> for
 /// ..>::py_methods::ITEMS::trampoline`), the first frame below the
@@ -1140,6 +1161,49 @@ fn a_pyo3_class_method_is_a_pyo3_crossing_through_its_glue() {
     );
 }
 
+/// rpds-py's method trampolines all have one name (the class's
+/// `..::py_methods::ITEMS::trampoline`), so a sample cannot say which copy to
+/// probe, and its calls went uncounted: the boundary read only the maps
+/// released, half the truth. All copies of a class's trampoline are entries
+/// from Python, and are now probed together once a sample shows one: with
+/// every call counted (`--overhead-budget none`), the count after the
+/// warm-up is the truth's.
+#[test]
+fn a_pyo3_class_methods_calls_are_counted_exactly() {
+    let Some(_one) = prepare("a_pyo3_class_methods_calls_are_counted_exactly") else {
+        return;
+    };
+    let (summary, truth) = record_pypkgs_with_truth(
+        "rpdsloop.py",
+        &["rpds"],
+        &["--overhead-budget", "none"],
+        &["--warmup", "0.5", "--start-delay", "1", "--seconds", "1.5"],
+    );
+    let found = boundaries(&summary);
+    let b = &found[&("python".into(), "rust".into(), "pyo3".into())];
+    let inserts = truth["inserts"].as_u64().unwrap();
+    let warmup = truth["warmup_inserts"].as_u64().unwrap();
+    let (methods, counted) = b["functions"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(f, _)| f.contains("py_methods::ITEMS::trampoline"))
+        .fold((0, 0), |(n, c), (_, v)| (n + 1, c + v.as_u64().unwrap()));
+    // Counted from when a sample showed a method, during the warm-up, on.
+    assert!(
+        methods > 0 && (inserts..=inserts + warmup + warmup / 1000).contains(&counted),
+        "{counted} method calls counted of {inserts} (and {warmup} in the warm-up): {b}"
+    );
+    let want = truth["crossings"][0]["count"].as_u64().unwrap();
+    let got = b["crossings"].as_u64().unwrap();
+    eprintln!("rpds: {got} crossings counted, {want} after the warm-up, {counted} method calls");
+    assert!(
+        b["crossings_method"] == "exact" && got >= want && got <= want + 2 * warmup + warmup / 500,
+        "{got} crossings counted of {want} (and {} in the warm-up): {b}",
+        2 * warmup
+    );
+}
+
 /// polars (samples/pypkgs/polarsloop.py): a 177 MB Rust module with 300,000
 /// symbols, imported while seam records, and a thread pool sampled on every
 /// core. seam demangled every symbol of a module it scanned for probe sites,
@@ -1176,30 +1240,13 @@ fn a_go_library_from_pypi_is_sampled_and_counted_exactly() {
     let Some(_one) = prepare("a_go_library_from_pypi_is_sampled_and_counted_exactly") else {
         return;
     };
-    needs_packages(&["tls_client"]);
-    let truth_dir = tempfile::tempdir().unwrap();
-    let truth_path = truth_dir.path().join("truth.json");
-    let script = repo().join("samples/pypkgs/tlsloop.py");
     let rate = 99.0;
-    let (_dir, summary) = record(
-        &[
-            "--rate",
-            "99",
-            "--overhead-budget",
-            "none",
-            "--",
-            "python3",
-            &script.display().to_string(),
-            "--seconds",
-            "2",
-            "--start-delay",
-            "0.5",
-            "--truth",
-            &truth_path.display().to_string(),
-        ]
-        .map(String::from),
+    let (summary, truth) = record_pypkgs_with_truth(
+        "tlsloop.py",
+        &["tls_client"],
+        &["--rate", "99", "--overhead-budget", "none"],
+        &["--seconds", "2", "--start-delay", "0.5"],
     );
-    let truth = read_json(&truth_path);
     // Its own CPU time, all its threads (not the server's), in the loop: seam
     // takes more samples, with the script's start and the library's load.
     let cpu_s = truth["cpu_s"].as_f64().unwrap();

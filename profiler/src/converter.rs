@@ -3,7 +3,8 @@
 //! recorded fixtures both feed this converter.
 
 use crate::crossing::{
-    find_crossings, glue_mask, is_system, pending_callee, pending_mechanism, Crossing,
+    find_crossings, glue_mask, is_pyo3_trampoline, is_system, pending_callee, pending_mechanism,
+    Crossing,
 };
 use crate::fixture::FixtureCapture;
 use crate::memory::{ProcessMemory, ReadMemory, WithStackCopy};
@@ -855,9 +856,11 @@ fn off_cpu_cause(root_first: &[Frame]) -> &'static str {
 /// callee's first frame. Go code is never probed, nor is the interpreter.
 fn probe_candidate(root_first: &[Frame], c: &Crossing) -> Option<(String, String)> {
     let frame = match c.mechanism {
+        // The entry from Python: the rootmost trampoline, not the generic
+        // `pyo3::impl_::trampoline::trampoline` that every entry calls.
         Mechanism::Pyo3 => root_first[c.glue.clone()]
             .iter()
-            .find(|f| f.name.starts_with("pyo3::impl_::trampoline::"))?,
+            .find(|f| is_pyo3_trampoline(&f.name))?,
         Mechanism::CffiApi => root_first[c.glue.clone()]
             .iter()
             .find(|f| f.name.starts_with("_cffi_f_"))?,

@@ -27,6 +27,7 @@
 //! be single-stepped); seam measures that cost on itself at start, adds it up,
 //! and with a budget disarms the probes in duty cycles and extrapolates.
 
+use crate::crossing::is_pyo3_trampoline;
 use crate::gocount::CgoCounter;
 use crate::memory::ProcessMemory;
 use crate::modules::{AddressSpace, Language, ObjectInfo};
@@ -1186,7 +1187,25 @@ impl Prober {
             let found = named.first().copied();
             if named.len() > 1 {
                 // PyO3's trampolines: one copy per method, all of one name,
-                // and the frame does not say which.
+                // and the frame does not say which. A class's method
+                // trampolines (`..::py_methods::ITEMS::trampoline`) are all
+                // entries from Python into the crate: probed together, they
+                // count every call of the class's methods, under its name. A
+                // module with hundreds of them (cryptography's generic entry
+                // trampolines) is left to the samples.
+                if is_pyo3_trampoline(name) && named.len() <= MAX_EXTENSION_METHODS {
+                    for svma in named {
+                        let site = StaticSite {
+                            symbol: name.clone(),
+                            function: name.clone(),
+                            svma,
+                            key: *key,
+                            dispatch: false,
+                        };
+                        self.add_site(&object, &file, site, false);
+                    }
+                    continue;
+                }
                 self.failed.insert(
                     format!("{module}:{name}"),
                     "several functions have this name; counted from the samples only".into(),
@@ -2300,7 +2319,7 @@ fn extension_methods(object: &ObjectInfo) -> Vec<StaticSite> {
                 .map_or(method, |i| symbols[i].display());
             // A PyO3 module's functions are its trampolines (jiter's
             // `from_json`), which the samples call PyO3 crossings too.
-            let mechanism = if crate::crossing::is_pyo3_trampoline(&name) {
+            let mechanism = if is_pyo3_trampoline(&name) {
                 Mechanism::Pyo3
             } else {
                 Mechanism::Cext
