@@ -195,7 +195,10 @@ struct TargetArgs {
 impl TargetArgs {
     fn into_options(self, stop: Arc<AtomicBool>) -> Result<RecordOptions> {
         let target = match (self.pid, self.command.is_empty()) {
-            (Some(pid), true) => TargetSpec::Pid(pid),
+            (Some(pid), true) => {
+                seam_agent::check_target_pid(pid)?;
+                TargetSpec::Pid(pid)
+            }
             (None, false) => TargetSpec::Command(self.command),
             _ => bail!("say what to record: --pid PID, or -- COMMAND ARGS..."),
         };

@@ -30,6 +30,56 @@ fn no_such_pid() {
     assert!(text.contains("no process with pid 2147483646"), "{text}");
 }
 
+/// A pid that cannot be recorded is refused at once, before seam measures
+/// anything, saying why: a kernel thread has no user space to sample (seam
+/// sat recording nothing until stopped), and a process that has exited is
+/// gone (seam measured for a second, said it was recording, then failed).
+#[test]
+fn a_pid_with_nothing_to_record_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let started = std::time::Instant::now();
+    // Pid 2 is the kernel's kthreadd.
+    // A duration, so that a seam that records it anyway ends.
+    let (code, text) = run_seam(&["record", "--pid", "2", "--duration", "1", "-o", out]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("pid 2 (kthreadd) is a kernel thread"),
+        "{text}"
+    );
+    let mut exited = std::process::Command::new("true").spawn().unwrap();
+    let pid = exited.id();
+    // Not waited for: a zombie until its parent (this test) reaps it.
+    let zombie = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+    };
+    while !zombie() {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let (code, text) = run_seam(&[
+        "record",
+        "--pid",
+        &pid.to_string(),
+        "--duration",
+        "1",
+        "-o",
+        out,
+    ]);
+    exited.wait().unwrap();
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(&format!("pid {pid} (true) has exited")),
+        "{text}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5) && !text.contains("recording"),
+        "{text}"
+    );
+}
+
 #[test]
 fn unknown_format_lists_the_formats() {
     let (code, text) = run_seam(&["record", "--format", "svg,png", "--", "true"]);

@@ -10,8 +10,8 @@ mod record;
 pub mod stream;
 
 pub use record::{
-    measure_sampling, monotonic_ns, over_budget_warning, rate_fitting_budget, record,
-    record_with_ticks, sampling_overhead, sampling_part, CrossingsMode, OffCpuMode, Progress,
-    RecordOptions, Recording, TargetSpec, DEFAULT_BUDGET, END_GRACE, TICK,
+    check_target_pid, measure_sampling, monotonic_ns, over_budget_warning, rate_fitting_budget,
+    record, record_with_ticks, sampling_overhead, sampling_part, CrossingsMode, OffCpuMode,
+    Progress, RecordOptions, Recording, TargetSpec, DEFAULT_BUDGET, END_GRACE, TICK,
 };
 pub use seam_profiler::Error;

@@ -615,6 +615,36 @@ fn list_threads(pid: u32) -> Option<Vec<u32>> {
     )
 }
 
+/// Whether `pid` is a process seam can record, said before anything is
+/// measured or opened: it exists, it is not a kernel thread (which has no
+/// user space to sample), it has not exited, and it is not seam itself.
+pub fn check_target_pid(pid: u32) -> Result<(), Error> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|_| Error::NoSuchProcess(pid))?;
+    // `pid (comm) state ppid pgrp session tty_nr tpgid flags ...`; the comm
+    // may hold spaces and parentheses.
+    let (head, rest) = stat.rsplit_once(')').ok_or(Error::NoSuchProcess(pid))?;
+    let comm = head.split_once('(').map_or("", |(_, c)| c);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    const PF_KTHREAD: u64 = 0x0020_0000;
+    let flags: u64 = fields.get(6).and_then(|f| f.parse().ok()).unwrap_or(0);
+    if flags & PF_KTHREAD != 0 {
+        return Err(Error::Unsupported(format!(
+            "pid {pid} ({comm}) is a kernel thread: seam records user-space processes \
+             (`perf record -g -p {pid}` samples a kernel thread)"
+        )));
+    }
+    if matches!(fields.first(), Some(&"Z") | Some(&"X")) {
+        return Err(Error::Unsupported(format!(
+            "pid {pid} ({comm}) has exited (its parent has not yet reaped it): nothing to record"
+        )));
+    }
+    if pid == std::process::id() {
+        return Err(Error::Unsupported("seam cannot record itself".into()));
+    }
+    Ok(())
+}
+
 fn read_cmdline(pid: u32) -> Option<Vec<String>> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     Some(
