@@ -665,17 +665,12 @@ fn processes_the_target_starts_are_named_as_not_recorded() {
          open({:?}, 'w').write(' '.join(str(c.pid) for c in children))\n",
         pids.display().to_string()
     );
-    // The interpreter itself, not a wrapper that starts processes of its own
-    // before it runs it (pyenv's shim: seven).
-    let python = std::process::Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .unwrap();
-    let python = String::from_utf8(python.stdout).unwrap();
+    // `python3` may be a wrapper that starts processes of its own before it
+    // runs the interpreter (pyenv's shim starts seven): not the target's.
     let output = seam()
         .args(["record", "--crossings", "off", "--format", "json", "-o"])
         .arg(out.path())
-        .args(["--", python.trim(), "-c", &script])
+        .args(["--", "python3", "-c", &script])
         .output()
         .expect("running seam");
     let stderr = String::from_utf8_lossy(&output.stderr);

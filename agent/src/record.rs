@@ -686,6 +686,49 @@ struct Switches {
     drains: u64,
     /// Threads whose name was looked for in /proc (see [`Switches::name_thread`]).
     named: HashSet<u32>,
+    children: ChildForks,
+}
+
+/// The processes the target started since its latest exec, as their fork
+/// records say: those the program before the exec started belong to a program
+/// no longer there (pyenv's `python3` shim starts seven before it runs the
+/// interpreter). Rings are read one CPU after another, so an exec can be read
+/// before a fork that came first: each is kept with its time.
+#[derive(Default)]
+struct ChildForks {
+    forks: Vec<(u32, u64)>,
+    exec_ns: u64,
+    /// Forks after the first [`ChildForks::KEPT`], counted without a time.
+    beyond: u64,
+}
+
+impl ChildForks {
+    const KEPT: usize = 4096;
+
+    fn forked(&mut self, pid: u32, time_ns: u64, profile: &mut Profile) {
+        if self.forks.len() < Self::KEPT {
+            self.forks.push((pid, time_ns));
+        } else {
+            self.beyond += 1;
+        }
+        self.publish(profile);
+    }
+
+    fn exec(&mut self, time_ns: u64, profile: &mut Profile) {
+        self.exec_ns = self.exec_ns.max(time_ns);
+        self.publish(profile);
+    }
+
+    fn publish(&self, profile: &mut Profile) {
+        let mut children = ChildProcesses::default();
+        for &(pid, t) in &self.forks {
+            if t >= self.exec_ns {
+                children.started(pid);
+            }
+        }
+        children.count += self.beyond;
+        profile.child_processes = children;
+    }
 }
 
 impl Switches {
@@ -882,6 +925,12 @@ fn handle_record(
             );
         }
         EventRecord::Comm(c) => {
+            if c.is_execve && c.pid as u32 == pid {
+                let t = raw.common_data().ok().and_then(|d| d.timestamp);
+                switches
+                    .children
+                    .exec(t.unwrap_or(0), converter.profile_mut());
+            }
             converter.handle_comm(
                 c.pid as u32,
                 c.tid as u32,
@@ -908,10 +957,9 @@ fn handle_record(
             }
         }
         EventRecord::Fork(f) if f.ppid as u32 == pid && f.pid as u32 != pid => {
-            converter
-                .profile_mut()
-                .child_processes
-                .started(f.pid as u32);
+            switches
+                .children
+                .forked(f.pid as u32, f.timestamp, converter.profile_mut());
         }
         EventRecord::Exit(e) => {
             if e.pid as u32 == pid && e.tid as u32 != pid {
@@ -962,6 +1010,21 @@ mod tests {
         o.crossings = crossings;
         o.rate_follows_budget = follows;
         o
+    }
+
+    /// The processes started before the target's latest exec are its
+    /// former program's, read before or after that exec.
+    #[test]
+    fn processes_started_before_the_exec_are_not_the_targets() {
+        let mut profile = Profile::default();
+        let mut children = ChildForks::default();
+        children.forked(10, 100, &mut profile);
+        children.exec(200, &mut profile);
+        // Read after the exec, from another CPU's ring, but forked before it.
+        children.forked(11, 150, &mut profile);
+        children.forked(12, 300, &mut profile);
+        assert_eq!(profile.child_processes.count, 1);
+        assert_eq!(profile.child_processes.pids, [12]);
     }
 
     #[test]
