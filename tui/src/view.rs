@@ -158,7 +158,10 @@ fn render_header(d: &Dashboard, area: Rect, buf: &mut Buffer) {
     let width = |spans: &[Span]| spans.iter().map(|s| s.width()).sum::<usize>();
     let pid_width = first[0].width() + first[1].width();
     let room = (area.width as usize).saturating_sub(pid_width + width(&flags));
-    if let Some(span) = paused.filter(|p| width(&costs) + p.width() <= room) {
+    // Said only where the target's whole command line fits too: the costs
+    // are drawn over the end of it.
+    let command_width = first[2].width();
+    if let Some(span) = paused.filter(|p| command_width + width(&costs) + p.width() <= room) {
         costs.push(span);
     }
     if width(&costs) <= room {

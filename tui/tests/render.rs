@@ -312,10 +312,13 @@ fn paused_switch_stacks_show_where_there_is_room() {
         header.contains("sampling ≥1.4%  probes ≥2.1%  switch stacks paused 42.0%"),
         "{header}"
     );
-    let narrow = text(&draw(&d, 80, 24));
+    // Where it would cut the target's command line short, not said.
+    let narrow = text(&draw(&d, 100, 24));
     let header = narrow.lines().next().unwrap();
     assert!(
-        header.contains("sampling ≥1.4%  probes ≥2.1%") && !header.contains("paused"),
+        header.contains("samples/run chain")
+            && header.contains("sampling ≥1.4%  probes ≥2.1%")
+            && !header.contains("paused"),
         "{header}"
     );
     // Not paused: not said.
