@@ -635,9 +635,19 @@ pub fn check_target_pid(pid: u32) -> Result<(), Error> {
         )));
     }
     if matches!(fields.first(), Some(&"Z") | Some(&"X")) {
-        return Err(Error::Unsupported(format!(
-            "pid {pid} ({comm}) has exited (its parent has not yet reaped it): nothing to record"
-        )));
+        // A leader that called `pthread_exit` is a zombie while its other
+        // threads run on; the kernel refuses events on it.
+        let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count());
+        return Err(Error::Unsupported(if threads > 1 {
+            format!(
+                "pid {pid} ({comm}): its main thread has exited while its other threads run \
+                 on, and seam cannot attach to such a process yet"
+            )
+        } else {
+            format!(
+                "pid {pid} ({comm}) has exited (its parent has not yet reaped it): nothing to record"
+            )
+        }));
     }
     if pid == std::process::id() {
         return Err(Error::Unsupported("seam cannot record itself".into()));
@@ -956,7 +966,9 @@ fn handle_record(
                 ContextSwitchRecord::In { .. } => switches.switched_in(converter, tid, t),
             }
         }
-        EventRecord::Fork(f) if f.ppid as u32 == pid && f.pid as u32 != pid => {
+        // A new process, not a thread of one (a kernel without
+        // `inherit_thread` lets a child's threads report their forks too).
+        EventRecord::Fork(f) if f.ppid as u32 == pid && f.pid as u32 != pid && f.pid == f.tid => {
             switches
                 .children
                 .forked(f.pid as u32, f.timestamp, converter.profile_mut());

@@ -555,8 +555,12 @@ impl Converter {
                 Err(e) => PythonState::Unsupported(e.to_string()),
             };
         }
-        let PythonState::Found(p) = &mut self.python else {
-            return Err(NO_INTERPRETER);
+        let p = match &mut self.python {
+            PythonState::Found(p) => p,
+            PythonState::Unsupported(_) => {
+                return Err("python frames unreadable: a Python seam cannot read (see the warning)")
+            }
+            PythonState::NotYetFound { .. } => return Err(NO_INTERPRETER),
         };
         match p.stack(&memory, tid) {
             Ok(Some(frames)) => Ok(frames),

@@ -1193,7 +1193,20 @@ impl Prober {
                 // count every call of the class's methods, under its name. A
                 // module with hundreds of them (cryptography's generic entry
                 // trampolines) is left to the samples.
-                if is_pyo3_trampoline(name) && named.len() <= MAX_EXTENSION_METHODS {
+                // Not PyO3's own shared bodies (`pyo3::impl_::trampoline::
+                // trampoline`, which every entry calls), and not where PyO3's
+                // entry trampolines are out of line (a debug build): probed
+                // from the load, they count these calls already.
+                let entries_probed = self.sites.iter().any(|s| {
+                    s.is_static
+                        && s.object_path == object.path
+                        && s.symbol.starts_with("pyo3::impl_::trampoline::")
+                });
+                if is_pyo3_trampoline(name)
+                    && !name.starts_with("pyo3::")
+                    && !entries_probed
+                    && named.len() <= MAX_EXTENSION_METHODS
+                {
                     for svma in named {
                         let site = StaticSite {
                             symbol: name.clone(),
