@@ -694,7 +694,8 @@ struct Switches {
     exited: Vec<(u32, u64)>,
     /// Full drains of the rings so far.
     drains: u64,
-    /// Threads whose name was looked for in /proc (see [`Switches::name_thread`]).
+    /// Threads sampled so far, named from /proc if they had no name (see
+    /// [`Switches::name_thread`]).
     named: HashSet<u32>,
     children: ChildForks,
 }
@@ -718,18 +719,18 @@ impl ChildForks {
     fn forked(&mut self, pid: u32, time_ns: u64, profile: &mut Profile) {
         if self.forks.len() < Self::KEPT {
             self.forks.push((pid, time_ns));
+            if time_ns >= self.exec_ns {
+                profile.child_processes.started(pid);
+            }
         } else {
             self.beyond += 1;
+            profile.child_processes.count += 1;
         }
-        self.publish(profile);
     }
 
+    /// An exec: the forks kept are counted again from it.
     fn exec(&mut self, time_ns: u64, profile: &mut Profile) {
         self.exec_ns = self.exec_ns.max(time_ns);
-        self.publish(profile);
-    }
-
-    fn publish(&self, profile: &mut Profile) {
         let mut children = ChildProcesses::default();
         for &(pid, t) in &self.forks {
             if t >= self.exec_ns {
@@ -770,12 +771,16 @@ impl Switches {
     /// when it inherits it at its creation nor for the threads already there
     /// when seam attached, which were all shown unnamed.
     fn name_thread(&mut self, converter: &mut Converter, pid: u32, tid: u32) {
+        // At every sample: one set lookup, and the rest at a thread's first.
+        if !self.named.insert(tid) {
+            return;
+        }
         let unnamed = converter
             .profile()
             .threads
             .get(&tid)
             .is_some_and(|t| t.name.is_empty());
-        if !unnamed || !self.named.insert(tid) {
+        if !unnamed {
             return;
         }
         if let Ok(name) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")) {
