@@ -360,10 +360,11 @@ impl Converter {
         // probed address, the function's entry (or the `push` after its
         // `endbr64`). After it emulated a `push`, the stack pointer moved and
         // the instruction pointer is right as it is.
-        if regs.sp % 16 == 8
-            && leaf_first.iter().any(|f| f.name == "asm_exc_int3")
+        if leaf_first.iter().any(|f| f.name == "asm_exc_int3")
             && !self.space.is_function_entry(regs.ip)
-            && self.space.is_probe_point(regs.ip.saturating_sub(1))
+            && self
+                .space
+                .trapped_before_probe(regs.ip.saturating_sub(1), regs.sp)
         {
             regs.ip -= 1;
         }

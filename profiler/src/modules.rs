@@ -590,6 +590,28 @@ impl ObjectInfo {
     /// The entry of the function that holds `svma`, from the unwind tables
     /// (`.eh_frame_hdr`'s sorted index into `.eh_frame`): what names a
     /// function in a stripped module, as no symbol does.
+    /// Where seam probes the function that starts at `entry` (see
+    /// [`crate::perf::uprobe::probe_point`]): its whole code where the unwind
+    /// tables give its end (up to [`MAX_SCANNED_FUNCTION`] bytes), else its
+    /// first bytes.
+    pub fn probe_point(&self, entry: u64) -> crate::perf::uprobe::ProbePoint {
+        use gimli::{EhFrame, UnwindSection};
+        let len = self
+            .eh_frame()
+            .and_then(|(table, eh, bases)| {
+                table
+                    .table()?
+                    .fde_for_address(&eh, &bases, entry, EhFrame::cie_from_offset)
+                    .ok()
+            })
+            .filter(|fde| fde.initial_address() == entry && fde.len() <= MAX_SCANNED_FUNCTION)
+            .map(|fde| fde.len() as usize);
+        match len {
+            Some(len) => crate::perf::uprobe::probe_point(self.bytes_at_svma(entry, len), true),
+            None => crate::perf::uprobe::probe_point(self.bytes_at_svma(entry, 16), false),
+        }
+    }
+
     pub fn function_start(&self, svma: u64) -> Option<u64> {
         use gimli::{EhFrame, UnwindSection};
         let (table, eh, bases) = self.eh_frame()?;
@@ -850,20 +872,30 @@ impl AddressSpace {
         self.modules.values()
     }
 
-    /// Whether seam probes a function at `avma`: its entry, or past the
-    /// `endbr64` it starts with (see [`crate::perf::uprobe::probe_point`]).
-    pub fn is_probe_point(&self, avma: u64) -> bool {
-        if self.is_function_entry(avma) {
-            return true;
-        }
-        let endbr = crate::perf::uprobe::ENDBR64;
-        let Some(entry) = avma.checked_sub(endbr.len() as u64) else {
+    /// Whether a thread that trapped on a breakpoint at `avma`, with stack
+    /// pointer `sp`, had not yet run the instruction there, which seam
+    /// probes (see [`ObjectInfo::probe_point`]): an instruction longer than
+    /// the `int3` returns elsewhere once run, and a one-byte `push` moves the
+    /// stack pointer by 8.
+    pub fn trapped_before_probe(&self, avma: u64, sp: u64) -> bool {
+        let Some(m) = self.module_at(avma) else {
             return false;
         };
-        self.is_function_entry(entry)
-            && self
-                .module_at(entry)
-                .is_some_and(|m| m.object.bytes_at_svma(m.svma(entry), endbr.len()) == endbr)
+        let svma = m.svma(avma);
+        let symbols = m.object.text_symbols();
+        let by_symbol = symbols
+            .partition_point(|s| s.svma <= svma)
+            .checked_sub(1)
+            .map(|i| symbols[i].svma);
+        let entry = match m.object.function_start(svma) {
+            Some(start) => start.max(by_symbol.unwrap_or(0)),
+            None => match by_symbol {
+                Some(s) => s,
+                None => return false,
+            },
+        };
+        let point = m.object.probe_point(entry);
+        entry + point.offset as u64 == svma && (point.len > 1 || sp % 16 == point.sp_mod16_before())
     }
 
     /// Whether a function starts at `avma`, by the unwind tables or a symbol.
@@ -879,6 +911,11 @@ impl AddressSpace {
                 .is_ok()
     }
 }
+
+/// Functions longer than this are probed at their entry or past its
+/// `endbr64` only: their code is not scanned for jumps into their first
+/// instructions.
+pub const MAX_SCANNED_FUNCTION: u64 = 64 * 1024;
 
 /// Parses one line of /proc/PID/maps, keeping executable file mappings.
 pub fn parse_maps_line(line: &str) -> Option<Mapping> {

@@ -1258,7 +1258,7 @@ impl Prober {
             key,
             dispatch,
         } = found;
-        let svma = probed_svma(object, svma);
+        let svma = probed_svma(object, svma, dispatch);
         let Some(offset) = object.file_offset_of_svma(svma) else {
             return;
         };
@@ -1757,9 +1757,12 @@ impl Prober {
         let key = (Runtime::Python, runtime, mechanism);
         // Sites are keyed where they are probed: past an `endbr64` (a Go
         // export's wrapper built by Ubuntu's gcc), else the call counted twice.
-        if let Some(offset) = object.file_offset_of_svma(probed_svma(object, svma)) {
-            if let Some(&site) = self.site_keys.get(&(object.path.clone(), offset)) {
-                return Dispatched::Via(site, key);
+        for dispatch in [false, true] {
+            let at = probed_svma(object, svma, dispatch);
+            if let Some(offset) = object.file_offset_of_svma(at) {
+                if let Some(&site) = self.site_keys.get(&(object.path.clone(), offset)) {
+                    return Dispatched::Via(site, key);
+                }
             }
         }
         let symbols = object.text_symbols();
@@ -2193,9 +2196,16 @@ struct StaticSite {
     dispatch: bool,
 }
 
-/// Where seam probes the function at `svma` (see [`probe_point`]).
-fn probed_svma(object: &ObjectInfo, svma: u64) -> u64 {
-    svma + probe_point(object.bytes_at_svma(svma, 6)) as u64
+/// Where seam probes the function at `svma` (see [`ObjectInfo::probe_point`]).
+/// A dispatcher's probe reads its call's arguments and return address as
+/// the call left them: at its entry, or past an `endbr64` at its `push`.
+fn probed_svma(object: &ObjectInfo, svma: u64, dispatch: bool) -> u64 {
+    let point = if dispatch {
+        probe_point(object.bytes_at_svma(svma, 16), false)
+    } else {
+        object.probe_point(svma)
+    };
+    svma + point.offset as u64
 }
 
 /// Functions of `object` that carry crossings whatever calls them.

@@ -338,16 +338,22 @@ fn open_uprobe(
 /// How the kernel runs a probed instruction, which sets what each hit costs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ProbeKind {
-    /// `push reg`: emulated in the breakpoint handler.
+    /// `push reg`, a relative `call` or `jmp`, a conditional jump: emulated
+    /// in the breakpoint handler.
     Emulated,
     /// Anything else: copied out of line and single-stepped, about ten times dearer here.
     SingleStep,
 }
 
-/// The kind of a probe on `code`, the first bytes of a function.
+/// The kind of a probe on `code`, the bytes from the probed instruction on.
+/// The kernel (x86's uprobes) emulates `push` of a register and the relative
+/// branches: `call rel32`, `jmp rel8/rel32` and the conditional jumps.
 pub fn probe_kind(code: &[u8]) -> ProbeKind {
     match code {
         [0x50..=0x57, ..] | [0x41, 0x50..=0x57, ..] => ProbeKind::Emulated,
+        [0xe8 | 0xe9 | 0xeb, ..] | [0x70..=0x7f, ..] | [0x0f, 0x80..=0x8f, ..] => {
+            ProbeKind::Emulated
+        }
         _ => ProbeKind::SingleStep,
     }
 }
@@ -356,18 +362,194 @@ pub fn probe_kind(code: &[u8]) -> ProbeKind {
 /// Ubuntu's and Fedora's compilers) starts each function with.
 pub const ENDBR64: [u8; 4] = [0xf3, 0x0f, 0x1e, 0xfa];
 
-/// Where in a function (`code`, its first bytes) to probe it: past a leading
-/// `endbr64` when a `push` follows, which the kernel emulates, while it
-/// single-steps `endbr64`: on this VM a hit cost 19.2-19.8 µs at the
-/// function's entry and 0.6 µs four bytes on (`perf probe -x t f` against
-/// `f+4`, on `endbr64; push %rbx; ...`). Every call runs both, and neither
-/// moves the stack; a loop could jump back to a leading instruction of
-/// other kinds, not to a prologue's `push`.
-pub fn probe_point(code: &[u8]) -> usize {
-    match code.strip_prefix(&ENDBR64) {
-        Some(rest) if probe_kind(rest) == ProbeKind::Emulated => ENDBR64.len(),
-        _ => 0,
+/// Where seam probes a function, and what a trap there sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbePoint {
+    /// Bytes from the function's entry.
+    pub offset: usize,
+    /// The probed instruction's length (0 where it could not be decoded).
+    pub len: usize,
+    /// How far the instructions before it moved the stack pointer down.
+    pub sp_below_entry: u64,
+}
+
+impl ProbePoint {
+    const ENTRY: ProbePoint = ProbePoint {
+        offset: 0,
+        len: 0,
+        sp_below_entry: 0,
+    };
+
+    /// The stack pointer modulo 16 while the probed instruction has not run:
+    /// a call leaves it 8 past a 16-byte boundary (the ABI), and the
+    /// instructions before moved it by `sp_below_entry`.
+    pub fn sp_mod16_before(&self) -> u64 {
+        (8 + 16 - self.sp_below_entry % 16) % 16
     }
+}
+
+/// Instructions looked at from a function's entry for one the kernel emulates.
+const MAX_LEAD: usize = 32;
+
+/// Where in a function to probe it: the first instruction the kernel
+/// emulates ([`probe_kind`]) on the straight line of instructions every call
+/// runs from the entry, else the entry. A single-stepped hit cost 19-21 µs
+/// on this VM against 0.6-1.3 µs for an emulated one: `endbr64` (which code
+/// built for Intel CET starts with) and `sub $N,%rsp` (which a third of
+/// rpds-py's PyO3 method trampolines start with, with 17 stores before
+/// their `call`) are both single-stepped.
+///
+/// `code` is the function's bytes from its entry; `whole` says they run to
+/// its end. Past an `endbr64`, a `push` is probed without looking further (a
+/// loop jumps back to no prologue's `push`); further on only where the whole
+/// function is known and no jump in it (direct) lands between its entry and
+/// the probed instruction, and it jumps nowhere through a register or memory
+/// (a jump table could land there): else a loop would hit the probe again
+/// in one call. Only a `push`, a `call` or a `jmp` is probed past the
+/// entry: a conditional jump may be a stack check that comes back to the
+/// entry (Go's prologue). The instructions before it must not branch or
+/// move the stack pointer other than by `sub $N,%rsp` (a trap's samples
+/// unwind from the probe by the stack pointer).
+pub fn probe_point(code: &[u8], whole: bool) -> ProbePoint {
+    if probe_kind(code) == ProbeKind::Emulated {
+        return ProbePoint {
+            len: insn_len(code).unwrap_or(0),
+            ..ProbePoint::ENTRY
+        };
+    }
+    if let Some(rest) = code.strip_prefix(&ENDBR64) {
+        if matches!(rest, [0x50..=0x57, ..] | [0x41, 0x50..=0x57, ..]) {
+            return ProbePoint {
+                offset: ENDBR64.len(),
+                len: insn_len(rest).unwrap_or(0),
+                sp_below_entry: 0,
+            };
+        }
+    }
+    if !whole {
+        return ProbePoint::ENTRY;
+    }
+    let Some(point) = straight_line_point(code) else {
+        return ProbePoint::ENTRY;
+    };
+    if jumps_into(code, point.offset) {
+        return ProbePoint::ENTRY;
+    }
+    point
+}
+
+/// The length of the instruction `code` starts with.
+fn insn_len(code: &[u8]) -> Option<usize> {
+    use yaxpeax_arch::{Decoder, LengthedInstruction, U8Reader};
+    let insn = yaxpeax_x86::long_mode::InstDecoder::default()
+        .decode(&mut U8Reader::new(code))
+        .ok()?;
+    Some(insn.len().to_const() as usize)
+}
+
+/// The first `push`, relative `call` or `jmp` on the straight line from the
+/// entry, with the stack pointer's moves before it (see [`probe_point`]).
+fn straight_line_point(code: &[u8]) -> Option<ProbePoint> {
+    use yaxpeax_arch::{Decoder, LengthedInstruction, U8Reader};
+    use yaxpeax_x86::long_mode::{InstDecoder, Opcode, Operand, RegSpec};
+    let decoder = InstDecoder::default();
+    let (mut at, mut sp) = (0usize, 0u64);
+    for _ in 0..MAX_LEAD {
+        let rest = code.get(at..).filter(|r| !r.is_empty())?;
+        let insn = decoder.decode(&mut U8Reader::new(rest)).ok()?;
+        let len = insn.len().to_const() as usize;
+        if at + len > code.len() {
+            return None;
+        }
+        let emulated = matches!(rest, [0x50..=0x57, ..] | [0x41, 0x50..=0x57, ..])
+            || matches!(rest, [0xe8 | 0xe9 | 0xeb, ..]);
+        if emulated {
+            return Some(ProbePoint {
+                offset: at,
+                len,
+                sp_below_entry: sp,
+            });
+        }
+        let op = insn.opcode();
+        let rsp = |o: Operand| matches!(o, Operand::Register { reg } if reg == RegSpec::rsp() || reg == RegSpec::esp());
+        let first = insn.operand_count() > 0 && rsp(insn.operand(0));
+        match op {
+            Opcode::SUB if first => match insn.operand(1) {
+                Operand::ImmediateI8 { imm } if imm >= 0 => sp += imm as u64,
+                Operand::ImmediateI32 { imm } if imm >= 0 => sp += imm as u64,
+                _ => return None,
+            },
+            // Reads and writes of registers and memory that go nowhere.
+            Opcode::MOV
+            | Opcode::MOVZX
+            | Opcode::MOVSX
+            | Opcode::MOVSXD
+            | Opcode::LEA
+            | Opcode::XOR
+            | Opcode::ADD
+            | Opcode::SUB
+            | Opcode::AND
+            | Opcode::OR
+            | Opcode::SHL
+            | Opcode::SHR
+            | Opcode::SAR
+            | Opcode::MOVAPS
+            | Opcode::MOVUPS
+            | Opcode::MOVDQA
+            | Opcode::MOVDQU
+            | Opcode::MOVQ
+            | Opcode::MOVD
+            | Opcode::MOVSD
+            | Opcode::MOVSS
+            | Opcode::XORPS
+            | Opcode::PXOR
+            | Opcode::NOP
+            | Opcode::ENDBR64
+                if !first => {}
+            Opcode::CMP | Opcode::TEST => {}
+            _ => return None,
+        }
+        at += len;
+    }
+    None
+}
+
+/// Whether a jump in the function (`code`, all of it) lands in its first
+/// `upto` bytes past the entry, or may (a jump through a register or memory).
+fn jumps_into(code: &[u8], upto: usize) -> bool {
+    use yaxpeax_arch::{Decoder, LengthedInstruction, U8Reader};
+    use yaxpeax_x86::long_mode::{InstDecoder, Opcode, Operand};
+    let decoder = InstDecoder::default();
+    let mut at = 0usize;
+    while at < code.len() {
+        let Ok(insn) = decoder.decode(&mut U8Reader::new(&code[at..])) else {
+            // Padding or data: step over a byte.
+            at += 1;
+            continue;
+        };
+        let len = insn.len().to_const() as usize;
+        let op = insn.opcode();
+        if op.is_jcc()
+            || matches!(
+                op,
+                Opcode::JMP | Opcode::LOOP | Opcode::LOOPZ | Opcode::LOOPNZ | Opcode::JRCXZ
+            )
+        {
+            let to = match insn.operand(0) {
+                Operand::ImmediateI8 { imm } => Some(imm as i64),
+                Operand::ImmediateI32 { imm } => Some(imm as i64),
+                _ => None,
+            };
+            match to.map(|d| (at + len) as i64 + d) {
+                Some(t) if t > 0 && t <= upto as i64 => return true,
+                Some(_) => {}
+                // Through a register or memory: a tail call or a jump table.
+                None => return true,
+            }
+        }
+        at += len;
+    }
+    false
 }
 
 /// Where a thread runs on after a probe's trap on `code` (a function's first
@@ -422,19 +604,86 @@ pub fn trap_return_points(code: &[u8], svma: u64) -> Vec<u64> {
 mod tests {
     use super::*;
 
+    /// The offset [`probe_point`] picks.
+    fn offset(code: &[u8], whole: bool) -> usize {
+        probe_point(code, whole).offset
+    }
+
     #[test]
     fn a_cet_function_is_probed_at_its_push() {
         // endbr64; push %rbp
         let cet = [0xf3, 0x0f, 0x1e, 0xfa, 0x55, 0x48];
-        assert_eq!(probe_point(&cet), 4);
-        assert_eq!(probe_kind(&cet[probe_point(&cet)..]), ProbeKind::Emulated);
+        assert_eq!(offset(&cet, false), 4);
+        assert_eq!(probe_kind(&cet[4..]), ProbeKind::Emulated);
         // endbr64; push %r15
-        assert_eq!(probe_point(&[0xf3, 0x0f, 0x1e, 0xfa, 0x41, 0x57]), 4);
+        assert_eq!(offset(&[0xf3, 0x0f, 0x1e, 0xfa, 0x41, 0x57], false), 4);
         // endbr64; lea 0x1(%rdi),%rax: no better place, the entry
-        assert_eq!(probe_point(&[0xf3, 0x0f, 0x1e, 0xfa, 0x48, 0x8d]), 0);
+        assert_eq!(offset(&[0xf3, 0x0f, 0x1e, 0xfa, 0x48, 0x8d], false), 0);
         // push %rbp; no endbr64
-        assert_eq!(probe_point(&[0x55, 0x48, 0x89, 0xe5]), 0);
-        assert_eq!(probe_point(&[0xf3, 0x0f]), 0);
+        assert_eq!(offset(&[0x55, 0x48, 0x89, 0xe5], false), 0);
+        assert_eq!(offset(&[0xf3, 0x0f], false), 0);
+    }
+
+    /// rpds-py's PyO3 method trampoline: `sub $0x58,%rsp`, argument
+    /// stores, then `call` into PyO3's shared trampoline (its first 11
+    /// instructions; the others are like them).
+    const SUB_THEN_CALL: &[u8] = &[
+        0x48, 0x83, 0xec, 0x58, // sub $0x58,%rsp
+        0x48, 0x89, 0x7c, 0x24, 0x08, // mov %rdi,0x8(%rsp)
+        0x48, 0x89, 0x74, 0x24, 0x10, // mov %rsi,0x10(%rsp)
+        0x48, 0x8d, 0x05, 0xa1, 0x91, 0x00, 0x00, // lea 0x91a1(%rip),%rax
+        0x48, 0x89, 0x44, 0x24, 0x28, // mov %rax,0x28(%rsp)
+        0x48, 0x8d, 0x7c, 0x24, 0x30, // lea 0x30(%rsp),%rdi
+        0xe8, 0x70, 0x68, 0xff, 0xff, // call (rel32)
+        0x48, 0x83, 0xc4, 0x58, // add $0x58,%rsp
+        0xc3, // ret
+    ];
+
+    #[test]
+    fn a_function_that_starts_with_sub_is_probed_at_its_first_call() {
+        let p = probe_point(SUB_THEN_CALL, true);
+        assert_eq!((p.offset, p.len, p.sp_below_entry), (31, 5, 0x58));
+        assert_eq!(probe_kind(&SUB_THEN_CALL[31..]), ProbeKind::Emulated);
+        // 8 - 0x58 = -80: on a 16-byte boundary before the call.
+        assert_eq!(p.sp_mod16_before(), 0);
+        // Only where the whole function is known.
+        assert_eq!(offset(SUB_THEN_CALL, false), 0);
+        // endbr64 first, single-stepped too.
+        let cet: Vec<u8> = ENDBR64.iter().chain(SUB_THEN_CALL).copied().collect();
+        assert_eq!(offset(&cet, true), 35);
+        // A push after the sub.
+        let push = [0x48, 0x83, 0xec, 0x08, 0x53, 0xc3];
+        let p = probe_point(&push, true);
+        assert_eq!((p.offset, p.len, p.sp_mod16_before()), (4, 1, 0));
+    }
+
+    #[test]
+    fn a_probe_past_the_entry_is_where_every_call_passes_once() {
+        // A loop back to the `lea` before the call: the call runs again in
+        // one call of the function, so the entry is probed.
+        let mut looping = SUB_THEN_CALL[..36].to_vec();
+        looping.extend([0x85, 0xc0, 0x75, 0x00]); // test %eax,%eax; jne (below)
+        let at = looping.len() as i64;
+        looping[at as usize - 1] = (26 - at) as i8 as u8; // back to the lea at 26
+        looping.extend([0x48, 0x83, 0xc4, 0x58, 0xc3]);
+        assert_eq!(offset(&looping, true), 0);
+        // A jump back past the call is no matter.
+        looping[at as usize - 1] = (36 - at) as i8 as u8;
+        assert_eq!(offset(&looping, true), 31);
+        // A jump through memory could land anywhere: the entry.
+        let mut table = SUB_THEN_CALL.to_vec();
+        table.extend([0xff, 0x24, 0xc5, 0, 0, 0, 0]); // jmp *0x0(,%rax,8)
+        assert_eq!(offset(&table, true), 0);
+        // A branch before any emulated instruction: Go's stack check
+        // (cmp 0x10(%r14),%rsp; jbe), which comes back to the entry.
+        let go = [0x49, 0x3b, 0x66, 0x10, 0x76, 0x20, 0x55, 0xc3];
+        assert_eq!(offset(&go, true), 0);
+        // The stack pointer moved other than by `sub $N`: the entry.
+        let and = [0x48, 0x83, 0xe4, 0xf0, 0xe8, 0, 0, 0, 0, 0xc3]; // and $-16,%rsp; call
+        assert_eq!(offset(&and, true), 0);
+        // An instruction that is not known to go nowhere: the entry.
+        let syscall = [0x0f, 0x05, 0xe8, 0, 0, 0, 0, 0xc3];
+        assert_eq!(offset(&syscall, true), 0);
     }
 
     #[test]
@@ -470,6 +719,9 @@ mod tests {
             (&[0x41, 0x57], ProbeKind::Emulated),                   // push %r15
             (&[0x48, 0x83, 0xec, 0x18], ProbeKind::SingleStep),     // sub $0x18,%rsp
             (&[0x49, 0x3b, 0x66, 0x10], ProbeKind::SingleStep),     // cmp 0x10(%r14),%rsp
+            (&[0xe8, 0, 0, 0, 0], ProbeKind::Emulated),             // call rel32
+            (&[0x0f, 0x84, 0, 0, 0, 0], ProbeKind::Emulated),       // je rel32
+            (&[0xff, 0x15, 0, 0, 0, 0], ProbeKind::SingleStep),     // call *(%rip)
             (&[], ProbeKind::SingleStep),
         ] {
             assert_eq!(probe_kind(code), want, "{code:x?}");
