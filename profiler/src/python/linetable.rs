@@ -1,4 +1,5 @@
-//! Decoding of the CPython 3.11+ location table (`co_linetable`).
+//! Decoding of the CPython 3.11+ location table (`co_linetable`), and of
+//! 3.10's line table ([`line_for_offset_310`]).
 //!
 //! The format is described in CPython's `Objects/locations.md`. The table is
 //! a sequence of entries; each covers 1 to 8 consecutive 2-byte code units and
@@ -74,6 +75,39 @@ pub fn line_for_offset(linetable: &[u8], firstlineno: u32, code_unit_index: u32)
             };
         }
         unit_start += units;
+    }
+    None
+}
+
+/// The source line of the instruction at `byte_offset` into `co_code` in
+/// CPython 3.10, whose `co_linetable` is another format (PEP 626's, in
+/// CPython 3.10's `Objects/lnotab_notes.txt`): pairs of bytes, an unsigned
+/// count of bytecode bytes and a signed line delta, the pair covering the
+/// bytes from where the previous one ended; a delta of -128 says those bytes
+/// have no line (and leaves the running line as it was). `None` past the
+/// table, where the bytes have no line, or for a table of odd length.
+pub fn line_for_offset_310(linetable: &[u8], firstlineno: u32, byte_offset: u32) -> Option<u32> {
+    if !linetable.len().is_multiple_of(2) {
+        return None;
+    }
+    let mut line = i64::from(firstlineno);
+    let mut end = 0u64;
+    let target = u64::from(byte_offset);
+    for pair in linetable.chunks_exact(2) {
+        let start = end;
+        end += u64::from(pair[0]);
+        let delta = pair[1] as i8;
+        let known = delta != -128;
+        if known {
+            line += i64::from(delta);
+        }
+        if start <= target && target < end {
+            return if known {
+                u32::try_from(line).ok()
+            } else {
+                None
+            };
+        }
     }
     None
 }
@@ -161,7 +195,16 @@ mod tests {
         (python, codes)
     }
 
-    const VERSIONS: [&str; 3] = ["3.11", "3.12", "3.13"];
+    const VERSIONS: [&str; 4] = ["3.10", "3.11", "3.12", "3.13"];
+
+    /// The line of code unit `i` by the decoder of `python`'s format.
+    fn line_of(python: &str, table: &[u8], first: u32, i: u32) -> Option<u32> {
+        if python.starts_with("3.10") {
+            line_for_offset_310(table, first, 2 * i)
+        } else {
+            line_for_offset(table, first, i)
+        }
+    }
 
     fn fixture_dir() -> std::path::PathBuf {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/python/fixtures")
@@ -208,18 +251,19 @@ mod tests {
             let mut units = 0;
             for code in &codes {
                 for (i, want) in code.lines.iter().enumerate() {
-                    let got = line_for_offset(&code.linetable, code.firstlineno, i as u32);
+                    let got = line_of(&python, &code.linetable, code.firstlineno, i as u32);
                     assert_eq!(got, *want, "python {python}, {} unit {i}", code.qualname);
                     units += 1;
                 }
                 let past = code.lines.len() as u32;
                 assert_eq!(
-                    line_for_offset(&code.linetable, code.firstlineno, past),
+                    line_of(&python, &code.linetable, code.firstlineno, past),
                     None
                 );
             }
+            // 3.10's bytecode has no inline caches: 210 units where 3.11 has 300+.
             assert!(
-                units > 300,
+                units > 200,
                 "fixture {minor} covers only {units} code units"
             );
         }

@@ -1,4 +1,4 @@
-//! Reads the stacks of real CPython 3.11, 3.12 and 3.13 processes (pyenv
+//! Reads the stacks of real CPython 3.10, 3.11, 3.12 and 3.13 processes (pyenv
 //! builds). Needs ptrace access to the children (root here); skips loudly
 //! without it, or fails when `SEAM_REQUIRE_PRIVILEGED=1`.
 
@@ -146,6 +146,16 @@ fn names(frames: &[PyFrame]) -> Vec<&str> {
     frames.iter().map(|f| f.function.as_str()).collect()
 }
 
+/// A function's name as `version` names it: 3.10 has no qualified names
+/// (`Thread.run` is `run`).
+fn named(version: (u8, u8), qualname: &str) -> &str {
+    if version < (3, 11) {
+        qualname.rsplit('.').next().unwrap_or(qualname)
+    } else {
+        qualname
+    }
+}
+
 /// Reads a stack, or `None` after a loud skip when we lack ptrace access.
 fn read(py: &mut PythonProcess, mem: &ProcessMemory, tid: u32) -> Option<Vec<PyFrame>> {
     match py.stack(mem, tid) {
@@ -186,9 +196,15 @@ fn check_main(version: (u8, u8), frames: &[PyFrame]) {
         Some(line_of("outer()")),
         "{version:?}: <module>"
     );
-    // outer, middle and leaf_spin are inlined Python calls: one eval run.
+    // outer, middle and leaf_spin are inlined Python calls: one eval run
+    // (3.10: an eval run each).
     let ends: Vec<bool> = frames.iter().map(|f| f.ends_eval_run).collect();
-    assert_eq!(ends, [false, false, false, true], "{version:?}");
+    let want = if version < (3, 11) {
+        [true; 4]
+    } else {
+        [false, false, false, true]
+    };
+    assert_eq!(ends, want, "{version:?}");
 }
 
 fn check_worker(version: (u8, u8), frames: &[PyFrame]) {
@@ -197,9 +213,9 @@ fn check_worker(version: (u8, u8), frames: &[PyFrame]) {
         [
             "worker_leaf",
             "worker_mid",
-            "Thread.run",
-            "Thread._bootstrap_inner",
-            "Thread._bootstrap"
+            named(version, "Thread.run"),
+            named(version, "Thread._bootstrap_inner"),
+            named(version, "Thread._bootstrap")
         ],
         "{version:?}: {frames:#?}"
     );
@@ -225,6 +241,8 @@ fn check_worker(version: (u8, u8), frames: &[PyFrame]) {
     let ends: Vec<bool> = frames.iter().map(|f| f.ends_eval_run).collect();
     let want = if version >= (3, 12) {
         [false, false, false, false, true]
+    } else if version < (3, 11) {
+        [true; 5]
     } else {
         [false, true, false, false, true]
     };
@@ -235,7 +253,12 @@ fn check_worker(version: (u8, u8), frames: &[PyFrame]) {
 /// least 500 times), checking every stack. Its frames come and go all the
 /// time, so some reads are torn: those must be errors, and rare.
 fn check_maker(version: (u8, u8), py: &mut PythonProcess, mem: &ProcessMemory, tid: u32) {
-    let bootstrap = ["Thread.run", "Thread._bootstrap_inner", "Thread._bootstrap"];
+    let bootstrap = [
+        named(version, "Thread.run"),
+        named(version, "Thread._bootstrap_inner"),
+        named(version, "Thread._bootstrap"),
+    ];
+    let init = named(version, "Obj.__init__");
     let (mut in_init, mut init_runs, mut samples, mut torn) = (0, 0, 0, 0);
     let deadline = Instant::now() + Duration::from_secs(10);
     while (in_init == 0 || samples < 500) && Instant::now() < deadline {
@@ -251,7 +274,7 @@ fn check_maker(version: (u8, u8), py: &mut PythonProcess, mem: &ProcessMemory, t
         let names = names(&frames);
         match names[0] {
             "make_objects" => assert_eq!(names[1..], bootstrap, "{version:?}: {frames:#?}"),
-            "Obj.__init__" => {
+            name if name == init => {
                 in_init += 1;
                 let want = ["make_objects", bootstrap[0], bootstrap[1], bootstrap[2]];
                 assert_eq!(names[1..], want, "{version:?}: {frames:#?}");
@@ -290,7 +313,7 @@ fn check_maker(version: (u8, u8), py: &mut PythonProcess, mem: &ProcessMemory, t
 
 #[test]
 fn reads_live_stacks() {
-    for minor in ["3.11", "3.12", "3.13"] {
+    for minor in ["3.10", "3.11", "3.12", "3.13"] {
         let Some(python) = pyenv_python(minor) else {
             require_or_skip(&format!(
                 "python live test: pyenv CPython {minor} is not installed"
@@ -317,7 +340,7 @@ fn reads_system_python() {
         return;
     };
     let minor = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if !["3.11", "3.12", "3.13"].contains(&minor.as_str()) {
+    if !["3.10", "3.11", "3.12", "3.13"].contains(&minor.as_str()) {
         eprintln!("SKIPPED: /usr/bin/python3 is {minor}, not one seam reads");
         return;
     }
@@ -401,8 +424,8 @@ fn check_interpreter(python: &Path, minor: &str, library: &str) -> bool {
 
 #[test]
 fn unsupported_version_is_explained() {
-    let Some(python) = pyenv_python("3.10") else {
-        eprintln!("SKIPPED: pyenv CPython 3.10 is not installed; nothing to check");
+    let Some(python) = pyenv_python("3.9") else {
+        eprintln!("SKIPPED: pyenv CPython 3.9 is not installed; nothing to check");
         return;
     };
     let mut script = Script::start(
@@ -412,11 +435,11 @@ fn unsupported_version_is_explained() {
     assert_eq!(script.line(), "ready");
     let err = PythonProcess::find(script.pid(), &script.maps())
         .err()
-        .expect("3.10 must be refused");
+        .expect("3.9 must be refused");
     assert!(matches!(err, Error::Unsupported(_)), "{err:?}");
     assert_eq!(
         err.to_string(),
-        "CPython 3.10 is not supported: seam reads 3.11 to 3.13; native frames only"
+        "CPython 3.9 is not supported: seam reads 3.10 to 3.13; native frames only"
     );
 }
 

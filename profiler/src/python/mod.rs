@@ -1,4 +1,4 @@
-//! Reading Python stacks from outside the process, for CPython 3.11 to 3.13.
+//! Reading Python stacks from outside the process, for CPython 3.10 to 3.13.
 //!
 //! [`PythonProcess::find`] looks for the interpreter in the target's memory
 //! map; [`PythonProcess::stack`] then reads the Python frames of one OS thread
@@ -86,7 +86,7 @@ use std::time::{Duration, Instant};
 use crate::memory::ReadMemory;
 use crate::Error;
 use layout::{CurrentFrame, Layout, CHUNK_DATA, FRAME_OWNED_BY_CSTACK};
-use objects::{invalid, u64_at, CodeCache, Types};
+use objects::{invalid, u32_at, u64_at, CodeCache, Types};
 
 /// Deepest stack returned; deeper stacks lose their rootmost frames.
 pub const MAX_FRAMES: usize = 1024;
@@ -144,7 +144,16 @@ pub struct PythonProcess {
     validated: HashSet<u64>,
     /// The used part of the thread's data-stack chunk, copied in one read.
     chunk_copy: Vec<u8>,
+    /// 3.10: where the C library keeps a thread's tid in the `pthread_t` a
+    /// thread state names (see [`PythonProcess::find_pthread_tid`]).
+    pthread_tid: Option<u64>,
 }
+
+/// Where glibc (2.36 here; unchanged since 2.x on x86_64) keeps the kernel's
+/// tid in `struct pthread`, preferred where the search finds it.
+const GLIBC_PTHREAD_TID: u64 = 0x2d0;
+/// How much of a `struct pthread` is searched for the tid.
+const PTHREAD_SEARCH: usize = 0x800;
 
 impl PythonProcess {
     /// Looks for `libpython3.X.so` or a `python3.X` binary in `maps` (the
@@ -155,7 +164,7 @@ impl PythonProcess {
     ///
     /// Returns `Ok(None)` if the process has no Python, and
     /// `Err(Error::Unsupported(..))` for a Python it cannot read, e.g.
-    /// "CPython 3.9 is not supported: seam reads 3.11 to 3.13; native frames only".
+    /// "CPython 3.9 is not supported: seam reads 3.10 to 3.13; native frames only".
     pub fn find(pid: u32, maps: &str) -> Result<Option<PythonProcess>, Error> {
         let root = PathBuf::from(format!("/proc/{pid}/root"));
         Self::find_with_root(pid, maps, Some(&root))
@@ -189,6 +198,7 @@ impl PythonProcess {
             visited: HashSet::new(),
             validated: HashSet::new(),
             chunk_copy: Vec::new(),
+            pthread_tid: None,
         }))
     }
 
@@ -264,6 +274,18 @@ impl PythonProcess {
         let mut buf = [0u8; 512];
         let block = &mut buf[..l.tstate_block()];
         mem.read(tstate, block)?;
+        if l.frame_objects {
+            let pthread = u64_at(block, l.tstate_native_thread_id);
+            return Ok(ThreadView {
+                native_thread_id: self.tid_of_pthread(mem, pthread),
+                frame: match l.current_frame {
+                    CurrentFrame::Direct(off) => u64_at(block, off),
+                    CurrentFrame::ViaCFrame { .. } => 0,
+                },
+                chunk: 0,
+                top: 0,
+            });
+        }
         let frame = match l.current_frame {
             CurrentFrame::Direct(off) => u64_at(block, off),
             CurrentFrame::ViaCFrame {
@@ -282,10 +304,84 @@ impl PythonProcess {
         })
     }
 
+    /// 3.10: the tid of the thread whose `pthread_t` is `pthread`, 0 where
+    /// it cannot be read.
+    fn tid_of_pthread<M: ReadMemory>(&self, mem: &M, pthread: u64) -> u64 {
+        let Some(off) = self.pthread_tid else {
+            return 0;
+        };
+        let mut b = [0u8; 4];
+        match mem.read(pthread.wrapping_add(off), &mut b) {
+            Ok(()) => u64::from(u32::from_le_bytes(b)),
+            Err(_) => 0,
+        }
+    }
+
+    /// 3.10 keeps no tid in a thread state, only the `pthread_t` (the
+    /// address of the C library's `struct pthread`), which holds the tid.
+    /// Where: the offsets at which every thread state's `struct pthread`
+    /// holds one of the process's tids, glibc's own if it is one of them.
+    fn find_pthread_tid<M: ReadMemory>(&mut self, mem: &M, pthreads: &[u64]) {
+        let tids: HashSet<u32> = std::fs::read_dir(format!("/proc/{}/task", self.pid))
+            .map(|dir| {
+                dir.flatten()
+                    .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut found: Option<Vec<u64>> = None;
+        let mut buf = vec![0u8; PTHREAD_SEARCH];
+        for &p in pthreads {
+            if p == 0 || mem.read(p, &mut buf).is_err() {
+                continue;
+            }
+            let here: Vec<u64> = (0..PTHREAD_SEARCH as u64)
+                .step_by(4)
+                .filter(|&o| tids.contains(&u32_at(&buf, o)))
+                .collect();
+            found = Some(match found {
+                None => here,
+                Some(f) => f.into_iter().filter(|o| here.contains(o)).collect(),
+            });
+        }
+        let found = found.unwrap_or_default();
+        self.pthread_tid = if found.contains(&GLIBC_PTHREAD_TID) {
+            Some(GLIBC_PTHREAD_TID)
+        } else {
+            found.first().copied()
+        };
+    }
+
     /// Rebuilds the tid -> thread state map from every interpreter's thread list.
     fn scan<M: ReadMemory>(&mut self, mem: &M) -> io::Result<()> {
-        let l = self.layout;
+        let states = self.thread_states(mem)?;
+        let pthreads = self.layout.frame_objects;
+        if pthreads && self.pthread_tid.is_none() {
+            let ids: Vec<u64> = states.iter().map(|s| s.1).collect();
+            self.find_pthread_tid(mem, &ids);
+        }
         let mut threads = HashMap::new();
+        for (tstate, id) in states {
+            let native = if pthreads {
+                self.tid_of_pthread(mem, id)
+            } else {
+                id
+            };
+            if let Ok(tid) = u32::try_from(native) {
+                if tid != 0 {
+                    threads.insert(tid, tstate);
+                }
+            }
+        }
+        self.threads = threads;
+        Ok(())
+    }
+
+    /// Every interpreter's thread states, each with the id it keeps of its
+    /// thread (`native_thread_id`, or 3.10's `pthread_t`).
+    fn thread_states<M: ReadMemory>(&self, mem: &M) -> io::Result<Vec<(u64, u64)>> {
+        let l = self.layout;
+        let mut out = Vec::new();
         let mut interp = mem.read_u64(self.runtime + l.runtime_interpreters_head)?;
         for _ in 0..MAX_INTERPRETERS {
             if interp == 0 {
@@ -296,18 +392,15 @@ impl PythonProcess {
                 if tstate == 0 {
                     break;
                 }
-                let native = mem.read_u64(tstate.wrapping_add(l.tstate_native_thread_id))?;
-                if let Ok(tid) = u32::try_from(native) {
-                    if tid != 0 {
-                        threads.insert(tid, tstate);
-                    }
-                }
+                out.push((
+                    tstate,
+                    mem.read_u64(tstate.wrapping_add(l.tstate_native_thread_id))?,
+                ));
                 tstate = mem.read_u64(tstate.wrapping_add(l.tstate_next))?;
             }
             interp = mem.read_u64(interp.wrapping_add(l.interp_next))?;
         }
-        self.threads = threads;
-        Ok(())
+        Ok(out)
     }
 
     /// Copies the used part of the thread's current data-stack chunk (where
@@ -337,7 +430,7 @@ impl PythonProcess {
         out: &mut Vec<PyFrame>,
     ) -> io::Result<()> {
         let l = self.layout;
-        let shims_own_runs = l.frame_is_entry.is_none();
+        let shims_own_runs = l.frame_is_entry.is_none() && !l.frame_objects;
         let block_len = l.frame_block();
         self.visited.clear();
         self.validated.clear();
@@ -365,7 +458,9 @@ impl PythonProcess {
             let owner = block[l.frame_owner as usize];
             let code_addr = u64_at(block, l.frame_code);
             let instr = u64_at(block, l.frame_instr);
-            let is_entry = l.frame_is_entry.is_some_and(|off| block[off as usize] != 0);
+            // 3.10: each frame has an eval loop of its own.
+            let is_entry =
+                l.frame_objects || l.frame_is_entry.is_some_and(|off| block[off as usize] != 0);
             frame = previous;
             if shims_own_runs && owner == FRAME_OWNED_BY_CSTACK {
                 // The shim `_PyEval_EvalFrameDefault` pushed on entry: the
@@ -400,7 +495,11 @@ impl PythonProcess {
             out.push(PyFrame {
                 function: code.qualname.clone(),
                 file: code.filename.clone(),
-                line: line_of(code, code_addr.wrapping_add(l.code_adaptive), instr),
+                line: if l.frame_objects {
+                    line_of_lasti(code, instr as u32 as i32)
+                } else {
+                    line_of(code, code_addr.wrapping_add(l.code_adaptive), instr)
+                },
                 ends_eval_run: is_entry,
             });
         }
@@ -448,6 +547,18 @@ fn line_of(code: &objects::CodeInfo, code_start: u64, instr: u64) -> Option<u32>
             code.firstlineno,
             u32::try_from(o / 2).ok()?,
         ),
+    }
+}
+
+/// 3.10: the line of the instruction `f_lasti` (an index of 2-byte code
+/// units) names; a frame that has not started yet (-1) reports
+/// `co_firstlineno`, as CPython's `PyCode_Addr2Line` does.
+fn line_of_lasti(code: &objects::CodeInfo, lasti: i32) -> Option<u32> {
+    match u32::try_from(lasti) {
+        Ok(units) => {
+            linetable::line_for_offset_310(&code.linetable, code.firstlineno, units.checked_mul(2)?)
+        }
+        Err(_) => Some(code.firstlineno),
     }
 }
 
@@ -555,6 +666,7 @@ mod tests {
             visited: HashSet::new(),
             validated: HashSet::new(),
             chunk_copy: Vec::new(),
+            pthread_tid: None,
         };
         (p, heap, tid)
     }

@@ -23,7 +23,7 @@ pub(crate) fn u64_at(buf: &[u8], off: u64) -> u64 {
     u64::from_le_bytes(buf[off..off + 8].try_into().expect("8 bytes"))
 }
 
-fn u32_at(buf: &[u8], off: u64) -> u32 {
+pub(crate) fn u32_at(buf: &[u8], off: u64) -> u32 {
     let off = off as usize;
     u32::from_le_bytes(buf[off..off + 4].try_into().expect("4 bytes"))
 }
