@@ -173,52 +173,54 @@ fn chain_complete_stacks_for_each_python_and_go() {
     }
 }
 
-/// CPython 3.10 (Ubuntu 22.04's): frames are objects of their own there,
-/// each run by an eval loop of its own, and a thread state names its
-/// thread by its `pthread_t`. seam read none of it before (every sample
-/// "a Python seam cannot read", 2-3% complete). 3.10 keeps no frame on the C
-/// stack, so its frames are read from the live process after the sample, and
-/// a sample whose Python stack changed in between is incomplete: `chain`,
-/// whose threads call through Go into Python many times a millisecond, was
-/// 87% complete here (3.11: 99.4%).
+/// CPython 3.9 and 3.10 (Debian 11's and Ubuntu 22.04's): frames are
+/// objects of their own there, each run by an eval loop of its own, and a
+/// thread state names its thread by its `pthread_t`. seam read none of it
+/// before (every sample "a Python seam cannot read", 2-3% complete). They
+/// keep no frame on the C stack, so their frames are read from the live
+/// process after the sample, and a sample whose Python stack changed in
+/// between is incomplete: `chain`, whose threads call through Go into
+/// Python many times a millisecond, was 87% complete here (3.11: 99.4%).
 #[test]
-fn python_3_10_stacks_are_stitched() {
-    if !privileged("python_3_10_stacks_are_stitched") {
+fn python_3_9_and_3_10_stacks_are_stitched() {
+    if !privileged("python_3_9_and_3_10_stacks_are_stitched") {
         return;
     }
     samples_built();
     let _one_at_a_time = exclusive();
-    let summary = record_chain("3.10", "debian", &[]);
-    let share = complete_share(&summary);
-    eprintln!("chain, Python 3.10: {:.1}% complete", 100.0 * share);
-    assert!(
-        share >= 0.75,
-        "chain, Python 3.10: only {:.1}% complete stacks; problems: {}",
-        100.0 * share,
-        summary["problems"]
-    );
-    check_chain_rust_stack(&summary);
-    assert_boundaries(
-        &summary,
-        &[
-            ("python", "go", "ctypes"),
-            ("go", "rust", "cgo-call"),
-            ("c", "python", "callback"),
-        ],
-    );
-    // The thread's Python frames, root first, by the names 3.10 has (no
-    // qualified names: `Thread._bootstrap` is `_bootstrap`).
-    let stack = heaviest_with_leaf(&summary, "rust");
-    let python: Vec<&str> = stack
-        .iter()
-        .filter(|f| f.0 == "python" && f.2.as_deref().is_some_and(|p| p.ends_with(".py")))
-        .map(|f| f.1.as_str())
-        .collect();
-    assert_eq!(
-        python,
-        ["_bootstrap", "_bootstrap_inner", "run", "run"],
-        "{stack:?}"
-    );
+    for python in ["3.9", "3.10"] {
+        let summary = record_chain(python, "debian", &[]);
+        let share = complete_share(&summary);
+        eprintln!("chain, Python {python}: {:.1}% complete", 100.0 * share);
+        assert!(
+            share >= 0.75,
+            "chain, Python {python}: only {:.1}% complete stacks; problems: {}",
+            100.0 * share,
+            summary["problems"]
+        );
+        check_chain_rust_stack(&summary);
+        assert_boundaries(
+            &summary,
+            &[
+                ("python", "go", "ctypes"),
+                ("go", "rust", "cgo-call"),
+                ("c", "python", "callback"),
+            ],
+        );
+        // The thread's Python frames, root first, by the names these
+        // versions have (no qualified names: `Thread._bootstrap` is `_bootstrap`).
+        let stack = heaviest_with_leaf(&summary, "rust");
+        let names: Vec<&str> = stack
+            .iter()
+            .filter(|f| f.0 == "python" && f.2.as_deref().is_some_and(|p| p.ends_with(".py")))
+            .map(|f| f.1.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            ["_bootstrap", "_bootstrap_inner", "run", "run"],
+            "Python {python}: {stack:?}"
+        );
+    }
 }
 
 /// Go function names from the folded stacks of a recording.

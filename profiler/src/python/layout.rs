@@ -82,6 +82,9 @@ pub(crate) struct Layout {
     /// thread's `pthread_t`; `code_qualname` is `co_name` (3.10 has no
     /// qualified names).
     pub frame_objects: bool,
+    /// 3.8 and 3.9 (with `frame_objects`): the line table is `co_lnotab`
+    /// (at `code_linetable`), and `f_lasti` counts bytes.
+    pub lnotab: bool,
 }
 
 /// Offsets beyond this are treated as a corrupt `_Py_DebugOffsets`. The
@@ -121,6 +124,16 @@ impl Layout {
         unicode_ascii_size: 48,
         unicode_compact_size: 72,
         frame_objects: true,
+        lnotab: false,
+    };
+
+    /// CPython 3.8 and 3.9 (checked against 3.8.18 and 3.9.18): as 3.10,
+    /// but `f_lasti` (a byte offset) is 8 bytes further on, and the line
+    /// table is `co_lnotab` (see [`Layout::lnotab`]).
+    pub(crate) const V3_9: Layout = Layout {
+        frame_instr: 104,
+        lnotab: true,
+        ..Layout::V3_10
     };
 
     /// CPython 3.11 (checked against 3.11.7).
@@ -153,6 +166,7 @@ impl Layout {
         unicode_ascii_size: 48,
         unicode_compact_size: 72,
         frame_objects: false,
+        lnotab: false,
     };
 
     /// CPython 3.12 (checked against 3.12.1).
@@ -185,6 +199,7 @@ impl Layout {
         unicode_ascii_size: 40,
         unicode_compact_size: 56,
         frame_objects: false,
+        lnotab: false,
     };
 
     /// Builds the 3.13 layout from the bytes of `_Py_DebugOffsets` (the start
@@ -253,6 +268,7 @@ impl Layout {
             unicode_ascii_size: ascii_size,
             unicode_compact_size: ascii_size.saturating_add(16),
             frame_objects: false,
+            lnotab: false,
         };
         layout.check()?;
         Ok(layout)
@@ -445,7 +461,7 @@ mod tests {
 
     #[test]
     fn matches_installed_headers() {
-        for minor in ["3.10", "3.11", "3.12", "3.13"] {
+        for minor in ["3.8", "3.9", "3.10", "3.11", "3.12", "3.13"] {
             let Some(prefix) = pyenv_prefix(minor) else {
                 require_or_skip(&format!("layout: no pyenv CPython {minor} installed"));
                 continue;
@@ -458,6 +474,7 @@ mod tests {
                 }
             };
             let layout = match minor {
+                "3.8" | "3.9" => Layout::V3_9,
                 "3.10" => Layout::V3_10,
                 "3.11" => Layout::V3_11,
                 "3.12" => Layout::V3_12,

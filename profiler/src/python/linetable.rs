@@ -1,5 +1,6 @@
 //! Decoding of the CPython 3.11+ location table (`co_linetable`), and of
-//! 3.10's line table ([`line_for_offset_310`]).
+//! 3.10's line table ([`line_for_offset_310`]) and 3.8/3.9's `co_lnotab`
+//! ([`line_for_offset_lnotab`]).
 //!
 //! The format is described in CPython's `Objects/locations.md`. The table is
 //! a sequence of entries; each covers 1 to 8 consecutive 2-byte code units and
@@ -112,6 +113,25 @@ pub fn line_for_offset_310(linetable: &[u8], firstlineno: u32, byte_offset: u32)
     None
 }
 
+/// The source line of the instruction at `byte_offset` into `co_code` in
+/// CPython 3.8 and 3.9, by `co_lnotab`: pairs of bytes, an unsigned count
+/// of bytecode bytes and a signed line delta, each delta applying from the
+/// offset the counts add up to (CPython's `PyCode_Addr2Line` of those
+/// versions). A negative offset (a frame not yet started) is on
+/// `co_firstlineno`.
+pub fn line_for_offset_lnotab(lnotab: &[u8], firstlineno: u32, byte_offset: i64) -> Option<u32> {
+    let mut line = i64::from(firstlineno);
+    let mut addr = 0i64;
+    for pair in lnotab.chunks_exact(2) {
+        addr += i64::from(pair[0]);
+        if addr > byte_offset {
+            break;
+        }
+        line += i64::from(pair[1] as i8);
+    }
+    u32::try_from(line).ok()
+}
+
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
@@ -195,11 +215,18 @@ mod tests {
         (python, codes)
     }
 
-    const VERSIONS: [&str; 4] = ["3.10", "3.11", "3.12", "3.13"];
+    const VERSIONS: [&str; 6] = ["3.8", "3.9", "3.10", "3.11", "3.12", "3.13"];
+
+    /// Whether `python` (a version, "3.9.18") has `co_lnotab`.
+    fn lnotab(python: &str) -> bool {
+        python.starts_with("3.8.") || python.starts_with("3.9.")
+    }
 
     /// The line of code unit `i` by the decoder of `python`'s format.
     fn line_of(python: &str, table: &[u8], first: u32, i: u32) -> Option<u32> {
-        if python.starts_with("3.10") {
+        if lnotab(python) {
+            line_for_offset_lnotab(table, first, 2 * i64::from(i))
+        } else if python.starts_with("3.10") {
             line_for_offset_310(table, first, 2 * i)
         } else {
             line_for_offset(table, first, i)
@@ -255,11 +282,14 @@ mod tests {
                     assert_eq!(got, *want, "python {python}, {} unit {i}", code.qualname);
                     units += 1;
                 }
+                // co_lnotab does not say where the code ends.
                 let past = code.lines.len() as u32;
-                assert_eq!(
-                    line_of(&python, &code.linetable, code.firstlineno, past),
-                    None
-                );
+                if !lnotab(&python) {
+                    assert_eq!(
+                        line_of(&python, &code.linetable, code.firstlineno, past),
+                        None
+                    );
+                }
             }
             // 3.10's bytecode has no inline caches: 210 units where 3.11 has 300+.
             assert!(

@@ -1,4 +1,4 @@
-//! Reads the stacks of real CPython 3.10, 3.11, 3.12 and 3.13 processes (pyenv
+//! Reads the stacks of real CPython 3.8 to 3.13 processes (pyenv
 //! builds). Needs ptrace access to the children (root here); skips loudly
 //! without it, or fails when `SEAM_REQUIRE_PRIVILEGED=1`.
 
@@ -313,7 +313,7 @@ fn check_maker(version: (u8, u8), py: &mut PythonProcess, mem: &ProcessMemory, t
 
 #[test]
 fn reads_live_stacks() {
-    for minor in ["3.10", "3.11", "3.12", "3.13"] {
+    for minor in ["3.8", "3.9", "3.10", "3.11", "3.12", "3.13"] {
         let Some(python) = pyenv_python(minor) else {
             require_or_skip(&format!(
                 "python live test: pyenv CPython {minor} is not installed"
@@ -340,7 +340,7 @@ fn reads_system_python() {
         return;
     };
     let minor = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if !["3.10", "3.11", "3.12", "3.13"].contains(&minor.as_str()) {
+    if !["3.8", "3.9", "3.10", "3.11", "3.12", "3.13"].contains(&minor.as_str()) {
         eprintln!("SKIPPED: /usr/bin/python3 is {minor}, not one seam reads");
         return;
     }
@@ -424,8 +424,8 @@ fn check_interpreter(python: &Path, minor: &str, library: &str) -> bool {
 
 #[test]
 fn unsupported_version_is_explained() {
-    let Some(python) = pyenv_python("3.9") else {
-        eprintln!("SKIPPED: pyenv CPython 3.9 is not installed; nothing to check");
+    let Some(python) = pyenv_python("3.7") else {
+        eprintln!("SKIPPED: pyenv CPython 3.7 is not installed; nothing to check");
         return;
     };
     let mut script = Script::start(
@@ -435,11 +435,11 @@ fn unsupported_version_is_explained() {
     assert_eq!(script.line(), "ready");
     let err = PythonProcess::find(script.pid(), &script.maps())
         .err()
-        .expect("3.9 must be refused");
+        .expect("3.7 must be refused");
     assert!(matches!(err, Error::Unsupported(_)), "{err:?}");
     assert_eq!(
         err.to_string(),
-        "CPython 3.9 is not supported: seam reads 3.10 to 3.13; native frames only"
+        "CPython 3.7 is not supported: seam reads 3.8 to 3.13; native frames only"
     );
 }
 

@@ -47,7 +47,7 @@ struct NameInfo {
 
 pub(crate) fn unsupported_version(version: (u8, u8)) -> Error {
     Error::Unsupported(format!(
-        "CPython {}.{} is not supported: seam reads 3.10 to 3.13; native frames only",
+        "CPython {}.{} is not supported: seam reads 3.8 to 3.13; native frames only",
         version.0, version.1
     ))
 }
@@ -85,18 +85,19 @@ pub(crate) fn locate(pid: u32, maps: &str, root: Option<&Path>) -> Result<Option
             (None, None) => {
                 return Err(Error::Unsupported(format!(
                     "{} holds a CPython runtime but neither Py_Version nor its file name tells the version; \
-                     seam reads 3.10 to 3.13; native frames only",
+                     seam reads 3.8 to 3.13; native frames only",
                     mapped.path
                 )))
             }
         };
         let layout = match version {
-            (3, 10) | (3, 11) | (3, 12) if info.debug => {
+            (3, 8..=12) if info.debug => {
                 return Err(Error::Unsupported(format!(
-                    "{} is a debug build of CPython {}.{}; seam reads release builds of 3.10 to 3.12 (3.13 debug builds work); native frames only",
+                    "{} is a debug build of CPython {}.{}; seam reads release builds of 3.8 to 3.12 (3.13 debug builds work); native frames only",
                     mapped.path, version.0, version.1
                 )))
             }
+            (3, 8) | (3, 9) => Layout::V3_9,
             (3, 10) => Layout::V3_10,
             (3, 11) => Layout::V3_11,
             (3, 12) => Layout::V3_12,
@@ -401,6 +402,8 @@ mod tests {
     fn installed_libraries() {
         use crate::python::tests_support::{pyenv_prefix, require_or_skip};
         for (minor, want) in [
+            ("3.8", (3, 8)),
+            ("3.9", (3, 9)),
             ("3.10", (3, 10)),
             ("3.11", (3, 11)),
             ("3.12", (3, 12)),
@@ -430,8 +433,8 @@ mod tests {
             assert_eq!(found.code_type, 0x7f00_0000_0000 + sym("PyCode_Type"));
             assert_eq!(found.init_cleanup.is_some(), minor == "3.13", "{minor}");
         }
-        if let Some(prefix) = pyenv_prefix("3.9") {
-            let lib = prefix.join("lib/libpython3.9.so.1.0");
+        if let Some(prefix) = pyenv_prefix("3.7") {
+            let lib = prefix.join("lib/libpython3.7m.so.1.0");
             let maps = format!(
                 "7f0000000000-7f0000001000 r--p 00000000 fe:01 456 {}\n",
                 lib.display()
@@ -439,7 +442,7 @@ mod tests {
             let err = locate(1, &maps, None).unwrap_err().to_string();
             assert_eq!(
                 err,
-                "CPython 3.9 is not supported: seam reads 3.10 to 3.13; native frames only"
+                "CPython 3.7 is not supported: seam reads 3.8 to 3.13; native frames only"
             );
         }
     }

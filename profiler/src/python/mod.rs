@@ -1,4 +1,4 @@
-//! Reading Python stacks from outside the process, for CPython 3.10 to 3.13.
+//! Reading Python stacks from outside the process, for CPython 3.8 to 3.13.
 //!
 //! [`PythonProcess::find`] looks for the interpreter in the target's memory
 //! map; [`PythonProcess::stack`] then reads the Python frames of one OS thread
@@ -164,7 +164,7 @@ impl PythonProcess {
     ///
     /// Returns `Ok(None)` if the process has no Python, and
     /// `Err(Error::Unsupported(..))` for a Python it cannot read, e.g.
-    /// "CPython 3.9 is not supported: seam reads 3.10 to 3.13; native frames only".
+    /// "CPython 3.7 is not supported: seam reads 3.8 to 3.13; native frames only".
     pub fn find(pid: u32, maps: &str) -> Result<Option<PythonProcess>, Error> {
         let root = PathBuf::from(format!("/proc/{pid}/root"));
         Self::find_with_root(pid, maps, Some(&root))
@@ -495,7 +495,13 @@ impl PythonProcess {
             out.push(PyFrame {
                 function: code.qualname.clone(),
                 file: code.filename.clone(),
-                line: if l.frame_objects {
+                line: if l.lnotab {
+                    linetable::line_for_offset_lnotab(
+                        &code.linetable,
+                        code.firstlineno,
+                        i64::from(instr as u32 as i32),
+                    )
+                } else if l.frame_objects {
                     line_of_lasti(code, instr as u32 as i32)
                 } else {
                     line_of(code, code_addr.wrapping_add(l.code_adaptive), instr)
