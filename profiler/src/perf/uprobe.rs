@@ -552,8 +552,9 @@ fn jumps_into(code: &[u8], upto: usize) -> bool {
     false
 }
 
-/// Where a thread runs on after a probe's trap on `code` (a function's first
-/// bytes, at `svma`): the instruction after the probed one (where the trap
+/// Where a thread runs on after a probe's trap on `code` (the bytes from the
+/// probed instruction on, at `svma`): the target of a probed relative `call`
+/// or `jmp`, else the instruction after the probed one (where the trap
 /// returns once the kernel has emulated or single-stepped it), and the two
 /// after that. A timer interrupt that came due during the trap is taken at the
 /// first, or (as this VM delivers it) an instruction or two later: measured
@@ -564,7 +565,7 @@ fn jumps_into(code: &[u8], upto: usize) -> bool {
 /// cannot be decoded.
 pub fn trap_return_points(code: &[u8], svma: u64) -> Vec<u64> {
     use yaxpeax_arch::{Decoder, LengthedInstruction, U8Reader};
-    use yaxpeax_x86::long_mode::{InstDecoder, Opcode};
+    use yaxpeax_x86::long_mode::{InstDecoder, Opcode, Operand};
     let decoder = InstDecoder::default();
     let mut out = Vec::new();
     let mut at = 0usize;
@@ -591,7 +592,24 @@ pub fn trap_return_points(code: &[u8], svma: u64) -> Vec<u64> {
                     | Opcode::LOOPNZ
                     | Opcode::JRCXZ
             );
-        at += insn.len().to_const() as usize;
+        let len = insn.len().to_const() as usize;
+        if at == 0 && matches!(op, Opcode::CALL | Opcode::JMP) {
+            // A probed relative `call` or `jmp` (see [`probe_point`]): the
+            // kernel emulates it, and the trap returns at its target.
+            if let Operand::ImmediateI8 { imm } = insn.operand(0) {
+                out.push(
+                    svma.wrapping_add(len as u64)
+                        .wrapping_add(imm as i64 as u64),
+                );
+            } else if let Operand::ImmediateI32 { imm } = insn.operand(0) {
+                out.push(
+                    svma.wrapping_add(len as u64)
+                        .wrapping_add(imm as i64 as u64),
+                );
+            }
+            break;
+        }
+        at += len;
         if branches || at > code.len() {
             break;
         }
@@ -704,6 +722,18 @@ mod tests {
         assert_eq!(trap_return_points(&code, 0), vec![4, 7]);
         // jmp *0x1234(%rip): the thread goes elsewhere
         assert!(trap_return_points(&[0xff, 0x25, 0x34, 0x12, 0, 0], 0).is_empty());
+        // A probed `call rel32` (a PyO3 trampoline's, see `probe_point`):
+        // the emulated call returns to user space at its target.
+        assert_eq!(
+            trap_return_points(&[0xe8, 0x10, 0, 0, 0, 0x48], 0x1000),
+            vec![0x1015]
+        );
+        assert_eq!(
+            trap_return_points(&[0xe8, 0xf0, 0xff, 0xff, 0xff], 0x1000),
+            vec![0xff5]
+        );
+        // jmp rel8 back
+        assert_eq!(trap_return_points(&[0xeb, 0xfe], 0x1000), vec![0x1000]);
         // push %rbp; mov %rsp,%rbp; call: not past the call
         let code = [0x55, 0x48, 0x89, 0xe5, 0xe8, 0, 0, 0, 0, 0x55];
         assert_eq!(trap_return_points(&code, 0), vec![1, 4]);
