@@ -176,7 +176,7 @@ fn chain_complete_stacks_for_each_python_and_go() {
 /// CPython 3.9 and 3.10 (Debian 11's and Ubuntu 22.04's): frames are
 /// objects of their own there, each run by an eval loop of its own, and a
 /// thread state names its thread by its `pthread_t`. seam read none of it
-/// before (every sample "a Python seam cannot read", 2-3% complete). They
+/// before (every sample's Python frames unreadable, 2-3% complete). They
 /// keep no frame on the C stack, so their frames are read from the live
 /// process after the sample, and a sample whose Python stack changed in
 /// between is incomplete: `chain`, whose threads call through Go into

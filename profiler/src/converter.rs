@@ -14,6 +14,7 @@ use crate::python::{PyFrame, PythonProcess};
 use crate::symbolize::{KernelSymbols, Symbolizer};
 use crate::unwind::{NativeStack, Regs, StackAddress, StackEnd, StackMemory, Unwinder};
 use seam_proto::{Frame, Mechanism, Profile, Runtime};
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 /// perf's callchain context markers (PERF_CONTEXT_*), all above this value.
@@ -427,7 +428,7 @@ impl Converter {
                 Ok(frames) => python = frames,
                 Err(why) => {
                     complete = false;
-                    self.profile.note_problem(why);
+                    self.profile.note_problem(&why);
                 }
             }
         } else {
@@ -533,10 +534,10 @@ impl Converter {
         tid: u32,
         sp: u64,
         stack: &[u8],
-    ) -> Result<Vec<PyFrame>, &'static str> {
+    ) -> Result<Vec<PyFrame>, Cow<'static, str>> {
         const NO_INTERPRETER: &str =
             "python frames unreadable: no interpreter found in the process";
-        let live = self.memory.ok_or(NO_INTERPRETER)?;
+        let live = self.memory.ok_or(Cow::Borrowed(NO_INTERPRETER))?;
         let memory = WithStackCopy {
             base: sp,
             copy: stack,
@@ -544,7 +545,7 @@ impl Converter {
         };
         if let PythonState::NotYetFound { last_try } = &self.python {
             if last_try.is_some_and(|t| t.elapsed() < PYTHON_RETRY) {
-                return Err(NO_INTERPRETER);
+                return Err(NO_INTERPRETER.into());
             }
             let maps =
                 std::fs::read_to_string(format!("/proc/{}/maps", self.pid)).unwrap_or_default();
@@ -558,15 +559,16 @@ impl Converter {
         }
         let p = match &mut self.python {
             PythonState::Found(p) => p,
-            PythonState::Unsupported(_) => {
-                return Err("python frames unreadable: a Python seam cannot read (see the warning)")
+            // Why, in the problem's name: `seam top` shows it.
+            PythonState::Unsupported(why) => {
+                return Err(format!("python frames unreadable: {why}").into())
             }
-            PythonState::NotYetFound { .. } => return Err(NO_INTERPRETER),
+            PythonState::NotYetFound { .. } => return Err(NO_INTERPRETER.into()),
         };
         match p.stack(&memory, tid) {
             Ok(Some(frames)) => Ok(frames),
-            Ok(None) => Err("python frames unreadable: no thread state for this thread"),
-            Err(e) => Err(unreadable_python(&e)),
+            Ok(None) => Err("python frames unreadable: no thread state for this thread".into()),
+            Err(e) => Err(unreadable_python(&e).into()),
         }
     }
 

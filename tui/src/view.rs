@@ -196,9 +196,23 @@ fn render_header(d: &Dashboard, area: Rect, buf: &mut Buffer) {
         ),
         Span::raw(format!("  complete {:.1}%", totals.complete_share * 100.0)),
     ];
+    // Where many stacks are incomplete, the commonest reason why (a Python
+    // seam cannot read names its version), as far as the line has room.
+    let mut second = second;
+    if totals.samples > 0 && totals.complete_share < INCOMPLETE_SAID_BELOW {
+        if let Some((why, _)) = totals.problems.iter().max_by_key(|(_, &n)| n) {
+            second.push(Span::styled(
+                format!("  mostly: {why}"),
+                Style::default().fg(Color::Yellow),
+            ));
+        }
+    }
 
     Paragraph::new(Line::from(second)).render(line(area, 1), buf);
 }
+
+/// Below this share of complete stacks, the header says the commonest problem.
+const INCOMPLETE_SAID_BELOW: f64 = 0.9;
 
 /// Red and bold when `count` is not zero: something was lost.
 fn red_unless_zero(count: u64) -> Style {

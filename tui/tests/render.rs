@@ -326,6 +326,40 @@ fn paused_switch_stacks_show_where_there_is_room() {
     assert!(!header.contains("switch stacks"), "{header}");
 }
 
+/// Where most stacks are incomplete, the header says the commonest reason
+/// (here a Python seam cannot read); where they are complete, nothing.
+#[test]
+fn the_commonest_problem_shows_where_stacks_are_incomplete() {
+    let unreadable = "python frames unreadable: CPython 3.7 is not supported";
+    let incomplete = |step: u64| {
+        let mut p = Profile::default();
+        p.target = Target {
+            pid: 4242,
+            command: vec!["python3.7".into(), "app.py".into()],
+        };
+        p.rate_hz = 999;
+        p.duration_s = step as f64;
+        let f = p.intern_frame(frame("python:_PyEval_EvalFrameDefault"));
+        let s = p.intern_stack(vec![f], false);
+        p.add_samples(s, 101, 90 * step);
+        let f = p.intern_frame(frame("c:main"));
+        let s = p.intern_stack(vec![f], true);
+        p.add_samples(s, 101, 10 * step);
+        p.problems.insert(unreadable.into(), 90 * step);
+        p.problems.insert("unwinding failed".into(), step);
+        p
+    };
+    let d = dashboard_of(&[incomplete(1), incomplete(2)]);
+    let screen = text(&draw(&d, 160, 24));
+    let second = screen.lines().nth(1).unwrap();
+    assert!(
+        second.contains("complete 10.0%") && second.contains(&format!("mostly: {unreadable}")),
+        "{second}"
+    );
+    let screen = text(&draw(&dashboard(), 160, 24));
+    assert!(!screen.contains("mostly:"), "{screen}");
+}
+
 #[test]
 fn empty_dashboard_draws_at_every_size() {
     let d = Dashboard::new();
