@@ -15,6 +15,7 @@ use crate::symbolize::{KernelSymbols, Symbolizer};
 use crate::unwind::{NativeStack, Regs, StackAddress, StackEnd, StackMemory, Unwinder};
 use seam_proto::{Frame, Mechanism, Profile, Runtime};
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// perf's callchain context markers (PERF_CONTEXT_*), all above this value.
@@ -92,6 +93,8 @@ pub struct Converter {
     /// On-CPU samples counted so far (the profile's total, kept as it grows
     /// rather than summed over its stacks).
     samples: u64,
+    /// 3.8 to 3.10: where each eval loop's frame object is on the C stack.
+    frame_slots: FrameSlots,
 }
 
 impl Converter {
@@ -120,6 +123,7 @@ impl Converter {
             probe_resumes: Default::default(),
             trap_samples: 0,
             samples: 0,
+            frame_slots: FrameSlots::default(),
         }
     }
 
@@ -434,6 +438,9 @@ impl Converter {
         } else {
             self.python_threads.remove(&s.tid);
         }
+        if eval_frames > 0 && !python.is_empty() {
+            self.python_from_the_sample(&native, &mut python, eval_frames, regs.sp, s.stack);
+        }
         let mut runs = split_runs(&python);
         // The Python stack is read a moment after the sample. Calls made since then
         // add runs at the leaf end: those runs were not on the sampled stack.
@@ -474,6 +481,76 @@ impl Converter {
             leaf_first.push(Frame::truncated());
         }
         Some((leaf_first, complete))
+    }
+
+    /// 3.8 to 3.10: the Python stack as it was at the sample, where the
+    /// live one read after it (`python`) is not, from the leaf eval loop's
+    /// frame object found on the sample's copy of the stack (see
+    /// [`FrameSlots`]); and what agreeing samples teach of where it is.
+    fn python_from_the_sample(
+        &mut self,
+        native: &NativeStack,
+        python: &mut Vec<PyFrame>,
+        eval_frames: usize,
+        sp: u64,
+        stack: &[u8],
+    ) {
+        let (PythonState::Found(p), Some(live)) = (&mut self.python, self.memory) else {
+            return;
+        };
+        if !p.frame_objects() {
+            return;
+        }
+        // Each eval loop: (the call site it returns to, its CFA).
+        let evals: Vec<(u64, u64)> = native
+            .frames
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| {
+                self.space.module_at(a.lookup()).is_some_and(|m| {
+                    m.object.kind_at(m.svma(a.lookup())) == Some(FrameKind::EvalLoop)
+                })
+            })
+            .filter_map(|(k, _)| {
+                let site = native.frames.get(k + 1)?.raw();
+                Some((site, native.cfas.get(k).copied().filter(|&c| c != 0)?))
+            })
+            .collect();
+        let word = |addr: u64| {
+            let off = usize::try_from(addr.checked_sub(sp)?).ok()?;
+            let b = stack.get(off..off.checked_add(8)?)?;
+            Some(u64::from_le_bytes(b.try_into().ok()?))
+        };
+        let Some(&(leaf_site, leaf_cfa)) = evals.first() else {
+            return;
+        };
+        let at_sample = self
+            .frame_slots
+            .slot(leaf_site)
+            .and_then(|off| word(leaf_cfa.wrapping_add_signed(off)))
+            .filter(|&f| f != 0);
+        match at_sample {
+            Some(f) if f != python[0].addr => {
+                let memory = WithStackCopy {
+                    base: sp,
+                    copy: stack,
+                    live: &live,
+                };
+                if let Ok(frames) = p.stack_from_frame(&memory, f) {
+                    if frames.len() == eval_frames {
+                        *python = frames;
+                        self.profile.note_problem(
+                            "python frames found from the sample's stack (the thread had moved on)",
+                        );
+                    }
+                }
+            }
+            _ if python.len() == eval_frames && evals.len() == eval_frames => {
+                let frames: Vec<u64> = python.iter().map(|f| f.addr).collect();
+                self.frame_slots.learn(&evals, &frames, word);
+            }
+            _ => {}
+        }
     }
 
     fn is_eval_loop(&self, a: StackAddress) -> bool {
@@ -792,6 +869,63 @@ impl Converter {
     }
 }
 
+/// Where each eval loop's frame object is on the C stack, in 3.8 to 3.10,
+/// which keep a thread's current frame only in its thread state (read from
+/// the live process after the sample, when the thread may have moved on).
+/// The frame object is its eval loop's argument, which the caller keeps
+/// across the call (it releases the frame after): in a callee-saved
+/// register that the eval loop's prologue saves, or in its own frame; at a
+/// fixed distance from the eval loop's CFA for each call site (the address
+/// the eval loop returns to). Learned from samples whose live Python stack
+/// fits the native one, where the i-th eval loop from the leaf runs the
+/// i-th frame: an offset is learned once it held its frame in 60% of at
+/// least [`SLOT_MIN_SAMPLES`] of a call site's samples (a live stack read
+/// late can fit the native one and still be another: 80% is usual).
+#[derive(Default)]
+struct FrameSlots {
+    /// By call site: its samples, and the offsets from the CFA that held the frame.
+    sites: HashMap<u64, (u32, HashMap<i64, u32>)>,
+}
+
+/// Where a frame object is looked for around its eval loop's CFA.
+const SLOT_WINDOW: std::ops::Range<i64> = -256..256;
+const SLOT_MIN_SAMPLES: u32 = 16;
+/// Call sites remembered (an interpreter has a handful).
+const MAX_SLOT_SITES: usize = 4096;
+
+impl FrameSlots {
+    /// `evals`: (call site, CFA) of each eval loop, leaf first; `frames`:
+    /// the frame object each runs; `word`: the sample's stack.
+    fn learn(&mut self, evals: &[(u64, u64)], frames: &[u64], word: impl Fn(u64) -> Option<u64>) {
+        if self.sites.len() > MAX_SLOT_SITES {
+            self.sites.clear();
+        }
+        for (&(site, cfa), &frame) in evals.iter().zip(frames) {
+            let (samples, offsets) = self.sites.entry(site).or_default();
+            *samples += 1;
+            for off in SLOT_WINDOW.step_by(8) {
+                if word(cfa.wrapping_add_signed(off)) == Some(frame) {
+                    *offsets.entry(off).or_default() += 1;
+                }
+            }
+        }
+    }
+
+    /// The learned offset from the CFA of the frame object of an eval loop
+    /// that returns to `site`.
+    fn slot(&self, site: u64) -> Option<i64> {
+        let (samples, offsets) = self.sites.get(&site)?;
+        if *samples < SLOT_MIN_SAMPLES {
+            return None;
+        }
+        offsets
+            .iter()
+            .filter(|&(_, &n)| n * 5 >= samples * 3)
+            .max_by_key(|&(&off, &n)| (n, std::cmp::Reverse(off.abs())))
+            .map(|(&off, _)| off)
+    }
+}
+
 /// Kernel frames of uprobe handling: a sample there is the probes' own cost.
 /// The breakpoint trap itself counts (`asm_exc_int3` from its entry to its
 /// return to user space), and so does the single-step trap of a probed
@@ -984,12 +1118,46 @@ fn split_callchain(chain: &[u64]) -> (&[u64], &[u64]) {
 mod tests {
     use super::*;
 
+    /// An eval loop's frame object, 56 bytes below its CFA in 4 samples of
+    /// 5 (the fifth's live stack fit the native one but was another), is
+    /// found there once 16 samples say so; not before, nor where it moves.
+    #[test]
+    fn frame_slots_are_learned_per_call_site() {
+        let (site, other) = (0x5000_1234u64, 0x5000_9999u64);
+        let mut slots = FrameSlots::default();
+        let stack = |cfa: u64, frame: u64| move |addr: u64| (addr == cfa - 56).then_some(frame);
+        for i in 0..15u64 {
+            let frame = if i % 5 == 4 { 0xdead } else { 0x7f00_0000 + i };
+            slots.learn(
+                &[(site, 0x1000 + i * 64)],
+                &[0x7f00_0000 + i],
+                stack(0x1000 + i * 64, frame),
+            );
+        }
+        assert_eq!(slots.slot(site), None, "15 samples are too few");
+        slots.learn(
+            &[(site, 0x9000)],
+            &[0x7f00_0100],
+            stack(0x9000, 0x7f00_0100),
+        );
+        assert_eq!(slots.slot(site), Some(-56));
+        assert_eq!(slots.slot(other), None);
+        // A call site whose frame is nowhere in particular learns nothing.
+        for i in 0..40u64 {
+            let cfa = 0x2000 + i * 64;
+            let moving = move |addr: u64| (addr == cfa - 8 * (i % 7 + 1)).then_some(0x7f00_0000);
+            slots.learn(&[(other, cfa)], &[0x7f00_0000], moving);
+        }
+        assert_eq!(slots.slot(other), None);
+    }
+
     fn py(name: &str, ends: bool) -> PyFrame {
         PyFrame {
             function: name.into(),
             file: "x.py".into(),
             line: Some(1),
             ends_eval_run: ends,
+            addr: 0,
         }
     }
 

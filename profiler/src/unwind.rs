@@ -62,6 +62,10 @@ pub enum StackEnd {
 pub struct NativeStack {
     pub frames: Vec<StackAddress>,
     pub end: StackEnd,
+    /// For each frame, the stack pointer once it was unwound (its caller's,
+    /// the frame's CFA), 0 where the walk did not step out of it by the
+    /// unwind tables or frame pointer (the outermost frame, Go's stacks).
+    pub cfas: Vec<u64>,
 }
 
 /// Registers at the sample.
@@ -203,6 +207,7 @@ impl Unwinder {
         mem: &mut StackMemory,
     ) -> NativeStack {
         let mut frames = Vec::new();
+        let mut cfas = Vec::new();
         let mut hop_regs = UnwindRegsX86_64::new(regs.ip, regs.sp, regs.bp);
         let mut addr = StackAddress::Ip(regs.ip);
         // Stack switches passed on the way, and where in `frames` each was.
@@ -255,6 +260,10 @@ impl Unwinder {
                     None => self.framehop_step(addr, module.is_some(), &mut hop_regs, mem),
                 },
             };
+            if step.is_ok() {
+                cfas.resize(frames.len() - 1, 0);
+                cfas.push(hop_regs.sp());
+            }
             match step {
                 Ok(0) => break StackEnd::Root,
                 Ok(ret) if space.module_at(ret - 1).is_some() => addr = StackAddress::Return(ret),
@@ -280,11 +289,13 @@ impl Unwinder {
             // walk's rootward frames are the best evidence left. The caller counts how
             // often this is used.
             frames.truncate(at);
+            cfas.truncate(at);
             frames.extend_from_slice(rest);
             end = StackEnd::Root;
             mem.reused_other_side = true;
         }
-        NativeStack { frames, end }
+        cfas.resize(frames.len(), 0);
+        NativeStack { frames, end, cfas }
     }
 
     /// One step with framehop (DWARF CFI, or the frame pointer where there is none).

@@ -122,6 +122,9 @@ pub struct PyFrame {
     /// just leafward of a `FRAME_OWNED_BY_CSTACK` shim frame (shims
     /// themselves are not returned).
     pub ends_eval_run: bool,
+    /// Where the frame is in the target: its `PyFrameObject` (3.8 to 3.10),
+    /// its `_PyInterpreterFrame` (3.11+).
+    pub addr: u64,
 }
 
 /// A Python interpreter found in a process.
@@ -234,6 +237,36 @@ impl PythonProcess {
         self.walk(mem, &thread, &mut frames)
             .map_err(|e| Error::io(what(), e, Some(self.pid)))?;
         Ok(Some(frames))
+    }
+
+    /// 3.8 to 3.10: the Python stack from the frame object at `frame` (found
+    /// on the sample's copy of the C stack, see the converter's
+    /// `FrameSlots`) rather than the thread state's current frame, which
+    /// the thread may have left since the sample.
+    pub fn stack_from_frame(
+        &mut self,
+        mem: &impl ReadMemory,
+        frame: u64,
+    ) -> Result<Vec<PyFrame>, Error> {
+        if !self.layout.frame_objects {
+            return Ok(Vec::new());
+        }
+        let thread = ThreadView {
+            native_thread_id: 0,
+            frame,
+            chunk: 0,
+            top: 0,
+        };
+        let mut frames = Vec::new();
+        self.walk(mem, &thread, &mut frames)
+            .map_err(|e| Error::io("reading a Python stack from its frame", e, Some(self.pid)))?;
+        Ok(frames)
+    }
+
+    /// Whether frames are objects of their own (3.8 to 3.10), each the
+    /// argument of its eval loop's call.
+    pub fn frame_objects(&self) -> bool {
+        self.layout.frame_objects
     }
 
     /// The thread state of `tid`, or `None` when it has none.
@@ -454,6 +487,7 @@ impl PythonProcess {
                     &buf[..block_len]
                 }
             };
+            let this = frame;
             let previous = u64_at(block, l.frame_previous);
             let owner = block[l.frame_owner as usize];
             let code_addr = u64_at(block, l.frame_code);
@@ -493,6 +527,7 @@ impl PythonProcess {
                 continue;
             }
             out.push(PyFrame {
+                addr: this,
                 function: code.qualname.clone(),
                 file: code.filename.clone(),
                 line: if l.lnotab {
