@@ -356,15 +356,17 @@ impl Converter {
             }
             return Some((leaf_first, true));
         };
-        // In a breakpoint trap (a uprobe's at a function's entry), the user
-        // instruction pointer is one past the int3 that replaced the first
-        // byte of the probed instruction, until the kernel moves it back to
-        // the probed address before it runs the probe's handlers. Before the
-        // probed instruction has run, the stack pointer is still as a call
-        // leaves it (8 past a 16-byte boundary, by the ABI): unwind from the
-        // probed address, the function's entry (or the `push` after its
-        // `endbr64`). After it emulated a `push`, the stack pointer moved and
-        // the instruction pointer is right as it is.
+        // In a breakpoint trap (a uprobe's, at a function's entry or at the
+        // instruction it is probed at, see `perf::uprobe::probe_point`), the
+        // user instruction pointer is one past the int3 that replaced the
+        // first byte of the probed instruction, until the kernel moves it
+        // back to the probed address before it runs the probe's handlers:
+        // unwind from the probed address. Once the kernel has emulated the
+        // instruction, the instruction pointer is right as it is: past a
+        // longer instruction, or at a branch's target; past a one-byte `push`
+        // too, which then moved the stack pointer by 8, so the stack
+        // pointer's place modulo 16 tells (see
+        // `AddressSpace::trapped_before_probe`).
         if leaf_first.iter().any(|f| f.name == "asm_exc_int3")
             && !self.space.is_function_entry(regs.ip)
             && self

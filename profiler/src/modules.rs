@@ -2,6 +2,7 @@
 //! knows about each file (unwind tables, symbols, the Go pclntab, the
 //! language it was written in, the addresses where stacks switch or end).
 
+use crate::perf::uprobe::ProbePoint;
 use crate::symbolize::gopclntab::GoPclntab;
 use memmap2::Mmap;
 use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
@@ -223,6 +224,10 @@ pub struct ObjectInfo {
     plt: std::cell::OnceCell<Vec<(u64, u64, String)>>,
     /// [`ObjectInfo::drap_cfa_offset`] by address, as looked up.
     drap: std::cell::RefCell<foldhash::HashMap<u64, Option<i64>>>,
+    /// [`ObjectInfo::probe_point`] by entry, as looked up.
+    probe_points: std::cell::RefCell<foldhash::HashMap<u64, ProbePoint>>,
+    /// Names of the functions with a cold part, built on first use.
+    cold_parts: std::cell::OnceCell<std::collections::HashSet<String>>,
 }
 
 /// A function symbol of an ELF file, for probing.
@@ -388,6 +393,8 @@ impl ObjectInfo {
             text_symbols: std::cell::OnceCell::new(),
             plt: std::cell::OnceCell::new(),
             drap: Default::default(),
+            probe_points: Default::default(),
+            cold_parts: Default::default(),
         })
     }
 
@@ -587,15 +594,25 @@ impl ObjectInfo {
         (svma < *end).then_some(name.as_str())
     }
 
-    /// The entry of the function that holds `svma`, from the unwind tables
-    /// (`.eh_frame_hdr`'s sorted index into `.eh_frame`): what names a
-    /// function in a stripped module, as no symbol does.
     /// Where seam probes the function that starts at `entry` (see
-    /// [`crate::perf::uprobe::probe_point`]): its whole code where the unwind
-    /// tables give its end (up to [`MAX_SCANNED_FUNCTION`] bytes), else its
-    /// first bytes.
-    pub fn probe_point(&self, entry: u64) -> crate::perf::uprobe::ProbePoint {
+    /// [`crate::perf::uprobe::probe_point`]): past its first instructions
+    /// only where the unwind tables give its whole code (up to
+    /// [`MAX_SCANNED_FUNCTION`] bytes, all in the file) and it has no part
+    /// elsewhere (gcc's `f.cold`, which jumps back into `f`, perhaps to
+    /// before the probe); else by its first bytes. Cached by entry: a trap's
+    /// samples ask again.
+    pub fn probe_point(&self, entry: u64) -> ProbePoint {
+        if let Some(&p) = self.probe_points.borrow().get(&entry) {
+            return p;
+        }
+        let p = self.find_probe_point(entry);
+        self.probe_points.borrow_mut().insert(entry, p);
+        p
+    }
+
+    fn find_probe_point(&self, entry: u64) -> ProbePoint {
         use gimli::{EhFrame, UnwindSection};
+        let by_entry = || crate::perf::uprobe::probe_point(self.bytes_at_svma(entry, 16), false);
         let len = self
             .eh_frame()
             .and_then(|(table, eh, bases)| {
@@ -606,12 +623,38 @@ impl ObjectInfo {
             })
             .filter(|fde| fde.initial_address() == entry && fde.len() <= MAX_SCANNED_FUNCTION)
             .map(|fde| fde.len() as usize);
-        match len {
-            Some(len) => crate::perf::uprobe::probe_point(self.bytes_at_svma(entry, len), true),
-            None => crate::perf::uprobe::probe_point(self.bytes_at_svma(entry, 16), false),
+        let Some(len) = len else {
+            return by_entry();
+        };
+        let code = self.bytes_at_svma(entry, len);
+        if code.len() != len || self.has_cold_part(entry) {
+            return by_entry();
         }
+        crate::perf::uprobe::probe_point(code, true)
     }
 
+    /// Whether a function at `entry` has a cold part (`name.cold`, `name.cold.N`).
+    fn has_cold_part(&self, entry: u64) -> bool {
+        let symbols = self.text_symbols();
+        let cold = self.cold_parts.get_or_init(|| {
+            symbols
+                .iter()
+                .filter_map(|s| Some(s.name.split_once(".cold")?.0.to_string()))
+                .collect()
+        });
+        if cold.is_empty() {
+            return false;
+        }
+        let from = symbols.partition_point(|s| s.svma < entry);
+        symbols[from..]
+            .iter()
+            .take_while(|s| s.svma == entry)
+            .any(|s| cold.contains(&s.name))
+    }
+
+    /// The entry of the function that holds `svma`, from the unwind tables
+    /// (`.eh_frame_hdr`'s sorted index into `.eh_frame`): what names a
+    /// function in a stripped module, as no symbol does.
     pub fn function_start(&self, svma: u64) -> Option<u64> {
         use gimli::{EhFrame, UnwindSection};
         let (table, eh, bases) = self.eh_frame()?;
@@ -894,8 +937,16 @@ impl AddressSpace {
                 None => return false,
             },
         };
-        let point = m.object.probe_point(entry);
-        entry + point.offset as u64 == svma && (point.len > 1 || sp % 16 == point.sp_mod16_before())
+        // Where seam probes it, or (a dispatcher, whose probe reads the
+        // call's arguments) at its entry or past `endbr64`.
+        let points = [
+            m.object.probe_point(entry),
+            crate::perf::uprobe::probe_point(m.object.bytes_at_svma(entry, 16), false),
+        ];
+        points.iter().any(|point| {
+            entry + point.offset as u64 == svma
+                && (point.len > 1 || sp % 16 == point.sp_mod16_before())
+        })
     }
 
     /// Whether a function starts at `avma`, by the unwind tables or a symbol.

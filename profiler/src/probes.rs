@@ -532,6 +532,9 @@ impl HitCost {
 /// The uprobes on one target.
 pub struct Prober {
     pid: u32,
+    /// The target runs with a shadow stack (Intel CET's): its probes stay
+    /// at functions' entries or pushes (see [`probed_svma`]).
+    shadow_stack: bool,
     set: UprobeSet,
     options: ProbeOptions,
     cost: HitCost,
@@ -908,6 +911,7 @@ impl Prober {
         });
         Ok(Prober {
             pid,
+            shadow_stack: uses_shadow_stack(pid),
             set,
             options,
             cost,
@@ -1258,7 +1262,7 @@ impl Prober {
             key,
             dispatch,
         } = found;
-        let svma = probed_svma(object, svma, dispatch);
+        let svma = probed_svma(object, svma, dispatch || self.shadow_stack);
         let Some(offset) = object.file_offset_of_svma(svma) else {
             return;
         };
@@ -1757,8 +1761,8 @@ impl Prober {
         let key = (Runtime::Python, runtime, mechanism);
         // Sites are keyed where they are probed: past an `endbr64` (a Go
         // export's wrapper built by Ubuntu's gcc), else the call counted twice.
-        for dispatch in [false, true] {
-            let at = probed_svma(object, svma, dispatch);
+        for at_entry in [false, true] {
+            let at = probed_svma(object, svma, at_entry);
             if let Some(offset) = object.file_offset_of_svma(at) {
                 if let Some(&site) = self.site_keys.get(&(object.path.clone(), offset)) {
                     return Dispatched::Via(site, key);
@@ -2196,11 +2200,24 @@ struct StaticSite {
     dispatch: bool,
 }
 
+/// Whether the process's threads run with a shadow stack (`shstk` among
+/// `x86_Thread_features` in its status, Linux 6.6+, opted into by glibc's
+/// tunable): a probe on a `call` that the kernel emulates must push the
+/// return address on the shadow stack too, which kernels did not always do.
+fn uses_shadow_stack(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("x86_Thread_features:"))
+            .is_some_and(|f| f.split_whitespace().any(|w| w == "shstk"))
+    })
+}
+
 /// Where seam probes the function at `svma` (see [`ObjectInfo::probe_point`]).
-/// A dispatcher's probe reads its call's arguments and return address as
-/// the call left them: at its entry, or past an `endbr64` at its `push`.
-fn probed_svma(object: &ObjectInfo, svma: u64, dispatch: bool) -> u64 {
-    let point = if dispatch {
+/// `at_entry`: at its entry, or past an `endbr64` at its `push`: where a
+/// dispatcher's probe reads its call's arguments and return address as the
+/// call left them, and where a target with a shadow stack is probed.
+fn probed_svma(object: &ObjectInfo, svma: u64, at_entry: bool) -> u64 {
+    let point = if at_entry {
         probe_point(object.bytes_at_svma(svma, 16), false)
     } else {
         object.probe_point(svma)

@@ -367,7 +367,11 @@ pub const ENDBR64: [u8; 4] = [0xf3, 0x0f, 0x1e, 0xfa];
 pub struct ProbePoint {
     /// Bytes from the function's entry.
     pub offset: usize,
-    /// The probed instruction's length (0 where it could not be decoded).
+    /// The probed instruction's length: 0 at an entry probed as it is
+    /// (single-stepped, or not decoded), which [`AddressSpace::trapped_before_probe`]
+    /// then tells by the stack pointer.
+    ///
+    /// [`AddressSpace::trapped_before_probe`]: crate::modules::AddressSpace::trapped_before_probe
     pub len: usize,
     /// How far the instructions before it moved the stack pointer down.
     pub sp_below_entry: u64,
@@ -471,9 +475,13 @@ fn straight_line_point(code: &[u8]) -> Option<ProbePoint> {
             });
         }
         let op = insn.opcode();
-        let rsp = |o: Operand| matches!(o, Operand::Register { reg } if reg == RegSpec::rsp() || reg == RegSpec::esp());
-        let first = insn.operand_count() > 0 && rsp(insn.operand(0));
+        // Writes to the stack pointer: only `sub $N,%rsp` is followed.
+        let (rsp, esp) = (RegSpec::rsp(), RegSpec::esp());
+        let dest = (insn.operand_count() > 0).then(|| insn.operand(0));
+        let first = matches!(dest, Some(Operand::Register { reg }) if reg == rsp || reg == esp);
+        let full = matches!(dest, Some(Operand::Register { reg }) if reg == rsp);
         match op {
+            Opcode::SUB if first && !full => return None,
             Opcode::SUB if first => match insn.operand(1) {
                 Operand::ImmediateI8 { imm } if imm >= 0 => sp += imm as u64,
                 Operand::ImmediateI32 { imm } if imm >= 0 => sp += imm as u64,
@@ -504,8 +512,9 @@ fn straight_line_point(code: &[u8]) -> Option<ProbePoint> {
             | Opcode::XORPS
             | Opcode::PXOR
             | Opcode::NOP
-            | Opcode::ENDBR64
                 if !first => {}
+            // An `endbr64` past the entry marks where an indirect jump may land.
+            Opcode::ENDBR64 if at == 0 => {}
             Opcode::CMP | Opcode::TEST => {}
             _ => return None,
         }
@@ -529,10 +538,19 @@ fn jumps_into(code: &[u8], upto: usize) -> bool {
         };
         let len = insn.len().to_const() as usize;
         let op = insn.opcode();
+        // A call into the function's own first bytes (a local subroutine)
+        // runs them again too; a transaction's abort lands at its target.
         if op.is_jcc()
             || matches!(
                 op,
-                Opcode::JMP | Opcode::LOOP | Opcode::LOOPZ | Opcode::LOOPNZ | Opcode::JRCXZ
+                Opcode::JMP
+                    | Opcode::CALL
+                    | Opcode::LOOP
+                    | Opcode::LOOPZ
+                    | Opcode::LOOPNZ
+                    | Opcode::JRCXZ
+                    | Opcode::JECXZ
+                    | Opcode::XBEGIN
             )
         {
             let to = match insn.operand(0) {
@@ -543,7 +561,9 @@ fn jumps_into(code: &[u8], upto: usize) -> bool {
             match to.map(|d| (at + len) as i64 + d) {
                 Some(t) if t > 0 && t <= upto as i64 => return true,
                 Some(_) => {}
-                // Through a register or memory: a tail call or a jump table.
+                // A call through a register or memory returns where it was made.
+                None if op == Opcode::CALL => {}
+                // A jump through a register or memory: a tail call or a jump table.
                 None => return true,
             }
         }
@@ -702,6 +722,24 @@ mod tests {
         // An instruction that is not known to go nowhere: the entry.
         let syscall = [0x0f, 0x05, 0xe8, 0, 0, 0, 0, 0xc3];
         assert_eq!(offset(&syscall, true), 0);
+        // A call back into the first bytes (a local subroutine): the entry.
+        let mut local = SUB_THEN_CALL.to_vec();
+        let at = local.len() as i64;
+        local.extend([0xe8, 0, 0, 0, 0]);
+        local[at as usize + 1..].copy_from_slice(&((4 - (at + 5)) as i32).to_le_bytes());
+        assert_eq!(offset(&local, true), 0);
+        // A call elsewhere, through memory or not, is no matter.
+        let mut calls = SUB_THEN_CALL.to_vec();
+        calls.extend([0xff, 0x15, 0, 0, 0, 0, 0xe8, 0, 0x10, 0, 0]);
+        assert_eq!(offset(&calls, true), 31);
+        // `sub $8,%esp` moves the stack pointer another way: the entry.
+        let esp = [0x83, 0xec, 0x08, 0xe8, 0, 0, 0, 0, 0xc3];
+        assert_eq!(offset(&esp, true), 0);
+        // An `endbr64` past the entry is where an indirect jump lands.
+        let mut landing = vec![0x48, 0x83, 0xec, 0x08];
+        landing.extend(ENDBR64);
+        landing.extend([0xe8, 0, 0, 0, 0, 0xc3]);
+        assert_eq!(offset(&landing, true), 0);
     }
 
     #[test]

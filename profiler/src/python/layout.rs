@@ -1,12 +1,13 @@
 //! Where the fields seam reads live inside CPython's structures, per minor
 //! version (x86_64 and aarch64 Linux, default non-debug, GIL builds).
 //!
-//! 3.11 and 3.12 are hard-coded tables. 3.13 reads every offset it can from
+//! 3.8 to 3.12 are hard-coded tables (3.8 to 3.10 with frame objects, see
+//! [`Layout::frame_objects`]). 3.13 reads every offset it can from
 //! `_Py_DebugOffsets`, the first field of `_PyRuntime`, and hard-codes only
 //! what that struct lacks (see [`Layout::from_debug_offsets`]).
 //!
 //! Every number here was checked with `offsetof` against the headers pyenv
-//! installs (3.11.7, 3.12.1, 3.13.0): the test `matches_installed_headers`
+//! installs (3.8.18, 3.9.18, 3.10.13, 3.11.7, 3.12.1, 3.13.0): the test `matches_installed_headers`
 //! compiles `fixtures/offsets.c` against each installed version and compares.
 
 /// `FRAME_OWNED_BY_CSTACK` (3.12+): the shim frame `_PyEval_EvalFrameDefault`

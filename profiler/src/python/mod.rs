@@ -7,8 +7,10 @@
 //! every perf sample, thousands of times a second:
 //!
 //! * thread states are found once and cached by OS tid (CPython 3.11+ keeps
-//!   the tid in `PyThreadState.native_thread_id`), re-validated on every use,
-//!   and looked up again at most once per [`RESCAN_INTERVAL`] per unknown tid;
+//!   the tid in `PyThreadState.native_thread_id`; 3.8 to 3.10 keep the
+//!   thread's `pthread_t`, whose tid is read from the C library's
+//!   `struct pthread`), re-validated on every use, and looked up again at
+//!   most once per [`RESCAN_INTERVAL`] per unknown tid;
 //! * code objects are decoded once and cached by address; each walk re-reads
 //!   the header of each code object it meets to notice a reused address;
 //! * the frames a thread keeps in its data-stack chunk (all but generator
@@ -17,7 +19,9 @@
 //!
 //! A warm call therefore costs one read of the thread state (plus one for
 //! `_PyCFrame` in 3.11/3.12), one of the chunk, one per eval-loop entry
-//! shim (3.12+) and one per distinct code object on the stack.
+//! shim (3.12+) and one per distinct code object on the stack. 3.8 to 3.10
+//! keep frames as objects of their own, linked by `f_back`: one read per
+//! frame, and one of the `struct pthread` for the thread's tid.
 //!
 //! The frames come back leaf first. [`PyFrame::ends_eval_run`] tells the
 //! caller which Python frames one native `_PyEval_EvalFrameDefault` frame
@@ -43,10 +47,10 @@
 //!   would keep the old decoding.
 //! * A thread that dropped its thread state but lives on (a C thread after
 //!   `PyGILState_Release`) may still show its last, usually empty, stack.
-//! * 3.11 and 3.12 offsets are per minor version, checked against 3.11.7
-//!   and 3.12.1 headers and Debian's 3.11.2; 3.11 and 3.12 debug builds,
-//!   free-threaded builds, and CPython before 3.11 or after 3.13 are refused
-//!   with [`Error::Unsupported`]. Checked on x86_64 only.
+//! * 3.8 to 3.12 offsets are per minor version, checked against 3.8.18,
+//!   3.9.18, 3.10.13, 3.11.7 and 3.12.1 headers and Debian's 3.11.2; their
+//!   debug builds, free-threaded builds, and CPython before 3.8 or after
+//!   3.13 are refused with [`Error::Unsupported`]. Checked on x86_64 only.
 //!
 //! ```no_run
 //! use seam_profiler::memory::ProcessMemory;
@@ -111,14 +115,16 @@ const MAX_CHUNK_SPAN: u64 = 1 << 30;
 /// One Python function frame, as read from the interpreter.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PyFrame {
-    /// `co_qualname`, e.g. `Klass.method` or `<module>`.
+    /// `co_qualname`, e.g. `Klass.method` or `<module>` (`co_name` before
+    /// 3.11: `method`).
     pub function: String,
     /// `co_filename`, as the interpreter has it (`<string>` for `-c`).
     pub file: String,
     /// The line being run; `None` when the instruction has no location.
     pub line: Option<u32>,
     /// This frame is the last one (rootward) that one native
-    /// `_PyEval_EvalFrameDefault` frame runs: 3.11 `is_entry`; 3.12+ the frame
+    /// `_PyEval_EvalFrameDefault` frame runs: every frame before 3.11; 3.11
+    /// `is_entry`; 3.12+ the frame
     /// just leafward of a `FRAME_OWNED_BY_CSTACK` shim frame (shims
     /// themselves are not returned).
     pub ends_eval_run: bool,
@@ -147,7 +153,7 @@ pub struct PythonProcess {
     validated: HashSet<u64>,
     /// The used part of the thread's data-stack chunk, copied in one read.
     chunk_copy: Vec<u8>,
-    /// 3.10: where the C library keeps a thread's tid in the `pthread_t` a
+    /// 3.8 to 3.10: where the C library keeps a thread's tid in the `pthread_t` a
     /// thread state names (see [`PythonProcess::find_pthread_tid`]).
     pthread_tid: Option<u64>,
 }
@@ -337,7 +343,7 @@ impl PythonProcess {
         })
     }
 
-    /// 3.10: the tid of the thread whose `pthread_t` is `pthread`, 0 where
+    /// 3.8 to 3.10: the tid of the thread whose `pthread_t` is `pthread`, 0 where
     /// it cannot be read.
     fn tid_of_pthread<M: ReadMemory>(&self, mem: &M, pthread: u64) -> u64 {
         let Some(off) = self.pthread_tid else {
@@ -350,10 +356,14 @@ impl PythonProcess {
         }
     }
 
-    /// 3.10 keeps no tid in a thread state, only the `pthread_t` (the
+    /// 3.8 to 3.10 keep no tid in a thread state, only the `pthread_t` (the
     /// address of the C library's `struct pthread`), which holds the tid.
-    /// Where: the offsets at which every thread state's `struct pthread`
-    /// holds one of the process's tids, glibc's own if it is one of them.
+    /// Where: the offset at which the most thread states' `struct pthread`s
+    /// hold distinct live tids of the process, glibc's own where it does as
+    /// well as any (a field that holds the main thread's tid in every one,
+    /// or a thread state left by a thread that exited, does not outvote it);
+    /// none where no one offset does best, to be looked for again at the
+    /// next scan.
     fn find_pthread_tid<M: ReadMemory>(&mut self, mem: &M, pthreads: &[u64]) {
         let tids: HashSet<u32> = std::fs::read_dir(format!("/proc/{}/task", self.pid))
             .map(|dir| {
@@ -362,26 +372,36 @@ impl PythonProcess {
                     .collect()
             })
             .unwrap_or_default();
-        let mut found: Option<Vec<u64>> = None;
+        let mut seen: HashMap<u64, HashSet<u32>> = HashMap::new();
         let mut buf = vec![0u8; PTHREAD_SEARCH];
-        for &p in pthreads {
-            if p == 0 || mem.read(p, &mut buf).is_err() {
+        let distinct: HashSet<u64> = pthreads.iter().copied().filter(|&p| p != 0).collect();
+        for p in distinct {
+            // A `struct pthread` may end its mapping sooner (musl's).
+            let Some(len) = [PTHREAD_SEARCH, PTHREAD_SEARCH / 4, PTHREAD_SEARCH / 8]
+                .into_iter()
+                .find(|&len| mem.read(p, &mut buf[..len]).is_ok())
+            else {
                 continue;
+            };
+            for o in (0..len as u64).step_by(4) {
+                let v = u32_at(&buf, o);
+                if tids.contains(&v) {
+                    seen.entry(o).or_default().insert(v);
+                }
             }
-            let here: Vec<u64> = (0..PTHREAD_SEARCH as u64)
-                .step_by(4)
-                .filter(|&o| tids.contains(&u32_at(&buf, o)))
-                .collect();
-            found = Some(match found {
-                None => here,
-                Some(f) => f.into_iter().filter(|o| here.contains(o)).collect(),
-            });
         }
-        let found = found.unwrap_or_default();
-        self.pthread_tid = if found.contains(&GLIBC_PTHREAD_TID) {
+        let best = seen.values().map(HashSet::len).max().unwrap_or(0);
+        let at_best: Vec<u64> = seen
+            .iter()
+            .filter(|(_, t)| best > 0 && t.len() == best)
+            .map(|(&o, _)| o)
+            .collect();
+        self.pthread_tid = if at_best.contains(&GLIBC_PTHREAD_TID) {
             Some(GLIBC_PTHREAD_TID)
+        } else if let [only] = at_best[..] {
+            Some(only)
         } else {
-            found.first().copied()
+            None
         };
     }
 
@@ -405,6 +425,11 @@ impl PythonProcess {
                     threads.insert(tid, tstate);
                 }
             }
+        }
+        // No thread state names a live thread where the tid was looked for:
+        // look again at the next scan.
+        if pthreads && threads.is_empty() {
+            self.pthread_tid = None;
         }
         self.threads = threads;
         Ok(())
@@ -865,6 +890,42 @@ mod tests {
             bytes: &[],
         };
         assert_eq!(p.stack(&empty, tid + 1).unwrap(), None);
+    }
+
+    /// 3.8 to 3.10: the tid's offset in `struct pthread` is where the most
+    /// threads hold distinct live tids, glibc's where it does as well as any;
+    /// not a field that holds the main thread's tid in every one.
+    #[test]
+    fn pthread_tids_are_found_where_most_threads_hold_theirs() {
+        let (mut p, mut heap, _) = process(Layout::V3_12, (3, 12), &[]);
+        p.pid = std::process::id();
+        let main = p.pid;
+        // SAFETY: gettid has no preconditions.
+        let me = unsafe { libc::gettid() } as u32;
+        let pthread = |heap: &mut Heap, at: &[(u64, u32)]| {
+            let a = heap.alloc(PTHREAD_SEARCH);
+            for &(off, tid) in at {
+                heap.put(a, off, &tid.to_le_bytes());
+            }
+            a
+        };
+        let a = pthread(&mut heap, &[(GLIBC_PTHREAD_TID, main), (0x2d4, main)]);
+        let b = pthread(&mut heap, &[(GLIBC_PTHREAD_TID, me), (0x2d4, main)]);
+        // A thread that exited: its tid cleared.
+        let gone = pthread(&mut heap, &[(0x2d4, main)]);
+        p.find_pthread_tid(&heap.mem(), &[a, b, gone]);
+        assert_eq!(p.pthread_tid, Some(GLIBC_PTHREAD_TID));
+        // Another C library's place, alone.
+        let c = pthread(&mut heap, &[(0x38, main)]);
+        let d = pthread(&mut heap, &[(0x38, me)]);
+        p.find_pthread_tid(&heap.mem(), &[c, d]);
+        assert_eq!(p.pthread_tid, Some(0x38));
+        // Two places doing as well, neither glibc's: none, looked for again.
+        let e = pthread(&mut heap, &[(0x40, main), (0x48, main)]);
+        p.find_pthread_tid(&heap.mem(), &[e]);
+        assert_eq!(p.pthread_tid, None);
+        p.find_pthread_tid(&heap.mem(), &[]);
+        assert_eq!(p.pthread_tid, None);
     }
 
     #[test]
