@@ -1356,6 +1356,10 @@ impl Prober {
                             .map_or(-1.0, |l| armed_at.saturating_sub(l) as f64 / 1e6)
                     );
                 }
+                // A target that exited as its sites were armed again: its
+                // files (under /proc/PID/root) are gone, which says nothing
+                // of the site.
+                Err(_) if !target_alive(self.pid) => {}
                 Err(e) => {
                     self.failed.insert(site.key(), e.to_string());
                 }
@@ -2200,6 +2204,15 @@ struct StaticSite {
     dispatch: bool,
 }
 
+/// Whether process `pid` is still there to probe (not exited, not a zombie).
+fn target_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
+}
+
 /// Whether the process's threads run with a shadow stack (`shstk` among
 /// `x86_Thread_features` in its status, Linux 6.6+, opted into by glibc's
 /// tunable): a probe on a `call` that the kernel emulates must push the
@@ -2574,6 +2587,23 @@ fn unnamed_entry(object: &ObjectInfo, module: &str, name: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A site that fails to arm as the target exits is no failed site: the
+    /// target is told gone by its state, a zombie's too.
+    #[test]
+    fn an_exited_target_is_not_alive() {
+        assert!(target_alive(std::process::id()));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        // Exited, not reaped: a zombie.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while target_alive(pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(!target_alive(pid));
+        child.wait().unwrap();
+        assert!(!target_alive(pid));
+    }
 
     #[test]
     fn a_gap_is_extrapolated_only_while_the_samples_show_the_function() {
