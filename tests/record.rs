@@ -182,7 +182,7 @@ fn chain_complete_stacks_for_each_python_and_go() {
 /// eval loop ran is found on the sample's copy of the C stack, where its
 /// caller keeps it (see `FrameSlots` in the converter). `chain`, whose
 /// threads call through Go into Python many times a millisecond, was 87-88%
-/// complete from the live read alone, 95.6-96.2% with the stack's (3.11:
+/// complete from the live read alone, 96.5-96.9% with the stack's (3.11:
 /// 99.4%).
 #[test]
 fn python_3_9_and_3_10_stacks_are_stitched() {
@@ -195,8 +195,7 @@ fn python_3_9_and_3_10_stacks_are_stitched() {
         let summary = record_chain(python, "debian", &[]);
         let share = complete_share(&summary);
         eprintln!("chain, Python {python}: {:.1}% complete", 100.0 * share);
-        let found = summary["problems"]
-            ["python frames found from the sample's stack (the thread had moved on)"]
+        let found = summary["problems"]["python frames found from the sample's stack"]
             .as_u64()
             .unwrap_or(0);
         assert!(
@@ -264,12 +263,16 @@ fn go_1_22_runtime_calls_into_c_at_each_callback_are_stitched() {
         .env("GOTOOLCHAIN", "local")
         .env("GOENV", "off")
         .env("GOWORK", "off")
+        .env("GO111MODULE", "on")
         .env("GOFLAGS", "-buildvcs=false")
         .env("GOPROXY", "off")
+        .env("GOSUMDB", "off")
         .env("GOCACHE", build.join(".go/cache-go122"))
         .env("GOPATH", build.join(".go/path"))
+        .env("GOMODCACHE", build.join(".go/path/pkg/mod"))
         .env("CGO_ENABLED", "1")
         .env("CC", "gcc")
+        .env("CGO_CFLAGS", "-g -O2")
         .env(
             "CGO_LDFLAGS",
             format!(
@@ -310,7 +313,10 @@ fn go_1_22_runtime_calls_into_c_at_each_callback_are_stitched() {
                 Box::new(named("glue", "runtime.callbackUpdateSystemStack")),
             ),
             ("asmcgocall", Box::new(named("glue", "runtime.asmcgocall"))),
-            ("the C it calls", Box::new(named("c", "pthread_getattr_np"))),
+            (
+                "the C it calls",
+                Box::new(|f: &F| f.0 == "c" && f.1.contains("pthread_getattr_np")),
+            ),
         ],
     );
 }

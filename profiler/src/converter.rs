@@ -538,13 +538,41 @@ impl Converter {
                     copy: stack,
                     live: &live,
                 };
-                if let Ok(frames) = p.stack_from_frame(&memory, f) {
-                    if frames.len() == eval_frames {
-                        *python = frames;
-                        self.profile.note_problem(
-                            "python frames found from the sample's stack (the thread had moved on)",
-                        );
+                // Each eval loop's own frame where every place is learned,
+                // as at the sample: a frame freed since is given to the next
+                // call of its code (from any thread) and keeps naming its
+                // function. The root's must be the live stack's (the same
+                // thread, the places right).
+                let root = python.last().map(|f| f.addr);
+                let slots: Option<Vec<u64>> = evals
+                    .iter()
+                    .map(|&(site, cfa)| {
+                        let off = self.frame_slots.slot(site)?;
+                        word(cfa.wrapping_add_signed(off)).filter(|&f| f != 0)
+                    })
+                    .collect();
+                let found = match slots {
+                    Some(frames)
+                        if frames.len() == eval_frames && frames.last() == root.as_ref() =>
+                    {
+                        p.frames_at(&memory, &frames).ok()
                     }
+                    // Else walked from the leaf's, by `f_back`: taken only
+                    // where it ends at the live stack's root (a freed frame's
+                    // `f_back` may lead into another thread's stack).
+                    _ => p
+                        .stack_from_frame(&memory, f)
+                        .ok()
+                        .filter(|frames| frames.last().map(|f| f.addr) == root),
+                };
+                match found {
+                    Some(frames) if frames.len() == eval_frames => {
+                        *python = frames;
+                        self.profile
+                            .note_problem("python frames found from the sample's stack");
+                    }
+                    // Not where it was learned to be: a miss for that place.
+                    _ => self.frame_slots.miss(leaf_site),
                 }
             }
             _ if python.len() == eval_frames && evals.len() == eval_frames => {
@@ -886,12 +914,16 @@ impl Converter {
 #[derive(Default)]
 struct FrameSlots {
     /// By call site: its samples, and the offsets from the CFA that held the frame.
-    sites: HashMap<u64, (u32, HashMap<i64, u32>)>,
+    sites: HashMap<u64, (u64, HashMap<i64, u64>)>,
 }
+
+/// A call site's counts are halved past this many samples: what it learned
+/// long ago weighs no more than what it learns now.
+const SLOT_HALVE_AT: u64 = 1 << 16;
 
 /// Where a frame object is looked for around its eval loop's CFA.
 const SLOT_WINDOW: std::ops::Range<i64> = -256..256;
-const SLOT_MIN_SAMPLES: u32 = 16;
+const SLOT_MIN_SAMPLES: u64 = 16;
 /// Call sites remembered (an interpreter has a handful).
 const MAX_SLOT_SITES: usize = 4096;
 
@@ -904,12 +936,23 @@ impl FrameSlots {
         }
         for (&(site, cfa), &frame) in evals.iter().zip(frames) {
             let (samples, offsets) = self.sites.entry(site).or_default();
+            if *samples >= SLOT_HALVE_AT {
+                *samples /= 2;
+                offsets.values_mut().for_each(|n| *n /= 2);
+            }
             *samples += 1;
             for off in SLOT_WINDOW.step_by(8) {
                 if word(cfa.wrapping_add_signed(off)) == Some(frame) {
                     *offsets.entry(off).or_default() += 1;
                 }
             }
+        }
+    }
+
+    /// A sample in which `site`'s learned place held no frame that fits.
+    fn miss(&mut self, site: u64) {
+        if let Some((samples, _)) = self.sites.get_mut(&site) {
+            *samples += 1;
         }
     }
 
@@ -1144,6 +1187,14 @@ mod tests {
         );
         assert_eq!(slots.slot(site), Some(-56));
         assert_eq!(slots.slot(other), None);
+        // A place that stops holding a frame that fits is unlearned.
+        let mut stale = FrameSlots {
+            sites: slots.sites.clone(),
+        };
+        for _ in 0..10 {
+            stale.miss(site);
+        }
+        assert_eq!(stale.slot(site), None);
         // A call site whose frame is nowhere in particular learns nothing.
         for i in 0..40u64 {
             let cfa = 0x2000 + i * 64;

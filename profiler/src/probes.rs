@@ -1358,8 +1358,8 @@ impl Prober {
                 }
                 // A target that exited as its sites were armed again: its
                 // files (under /proc/PID/root) are gone, which says nothing
-                // of the site.
-                Err(_) if !target_alive(self.pid) => {}
+                // of the site; nothing is armed from now on.
+                Err(_) if !target_alive(self.pid) => self.armed = false,
                 Err(e) => {
                     self.failed.insert(site.key(), e.to_string());
                 }

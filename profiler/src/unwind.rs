@@ -596,8 +596,9 @@ fn kernel_go_side(
 /// `/proc/self/maps` on the main thread, so those calls took most of
 /// ffibench's ctypes-into-Go time: 8.8-15.5% complete stacks before these
 /// were known); `runtime.cgoBindM`, `runtime.newm1` (thread start),
-/// `runtime.sysmon`, `runtime.notesleep` and `runtime.notetsleep_internal`
-/// (`cgo_yield`) call it too.
+/// `runtime.sysmon`, `runtime.notesleep`, `runtime.notetsleep_internal`
+/// and `runtime.findRunnable` (`cgo_yield`), the environment's setters
+/// (`os.Setenv` in a cgo program) and the traceback hooks call it too.
 fn runtime_calls_asmcgocall(name: &str) -> bool {
     matches!(
         name,
@@ -607,6 +608,14 @@ fn runtime_calls_asmcgocall(name: &str) -> bool {
             | "runtime.sysmon"
             | "runtime.notesleep"
             | "runtime.notetsleep_internal"
+            | "runtime.findRunnable"
+            | "runtime.findrunnable"
+            | "runtime.syscall_setenv_c"
+            | "runtime.syscall_unsetenv_c"
+            | "runtime.setenv_c"
+            | "runtime.unsetenv_c"
+            | "runtime.cgoContextPCs"
+            | "runtime.callCgoSymbolizer"
     )
 }
 

@@ -200,7 +200,17 @@ fn render_header(d: &Dashboard, area: Rect, buf: &mut Buffer) {
     // seam cannot read names its version), as far as the line has room.
     let mut second = second;
     if totals.samples > 0 && totals.complete_share < INCOMPLETE_SAID_BELOW {
-        if let Some((why, _)) = totals.problems.iter().max_by_key(|(_, &n)| n) {
+        // Recoveries are counted with the problems, but are none.
+        let recovered = |why: &str| {
+            why.starts_with("python frames found from the sample's stack")
+                || why.starts_with("frames past a stack switch taken from an earlier walk")
+        };
+        if let Some((why, _)) = totals
+            .problems
+            .iter()
+            .filter(|(why, _)| !recovered(why))
+            .max_by_key(|(_, &n)| n)
+        {
             second.push(Span::styled(
                 format!("  mostly: {why}"),
                 Style::default().fg(Color::Yellow),

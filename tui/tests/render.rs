@@ -347,6 +347,12 @@ fn the_commonest_problem_shows_where_stacks_are_incomplete() {
         p.add_samples(s, 101, 10 * step);
         p.problems.insert(unreadable.into(), 90 * step);
         p.problems.insert("unwinding failed".into(), step);
+        // A recovery, counted with the problems: not why stacks are incomplete.
+        p.problems.insert(
+            "frames past a stack switch taken from an earlier walk (the thread had moved on)"
+                .into(),
+            200 * step,
+        );
         p
     };
     let d = dashboard_of(&[incomplete(1), incomplete(2)]);

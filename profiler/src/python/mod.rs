@@ -269,6 +269,38 @@ impl PythonProcess {
         Ok(frames)
     }
 
+    /// 3.8 to 3.10: the frame objects at `frames` (each eval loop's, found on
+    /// the sample's copy of the C stack), one frame each, leaf first. A frame
+    /// freed since and given to the next call of its code (3.8 to 3.10 keep
+    /// one such "zombie" per code object) still names its function; its line
+    /// may be the new call's.
+    pub fn frames_at(
+        &mut self,
+        mem: &impl ReadMemory,
+        frames: &[u64],
+    ) -> Result<Vec<PyFrame>, Error> {
+        let mut out = Vec::with_capacity(frames.len());
+        for &frame in frames {
+            let thread = ThreadView {
+                native_thread_id: 0,
+                frame,
+                chunk: 0,
+                top: 0,
+            };
+            let before = out.len();
+            self.walk_up_to(mem, &thread, &mut out, before + 1)
+                .map_err(|e| Error::io("reading a Python frame", e, Some(self.pid)))?;
+            if out.len() != before + 1 {
+                return Err(Error::io(
+                    "reading a Python frame",
+                    invalid("not a frame of a code object"),
+                    Some(self.pid),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
     /// Whether frames are objects of their own (3.8 to 3.10), each the
     /// argument of its eval loop's call.
     pub fn frame_objects(&self) -> bool {
@@ -487,6 +519,17 @@ impl PythonProcess {
         thread: &ThreadView,
         out: &mut Vec<PyFrame>,
     ) -> io::Result<()> {
+        self.walk_up_to(mem, thread, out, MAX_FRAMES)
+    }
+
+    /// [`PythonProcess::walk`], at most `limit` frames.
+    fn walk_up_to<M: ReadMemory>(
+        &mut self,
+        mem: &M,
+        thread: &ThreadView,
+        out: &mut Vec<PyFrame>,
+        limit: usize,
+    ) -> io::Result<()> {
         let l = self.layout;
         let shims_own_runs = l.frame_is_entry.is_none() && !l.frame_objects;
         let block_len = l.frame_block();
@@ -495,7 +538,7 @@ impl PythonProcess {
         let copy_start = self.copy_chunk(mem, thread);
         let mut buf = [0u8; 512];
         let mut frame = thread.frame;
-        while frame != 0 && out.len() < MAX_FRAMES {
+        while frame != 0 && out.len() < limit.min(MAX_FRAMES) {
             if !self.visited.insert(frame) {
                 return Err(invalid(
                     "the frame chain loops (it changed while being read)",
