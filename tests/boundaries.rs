@@ -387,13 +387,18 @@ fn ffibench_every_mechanism_is_counted_exactly() {
         );
         // Before Go 1.21 each call from a foreign thread takes an M (needm)
         // and gives it back; since 1.21 the thread keeps it after its first
-        // call, so needm is gone from the figures.
+        // call, so needm is gone from the figures but for that first call,
+        // which a sample can catch (a CI run: 1 of 17 samples through
+        // crosscall2, the current Go's calls being cheap).
         let share = needm as f64 / into_go as f64;
         eprintln!("Go {go}: needm in {needm} of {into_go} samples through crosscall2");
         if go == "debian" {
             assert!(share >= 0.2, "Go 1.19: needm in only {needm} of {into_go}");
         } else {
-            assert!(share <= 0.05, "current Go: needm in {needm} of {into_go}");
+            assert!(
+                share <= 0.05 || needm <= 1,
+                "current Go: needm in {needm} of {into_go}"
+            );
         }
     }
 }
