@@ -497,10 +497,7 @@ impl Converter {
         sp: u64,
         stack: &[u8],
     ) {
-        let (PythonState::Found(p), Some(live)) = (&mut self.python, self.memory) else {
-            return;
-        };
-        if !p.frame_objects() {
+        if !matches!(&self.python, PythonState::Found(p) if p.frame_objects()) {
             return;
         }
         // Each eval loop: (the call site it returns to, its CFA).
@@ -508,21 +505,17 @@ impl Converter {
             .frames
             .iter()
             .enumerate()
-            .filter(|(_, a)| {
-                self.space.module_at(a.lookup()).is_some_and(|m| {
-                    m.object.kind_at(m.svma(a.lookup())) == Some(FrameKind::EvalLoop)
-                })
-            })
+            .filter(|(_, a)| self.is_eval_loop(**a))
             .filter_map(|(k, _)| {
                 let site = native.frames.get(k + 1)?.raw();
                 Some((site, native.cfas.get(k).copied().filter(|&c| c != 0)?))
             })
             .collect();
-        let word = |addr: u64| {
-            let off = usize::try_from(addr.checked_sub(sp)?).ok()?;
-            let b = stack.get(off..off.checked_add(8)?)?;
-            Some(u64::from_le_bytes(b.try_into().ok()?))
+        let (PythonState::Found(p), Some(live)) = (&mut self.python, self.memory) else {
+            return;
         };
+        let copy = StackMemory::new(sp, stack, None);
+        let word = |addr: u64| copy.read_u64_in_copy(addr);
         let Some(&(leaf_site, leaf_cfa)) = evals.first() else {
             return;
         };
