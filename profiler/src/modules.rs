@@ -611,18 +611,11 @@ impl ObjectInfo {
     }
 
     fn find_probe_point(&self, entry: u64) -> ProbePoint {
-        use gimli::{EhFrame, UnwindSection};
         let by_entry = || crate::perf::uprobe::probe_point(self.bytes_at_svma(entry, 16), false);
         let len = self
-            .eh_frame()
-            .and_then(|(table, eh, bases)| {
-                table
-                    .table()?
-                    .fde_for_address(&eh, &bases, entry, EhFrame::cie_from_offset)
-                    .ok()
-            })
-            .filter(|fde| fde.initial_address() == entry && fde.len() <= MAX_SCANNED_FUNCTION)
-            .map(|fde| fde.len() as usize);
+            .function_range(entry)
+            .filter(|&(start, len)| start == entry && len <= MAX_SCANNED_FUNCTION)
+            .map(|(_, len)| len as usize);
         let Some(len) = len else {
             return by_entry();
         };
@@ -656,13 +649,19 @@ impl ObjectInfo {
     /// (`.eh_frame_hdr`'s sorted index into `.eh_frame`): what names a
     /// function in a stripped module, as no symbol does.
     pub fn function_start(&self, svma: u64) -> Option<u64> {
+        self.function_range(svma).map(|(start, _)| start)
+    }
+
+    /// The entry and length of the function that holds `svma`, from the
+    /// unwind tables (see [`ObjectInfo::function_start`]).
+    fn function_range(&self, svma: u64) -> Option<(u64, u64)> {
         use gimli::{EhFrame, UnwindSection};
         let (table, eh, bases) = self.eh_frame()?;
         let fde = table
             .table()?
             .fde_for_address(&eh, &bases, svma, EhFrame::cie_from_offset)
             .ok()?;
-        Some(fde.initial_address())
+        Some((fde.initial_address(), fde.len()))
     }
 
     /// Where the caller's frame is when the unwind tables say so by an
