@@ -178,8 +178,11 @@ struct TargetArgs {
     /// (plain stacks: no boundaries, no seams marked).
     #[arg(long, default_value = "exact", value_parser = ["exact", "sampled", "off"])]
     crossings: String,
-    /// Keep the probes' cost under this percentage of the target's CPU time by
-    /// arming them in duty cycles and extrapolating; `none` for no limit.
+    /// What seam may cost the target, as a percentage of its CPU time:
+    /// sampling and the probes together. seam spends two thirds of it (its
+    /// estimate of its own cost is good to about a third), lowering the rate
+    /// left to it, pausing the switch-outs' stacks and arming the probes in
+    /// duty cycles (their counts extrapolated); `none` for no limit.
     #[arg(long, default_value = "3", value_name = "PERCENT|none")]
     overhead_budget: String,
     /// Context switches, for off-CPU time and offcpu.svg: `sampled` (every switch timed, the

@@ -420,8 +420,8 @@ fn gohttp_python_handlers_on_go_threads() {
     samples_built();
     let _one_at_a_time = exclusive();
     for (python, go) in [("3.11", "debian"), ("3.13", "current")] {
-        // At 999 Hz: 96% complete with Go 1.19; at the 270 Hz that fits the
-        // default budget here, 94.5-95.9% (4 runs), as goroutines more often
+        // At 999 Hz: 96% complete with Go 1.19; at the 270 Hz that fitted
+        // the default budget here when seam spent all of it, 94.5-95.9% (4 runs), as goroutines more often
         // move on before seam reads them (README, *What is not yet supported*).
         let mut args: Vec<String> = vec!["--rate".into(), "999".into(), "--".into()];
         args.extend(sample_command(
@@ -511,11 +511,11 @@ fn numpys_realigned_sort_unwinds_to_python() {
 }
 
 /// Without `--rate`, seam samples at the highest rate whose sampling fits
-/// its part of the budget (half of it with `--crossings sampled` and the
-/// switch-outs' stacks, which take the rest), as its
-/// calibration prices a sample, and says so; a rate given is kept, with a
-/// warning that names the rate that fits. Under a 0.5% budget 999 Hz fits
-/// only where a sample costs under 5 µs (45-55 µs here).
+/// its part of the budget (half of the two thirds it spends, with
+/// `--crossings sampled` and the switch-outs' stacks, which take the rest),
+/// as its calibration prices a sample, and says so; a rate given is kept,
+/// with a warning that names the rate that fits. Under a 0.5% budget 999 Hz
+/// fits only where a sample costs under 1.7 µs (45-55 µs here).
 #[test]
 fn a_rate_left_to_seam_fits_the_budget_and_a_rate_given_is_kept() {
     if !privileged("a_rate_left_to_seam_fits_the_budget_and_a_rate_given_is_kept") {
@@ -548,9 +548,14 @@ fn a_rate_left_to_seam_fits_the_budget_and_a_rate_given_is_kept() {
     let sampling = &summary["sampling_overhead"];
     let ns = sampling["ns_per_sample"].as_f64().unwrap();
     let rate = summary["rate_hz"].as_f64().unwrap();
-    let fits = (0.0025 * 1e9 / ns).floor().max(1.0);
+    // Half of what seam spends of the budget, as seam_agent::sampling_part
+    // reckons it.
+    let part = 0.005 * seam_agent::BUDGET_SPENT / 2.0;
+    let fits = (999.0 * part / (999.0 * ns / 1e9)).floor().max(1.0);
     if fits >= 999.0 {
-        eprintln!("a sample costs {ns} ns here: 999 Hz fits half a 0.5% budget, nothing to lower");
+        eprintln!(
+            "a sample costs {ns} ns here: 999 Hz fits its part of a 0.5% budget, nothing to lower"
+        );
         assert_eq!(rate, 999.0, "{stderr}");
     } else {
         assert_eq!(rate, fits, "{ns} ns a sample; {stderr}");

@@ -12,6 +12,6 @@ pub mod stream;
 pub use record::{
     check_target_pid, measure_sampling, monotonic_ns, over_budget_warning, rate_fitting_budget,
     record, record_with_ticks, sampling_overhead, sampling_part, CrossingsMode, OffCpuMode,
-    Progress, RecordOptions, Recording, TargetSpec, DEFAULT_BUDGET, END_GRACE, TICK,
+    Progress, RecordOptions, Recording, TargetSpec, BUDGET_SPENT, DEFAULT_BUDGET, END_GRACE, TICK,
 };
 pub use seam_profiler::Error;

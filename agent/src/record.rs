@@ -10,8 +10,8 @@ pub use seam_profiler::perf::monotonic_ns;
 use seam_profiler::perf::{
     measure_sample_cost, Sampler, SamplerOptions, CALIBRATION_STACK_BYTES, REG_BP, REG_IP, REG_SP,
 };
-pub use seam_profiler::probes::DEFAULT_BUDGET;
 use seam_profiler::probes::{ProbeOptions, Prober, ThreadSamples, Tick, Votes};
+pub use seam_profiler::probes::{BUDGET_SPENT, DEFAULT_BUDGET};
 use seam_profiler::unwind::Regs;
 use seam_profiler::Error;
 use seam_proto::{ChildProcesses, Profile, SamplingOverhead};
@@ -213,14 +213,15 @@ pub fn sampling_overhead(
     }
 }
 
-/// The part of the budget the on-CPU samples' rate is fitted to: half of it
-/// when crossings are counted or switch-outs take their stack (the probes
-/// and the switch-outs' stacks share the rest), all of it otherwise. None
-/// without a budget.
+/// The part of the budget the on-CPU samples' rate is fitted to: half of
+/// what seam spends of it ([`BUDGET_SPENT`]) when crossings are counted or
+/// switch-outs take their stack (the probes and the switch-outs' stacks
+/// share the rest), all of that otherwise. None without a budget.
 pub fn sampling_part(options: &RecordOptions) -> Option<f64> {
     let shared = options.crossings == CrossingsMode::Exact || options.off_cpu != OffCpuMode::Off;
     options
         .overhead_budget
+        .map(|b| b * BUDGET_SPENT)
         .map(|b| if shared { b / 2.0 } else { b })
 }
 
@@ -247,7 +248,7 @@ impl SwitchStackValve {
         ns_per_sample: f64,
         (on_cpu, switch_outs): (u64, u64),
     ) {
-        let Some(budget) = options.overhead_budget else {
+        let Some(budget) = options.overhead_budget.map(|b| b * BUDGET_SPENT) else {
             return;
         };
         let cpu_ns = on_cpu.max(1) as f64 * 1e9 / options.frequency_hz.max(1) as f64;
@@ -1069,17 +1070,18 @@ mod tests {
     #[test]
     fn a_rate_left_to_the_budget_is_lowered_to_what_fits_samplings_part() {
         let exact = CrossingsMode::Exact;
-        // 999 Hz at 50 µs is 5%: half a 3% budget fits 300 Hz, all of it 600.
+        // 999 Hz at 45 µs is 4.5%: seam spends 2% of a 3% budget, half of
+        // which fits 222 Hz, all of it 444.
         assert_eq!(
-            rate_fitting_budget(&options(Some(0.03), exact, true), 50_000.0),
-            Some(300)
+            rate_fitting_budget(&options(Some(0.03), exact, true), 45_000.0),
+            Some(222)
         );
         // With neither probes nor switch-outs' stacks to share it with, all of it.
         let sampled = options(Some(0.03), CrossingsMode::Sampled, true);
-        assert_eq!(rate_fitting_budget(&sampled, 50_000.0), Some(600));
+        assert_eq!(rate_fitting_budget(&sampled, 45_000.0), Some(444));
         let mut with_switches = sampled.clone();
         with_switches.off_cpu = OffCpuMode::Sampled;
-        assert_eq!(rate_fitting_budget(&with_switches, 50_000.0), Some(300));
+        assert_eq!(rate_fitting_budget(&with_switches, 45_000.0), Some(222));
         // Cheap samples: 999 Hz fits; never raised above the rate.
         assert_eq!(
             rate_fitting_budget(&options(Some(0.03), exact, true), 10_000.0),
