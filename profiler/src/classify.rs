@@ -50,6 +50,10 @@ pub const GLUE: &[(Match, &str)] = &[
     // (`<X as pyo3::conversion::FromPyObject>::extract`).
     (Match::NameContains("<impl pyo3::"), "PyO3"),
     (Match::NameContains(" as pyo3::"), "PyO3"),
+    // A `#[pyfunction]`'s trampoline from PyO3 0.23 on, named after the
+    // crate's definition of it: `<impl bcrypt_rust::hashpw::MakeDef>::
+    // _PYO3_DEF::trampoline`.
+    (Match::NameContains("::_PYO3_DEF::"), "PyO3"),
     (Match::NameContains("::__pyfunction_"), "PyO3 wrapper"),
     (Match::NameContains("::__pymethod_"), "PyO3 wrapper"),
     // cgo, both directions.
@@ -280,6 +284,13 @@ mod tests {
             (
                 "ffib_pyo3::__pyfunction_noop",
                 Some("ffib_pyo3.abi3.so"),
+                Some(Rust),
+                false,
+                Runtime::Glue,
+            ),
+            (
+                "bcrypt_rust::<impl bcrypt_rust::hashpw::MakeDef>::_PYO3_DEF::trampoline",
+                Some("_bcrypt.abi3.so"),
                 Some(Rust),
                 false,
                 Runtime::Glue,

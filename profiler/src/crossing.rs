@@ -148,7 +148,9 @@ pub fn find_crossings(frames: &[Frame]) -> Vec<Crossing> {
 pub fn is_pyo3_trampoline(name: &str) -> bool {
     name.starts_with("pyo3::impl_::trampoline::")
         || (name.ends_with("::trampoline")
-            && (name.contains("<impl pyo3::") || name.contains(" as pyo3::")))
+            && (name.contains("<impl pyo3::")
+                || name.contains(" as pyo3::")
+                || name.contains("::_PYO3_DEF::")))
 }
 
 fn mechanism_of_glue(glue: &[Frame]) -> Option<Mechanism> {
@@ -341,6 +343,26 @@ mod tests {
         assert_eq!(
             (found[0].mechanism, found[0].callee_at),
             (Mechanism::Pyo3, 4)
+        );
+        // A `#[pyfunction]` of a later PyO3 (0.23 on): its trampoline is named
+        // after the crate's function definition (bcrypt 5's `hashpw`).
+        let def = [
+            py("f"),
+            f(Glue, "_PyObject_MakeTpCall"),
+            f(Glue, "cfunction_call"),
+            f(
+                Glue,
+                "bcrypt_rust::<impl bcrypt_rust::hashpw::MakeDef>::_PYO3_DEF::trampoline",
+            ),
+            f(Glue, "pyo3::impl_::trampoline::trampoline"),
+            f(Glue, "bcrypt_rust::__pyfunction_hashpw"),
+            f(Rust, "bcrypt_rust::hashpw"),
+        ];
+        let found = find_crossings(&def);
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            (found[0].mechanism, found[0].callee, found[0].callee_at),
+            (Mechanism::Pyo3, Rust, 6)
         );
         // A class's method, through the trampoline PyO3's macros generate in
         // the crate (rpds-py's `HashTrieMap.insert`, with the inner trampoline
