@@ -226,9 +226,16 @@ fn mechanism(caller: &Frame, callee: &Frame, glue: &[Frame]) -> Option<Mechanism
         }
         (_, Runtime::Python, _) => None,
         (Runtime::Python, _, Some(m)) => Some(m),
-        // A Python frame calling another module directly: a C extension (3.11+ calls warm C functions from the eval loop).
+        // A Python frame calling another module directly: a C extension
+        // (3.11+ calls warm C functions from the eval loop), or the
+        // interpreter's own call path (`_PyObject_VectorcallTstate`) calling
+        // one that is not a builtin function object, as Cython's are (lxml's
+        // `fromstring`), or a type's slot (a deallocator, an iterator's next),
+        // in another module.
         (Runtime::Python, _, None)
-            if caller.module.is_none() || glue.iter().any(|g| g.runtime == Runtime::Glue) =>
+            if caller.module.is_none()
+                || caller.module != callee.module
+                || glue.iter().any(|g| g.runtime == Runtime::Glue) =>
         {
             Some(Mechanism::Cext)
         }
@@ -494,6 +501,18 @@ mod tests {
                 vec![],
             ),
             (vec![f(Python, "_PyEval_Vector"), f(C, "memcpy")], vec![]),
+            // The interpreter's call path calling a Cython function (lxml's
+            // `fromstring`: no builtin function object, so no glue).
+            (
+                vec![
+                    py("f"),
+                    lib("PyObject_Vectorcall", "libpython3.11.so.1.0", Python),
+                    lib("_PyObject_VectorcallTstate", "libpython3.11.so.1.0", Python),
+                    lib("__pyx_pw_4lxml_5etree_fromstring", "etree.so", C),
+                    lib("xmlParseDocument", "libxml2.so.2", C),
+                ],
+                vec![(Python, C, "cext")],
+            ),
         ];
         for (stack, want) in cases {
             assert_eq!(
