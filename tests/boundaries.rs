@@ -1149,6 +1149,38 @@ fn record_pypkgs_with_truth(
     (summary, read_json(&truth_path))
 }
 
+/// regex (samples/pypkgs/regexloop.py): `Pattern.search` is probed from the
+/// module's method table, and ends by jumping to `pattern_search_or_match`,
+/// which the samples then show called by the interpreter: probed too, it
+/// counted every search a second time (1,764,363 crossings for 611,433
+/// searches, with `match_dealloc`'s). Counted once, at the method.
+#[test]
+fn a_method_that_tail_calls_is_counted_once() {
+    let Some(_one) = prepare("a_method_that_tail_calls_is_counted_once") else {
+        return;
+    };
+    let (summary, truth) = record_pypkgs_with_truth(
+        "regexloop.py",
+        &["regex"],
+        &["--overhead-budget", "none"],
+        &["--warmup", "0.5", "--start-delay", "1", "--seconds", "1.5"],
+    );
+    let found = boundaries(&summary);
+    let b = &found[&("python".into(), "c".into(), "cext".into())];
+    let want = truth["crossings"][0]["count"].as_u64().unwrap();
+    let warmup = truth["warmup_searches"].as_u64().unwrap();
+    let got = b["crossings"].as_u64().unwrap();
+    eprintln!("regex: {got} crossings counted, {want} searches after the warm-up: {b}");
+    assert!(
+        b["crossings_method"] == "exact" && got >= want && got <= want + warmup + warmup / 100,
+        "{got} crossings counted for {want} searches (and {warmup} in the warm-up): {b}"
+    );
+    assert!(
+        b["functions"].get("pattern_search_or_match").is_none(),
+        "the tail call's target counted too: {b}"
+    );
+}
+
 /// rpds-py (samples/pypkgs/rpdsloop.py): PyO3's macros generate each
 /// method's trampoline in the crate (`rpds::<impl pyo3::..PyMethods<..> for
 /// ..>::py_methods::ITEMS::trampoline`), the first frame below the

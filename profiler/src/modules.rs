@@ -612,11 +612,7 @@ impl ObjectInfo {
 
     fn find_probe_point(&self, entry: u64) -> ProbePoint {
         let by_entry = || crate::perf::uprobe::probe_point(self.bytes_at_svma(entry, 16), false);
-        let len = self
-            .function_range(entry)
-            .filter(|&(start, len)| start == entry && len <= MAX_SCANNED_FUNCTION)
-            .map(|(_, len)| len as usize);
-        let Some(len) = len else {
+        let Some(len) = self.function_len(entry).map(|l| l as usize) else {
             return by_entry();
         };
         let code = self.bytes_at_svma(entry, len);
@@ -650,6 +646,14 @@ impl ObjectInfo {
     /// function in a stripped module, as no symbol does.
     pub fn function_start(&self, svma: u64) -> Option<u64> {
         self.function_range(svma).map(|(start, _)| start)
+    }
+
+    /// The length of the function that starts at `entry`, from its unwind
+    /// tables, when at most [`MAX_SCANNED_FUNCTION`] bytes.
+    pub fn function_len(&self, entry: u64) -> Option<u64> {
+        self.function_range(entry)
+            .filter(|&(start, len)| start == entry && len <= MAX_SCANNED_FUNCTION)
+            .map(|(_, len)| len)
     }
 
     /// The entry and length of the function that holds `svma`, from the

@@ -172,6 +172,8 @@ struct Site {
     load_ns: Option<u64>,
     /// The module's path as mapped (the key of `load_times`).
     object_path: String,
+    /// The function's entry in the module.
+    entry_svma: u64,
     attributed: HashMap<BoundaryKey, u64>,
     votes: HashMap<BoundaryKey, u64>,
     /// The last tick at which samples showed this site's function.
@@ -1259,6 +1261,14 @@ impl Prober {
                 continue;
             }
             let found = found.or_else(|| unnamed_entry(&object, module, name));
+            // A function one of the module's probed functions tail-calls
+            // (regex's `pattern_search` jumps to `pattern_search_or_match`,
+            // which the samples then show called by the interpreter), or one
+            // that tail-calls a probed function: each call would count twice.
+            if let Some(other) = found.and_then(|svma| self.tail_call_partner(&object, svma)) {
+                log::debug!("{module}:{name}: tail call with {other}, counted there");
+                continue;
+            }
             match found {
                 Some(svma) => self.add_site(
                     &object,
@@ -1283,6 +1293,18 @@ impl Prober {
         self.arm_from(first, now_ns);
     }
 
+    /// A site of `object`'s whose function jumps to the function at `svma`
+    /// as its tail call, or to which that function jumps: its name.
+    fn tail_call_partner(&self, object: &ObjectInfo, svma: u64) -> Option<&str> {
+        self.sites
+            .iter()
+            .filter(|s| s.object_path == object.path && !s.dispatch)
+            .find(|s| {
+                tail_calls(object, s.entry_svma, svma) || tail_calls(object, svma, s.entry_svma)
+            })
+            .map(|s| s.symbol.as_str())
+    }
+
     fn add_site(&mut self, object: &ObjectInfo, file: &str, found: StaticSite, is_static: bool) {
         let StaticSite {
             symbol,
@@ -1291,6 +1313,7 @@ impl Prober {
             key,
             dispatch,
         } = found;
+        let entry_svma = svma;
         let svma = probed_svma(object, svma, dispatch || self.shadow_stack);
         let Some(offset) = object.file_offset_of_svma(svma) else {
             return;
@@ -1325,6 +1348,7 @@ impl Prober {
             spells: Vec::new(),
             load_ns: self.load_times.get(&object.path).copied(),
             object_path: object.path.clone(),
+            entry_svma,
             attributed: HashMap::new(),
             votes: HashMap::new(),
             last_vote_ns: None,
@@ -2365,6 +2389,36 @@ fn static_sites(object: &ObjectInfo) -> Vec<StaticSite> {
     }
     out.extend(extension_methods(object));
     out
+}
+
+/// Whether the function at `from` jumps to `to` (a tail call: `jmp` or a
+/// conditional jump, relative, to its entry), as its bytes say, within the
+/// length its unwind tables give it. A byte scan, not a decoding: five bytes
+/// that happen to read as a jump to exactly `to` are rare enough.
+fn tail_calls(object: &ObjectInfo, from: u64, to: u64) -> bool {
+    let Some(len) = object.function_len(from) else {
+        return false;
+    };
+    let code = object.bytes_at_svma(from, len as usize);
+    let lands = |at: usize, size: usize, rel: i64| {
+        (from + (at + size) as u64).wrapping_add_signed(rel) == to
+    };
+    let rel32 = |at: usize| {
+        code.get(at..at + 4)
+            .map(|b| i32::from_le_bytes(b.try_into().unwrap()) as i64)
+    };
+    (0..code.len()).any(|i| match code[i] {
+        0xe9 => rel32(i + 1).is_some_and(|r| lands(i, 5, r)),
+        0xeb => code
+            .get(i + 1)
+            .is_some_and(|&r| lands(i, 2, r as i8 as i64)),
+        0x0f => {
+            code.get(i + 1)
+                .is_some_and(|&op| (0x80..=0x8f).contains(&op))
+                && rel32(i + 2).is_some_and(|r| lands(i, 6, r))
+        }
+        _ => false,
+    })
 }
 
 /// Most methods (or cffi or PyO3 wrappers) of one module probed from its
