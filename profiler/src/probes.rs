@@ -337,6 +337,7 @@ impl Spell {
 fn unprobed_rate(hits: u64, by_thread: &[(u32, u64)], len: f64, hit: &HitNs) -> (f64, f64) {
     let at = |h: u64, ns: f64| h as f64 / (len - h as f64 * ns).max(len / 20.0);
     let rate = |h: u64, (ns, error): (f64, f64)| {
+        let error = error.max(HIT_COST_UNKNOWN * ns);
         let r = at(h, ns);
         if len - h as f64 * ns < len / 20.0 {
             return (r, r);
@@ -355,6 +356,15 @@ fn unprobed_rate(hits: u64, by_thread: &[(u32, u64)], len: f64, hit: &HitNs) -> 
             .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
     }
 }
+
+/// The least relative error of a hit's cost in a spell's rate: the traps'
+/// samples show the trap, not what the code after it loses to cold caches
+/// and branch predictors (10-120 ns a hit on ffibench's loops, which the
+/// calibration's warm loop hardly pays), and the calibration moves by up to
+/// 3x between runs. In a loop of calls that cost less than a hit, this is
+/// most of the count's error: jiter's `from_json` under the budget read
+/// 1,597,279 ± 47,505 calls where it made 4,018,976.
+const HIT_COST_UNKNOWN: f64 = 0.3;
 
 /// What a probe hit costs the target, ns, and the error of that figure:
 /// calibrated, and for each thread whose samples in the spells showed it,
@@ -2920,10 +2930,14 @@ mod tests {
             error: 250.0,
             by_thread: Vec::new(),
         };
-        // 20,000 hits of 2.5 µs: 5% of the second.
+        // 20,000 hits of 2.5 µs: 5% of the second. The cost is known to
+        // 30% at best (HIT_COST_UNKNOWN), not the 10% given: 1.6%.
         let (rate, error) = spell(20_000).unprobed_rate(1e9, &hit);
         assert!((rate * 1e9 - 20_000.0 / 0.95).abs() < 1.0, "{rate}");
-        assert!(error / rate < 0.01, "{error} {rate}");
+        assert!(
+            error / rate > 0.015 && error / rate < 0.02,
+            "{error} {rate}"
+        );
         // 360,000 hits: 90% of it; 10% more on each would leave it 1% of
         // its own time: the rate may be twice as high (or more, past the clamp).
         let (rate, error) = spell(360_000).unprobed_rate(1e9, &hit);
