@@ -1149,6 +1149,43 @@ fn record_pypkgs_with_truth(
     (summary, read_json(&truth_path))
 }
 
+/// tokenizers (samples/pypkgs/tokenizersloop.py): its PyO3's entry
+/// trampolines are generic functions of PyO3's own, one copy per method of
+/// a class, all named `pyo3::impl_::trampoline::..::<<..PyTokenizer..>>::
+/// py_methods::ITEMS::Def>`. seam took the name for PyO3's shared body and
+/// counted nothing (`several functions have this name`); all copies are
+/// probed together now, and count `Tokenizer.encode`'s calls.
+#[test]
+fn a_pyo3_class_with_generic_trampolines_is_counted() {
+    let Some(_one) = prepare("a_pyo3_class_with_generic_trampolines_is_counted") else {
+        return;
+    };
+    let (summary, truth) = record_pypkgs_with_truth(
+        "tokenizersloop.py",
+        &["tokenizers"],
+        &["--overhead-budget", "none"],
+        &["--warmup", "0.5", "--start-delay", "1", "--seconds", "1.5"],
+    );
+    let found = boundaries(&summary);
+    let b = &found[&("python".into(), "rust".into(), "pyo3".into())];
+    let want = truth["crossings"][0]["count"].as_u64().unwrap();
+    let warmup = truth["warmup_encodes"].as_u64().unwrap();
+    let counted: u64 = b["functions"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(f, _)| f.contains("PyTokenizer") && f.contains("py_methods::ITEMS::Def"))
+        .map(|(_, v)| v.as_u64().unwrap())
+        .sum();
+    eprintln!("tokenizers: {counted} encodes counted, {want} after the warm-up: {b}");
+    // Counted from when a sample showed the trampoline, during the warm-up, on.
+    assert!(
+        b["crossings_method"] == "exact"
+            && (want..=want + warmup + warmup / 100).contains(&counted),
+        "{counted} encodes counted of {want} (and {warmup} in the warm-up): {b}"
+    );
+}
+
 /// regex (samples/pypkgs/regexloop.py): `Pattern.search` is probed from the
 /// module's method table, and ends by jumping to `pattern_search_or_match`,
 /// which the samples then show called by the interpreter: probed too, it

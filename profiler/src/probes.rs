@@ -1247,8 +1247,15 @@ impl Prober {
                         && s.object_path == object.path
                         && s.symbol.starts_with("pyo3::impl_::trampoline::")
                 });
+                // PyO3 0.2x's entries are its generic trampolines, one copy per
+                // method of a class (`pyo3::impl_::trampoline::
+                // fastcall_cfunction_with_keywords::<<.. as PyMethods<..>>::
+                // py_methods::ITEMS::Def>`: 26 copies for tokenizers'
+                // `Tokenizer`), whose names start with PyO3's own.
+                let per_method =
+                    !name.starts_with("pyo3::") || name.contains("::py_methods::ITEMS::");
                 if is_pyo3_trampoline(name)
-                    && !name.starts_with("pyo3::")
+                    && per_method
                     && !entries_probed
                     && named.len() <= MAX_EXTENSION_METHODS
                 {
