@@ -1149,6 +1149,31 @@ fn record_pypkgs_with_truth(
     (summary, read_json(&truth_path))
 }
 
+/// Records a loop of `samples/pypkgs` (`script`, needing `packages`) with
+/// every call counted (`--overhead-budget none`), after half a second of
+/// calls for the samples to show the function probed and a second's wait;
+/// returns its summary, its truth and the boundary (caller, callee,
+/// mechanism).
+fn record_pypkgs_counted(
+    script: &str,
+    packages: &[&str],
+    (caller, callee, mechanism): (&str, &str, &str),
+) -> (Value, Value, Value) {
+    let (summary, truth) = record_pypkgs_with_truth(
+        script,
+        packages,
+        &["--overhead-budget", "none"],
+        &["--warmup", "0.5", "--start-delay", "1", "--seconds", "1.5"],
+    );
+    let key = (
+        caller.to_string(),
+        callee.to_string(),
+        mechanism.to_string(),
+    );
+    let b = boundaries(&summary)[&key].clone();
+    (summary, truth, b)
+}
+
 /// tokenizers (samples/pypkgs/tokenizersloop.py): its PyO3's entry
 /// trampolines are generic functions of PyO3's own, one copy per method of
 /// a class, all named `pyo3::impl_::trampoline::..::<<..PyTokenizer..>>::
@@ -1160,14 +1185,11 @@ fn a_pyo3_class_with_generic_trampolines_is_counted() {
     let Some(_one) = prepare("a_pyo3_class_with_generic_trampolines_is_counted") else {
         return;
     };
-    let (summary, truth) = record_pypkgs_with_truth(
+    let (_, truth, b) = record_pypkgs_counted(
         "tokenizersloop.py",
         &["tokenizers"],
-        &["--overhead-budget", "none"],
-        &["--warmup", "0.5", "--start-delay", "1", "--seconds", "1.5"],
+        ("python", "rust", "pyo3"),
     );
-    let found = boundaries(&summary);
-    let b = &found[&("python".into(), "rust".into(), "pyo3".into())];
     let want = truth["crossings"][0]["count"].as_u64().unwrap();
     let warmup = truth["warmup_encodes"].as_u64().unwrap();
     let counted: u64 = b["functions"]
@@ -1196,14 +1218,7 @@ fn a_method_that_tail_calls_is_counted_once() {
     let Some(_one) = prepare("a_method_that_tail_calls_is_counted_once") else {
         return;
     };
-    let (summary, truth) = record_pypkgs_with_truth(
-        "regexloop.py",
-        &["regex"],
-        &["--overhead-budget", "none"],
-        &["--warmup", "0.5", "--start-delay", "1", "--seconds", "1.5"],
-    );
-    let found = boundaries(&summary);
-    let b = &found[&("python".into(), "c".into(), "cext".into())];
+    let (_, truth, b) = record_pypkgs_counted("regexloop.py", &["regex"], ("python", "c", "cext"));
     let want = truth["crossings"][0]["count"].as_u64().unwrap();
     let warmup = truth["warmup_searches"].as_u64().unwrap();
     let got = b["crossings"].as_u64().unwrap();
@@ -1279,14 +1294,8 @@ fn a_pyo3_class_methods_calls_are_counted_exactly() {
     let Some(_one) = prepare("a_pyo3_class_methods_calls_are_counted_exactly") else {
         return;
     };
-    let (summary, truth) = record_pypkgs_with_truth(
-        "rpdsloop.py",
-        &["rpds"],
-        &["--overhead-budget", "none"],
-        &["--warmup", "0.5", "--start-delay", "1", "--seconds", "1.5"],
-    );
-    let found = boundaries(&summary);
-    let b = &found[&("python".into(), "rust".into(), "pyo3".into())];
+    let (summary, truth, b) =
+        record_pypkgs_counted("rpdsloop.py", &["rpds"], ("python", "rust", "pyo3"));
     let inserts = truth["inserts"].as_u64().unwrap();
     let warmup = truth["warmup_inserts"].as_u64().unwrap();
     let (methods, counted) = b["functions"]

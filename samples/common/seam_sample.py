@@ -80,6 +80,53 @@ def arg_parser(name, description, seconds_default=5.0,
     return p
 
 
+def loop_arg_parser(name, description):
+    """The options of a loop over a package's calls: --seconds, --warmup,
+    --start-delay and --truth (see `warm_then_measure`)."""
+    p = argparse.ArgumentParser(prog=name, description=description)
+    p.add_argument("--seconds", type=float, default=3.0)
+    p.add_argument("--warmup", type=float, default=0.0)
+    p.add_argument("--start-delay", type=float, default=0.0)
+    p.add_argument("--truth", metavar="FILE")
+    return p
+
+
+def repeat_for(stop, seconds, batch, per_batch):
+    """Calls `batch` until `seconds` have passed or `stop` is set; returns
+    the calls made, `per_batch` a batch."""
+    start = time.monotonic()
+    calls = 0
+    while time.monotonic() - start < seconds and not stop.is_set():
+        batch()
+        calls += per_batch
+    return calls
+
+
+class Measured:
+    """What `warm_then_measure` counted: `warmup` and `count` calls, the
+    measured phase's `seconds`, and its `start_ns` and `end_ns`
+    (CLOCK_MONOTONIC)."""
+
+    def __init__(self, warmup, count, seconds, start_ns, end_ns):
+        self.warmup = warmup
+        self.count = count
+        self.seconds = seconds
+        self.start_ns = start_ns
+        self.end_ns = end_ns
+
+
+def warm_then_measure(args, stop, work_for):
+    """Runs `work_for(seconds)` (which returns the calls it made) for
+    `--warmup` seconds, so that a profiler can see the calls and probe them,
+    waits `--start-delay`, then runs it for `--seconds`, timed."""
+    warmup = work_for(args.warmup) if args.warmup > 0 else 0
+    stop.sleep(args.start_delay)
+    start = time.monotonic()
+    start_ns = time.monotonic_ns()
+    count = work_for(args.seconds)
+    return Measured(warmup, count, time.monotonic() - start, start_ns, time.monotonic_ns())
+
+
 def require(module, sample, pip_name=None):
     """Imports `module`, or exits with status 2 saying what to install."""
     try:

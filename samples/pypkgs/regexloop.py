@@ -14,22 +14,15 @@ each is one crossing. `--warmup S` searches for S seconds first, then
 Needs the package: pip install regex
 """
 
-import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
 import seam_sample  # noqa: E402
 
 
 def main():
-    p = argparse.ArgumentParser(prog="regexloop", description=__doc__.splitlines()[0])
-    p.add_argument("--seconds", type=float, default=3.0)
-    p.add_argument("--warmup", type=float, default=0.0)
-    p.add_argument("--start-delay", type=float, default=0.0)
-    p.add_argument("--truth", metavar="FILE")
-    args = p.parse_args()
+    args = seam_sample.loop_arg_parser("regexloop", __doc__.splitlines()[0]).parse_args()
     regex = seam_sample.require("regex", "regexloop")
     pattern = regex.compile(r"(\w+)@(\w+)\.com")
     text = "no address in this line at all, " * 4
@@ -37,29 +30,21 @@ def main():
     seam_sample.install_signal_handlers(stop)
     seam_sample.print_ready()
 
-    def search_for(seconds):
-        start = time.monotonic()
-        searches = 0
-        while time.monotonic() - start < seconds and not stop.is_set():
-            for _ in range(1000):
-                if pattern.search(text) is not None:
-                    raise SystemExit("regexloop: the pattern matched")
-            searches += 1000
-        return searches
+    def searches():
+        for _ in range(1000):
+            if pattern.search(text) is not None:
+                raise SystemExit("regexloop: the pattern matched")
 
-    warmup = search_for(args.warmup) if args.warmup > 0 else 0
-    stop.sleep(args.start_delay)
-    start = time.monotonic()
-    start_ns = time.monotonic_ns()
-    searches = search_for(args.seconds)
+    m = seam_sample.warm_then_measure(
+        args, stop, lambda seconds: seam_sample.repeat_for(stop, seconds, searches, 1000))
     seam_sample.write_truth(
         args.truth,
         "regexloop",
-        time.monotonic() - start,
-        [seam_sample.crossing("python", "c", "cext", searches)],
-        warmup_searches=warmup,
-        start_ns=start_ns,
-        end_ns=time.monotonic_ns(),
+        m.seconds,
+        [seam_sample.crossing("python", "c", "cext", m.count)],
+        warmup_searches=m.warmup,
+        start_ns=m.start_ns,
+        end_ns=m.end_ns,
     )
 
 

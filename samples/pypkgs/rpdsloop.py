@@ -18,53 +18,39 @@ warm-up's apart.
 Needs the package: pip install rpds-py
 """
 
-import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
 import seam_sample  # noqa: E402
 
 
 def main():
-    p = argparse.ArgumentParser(prog="rpdsloop", description=__doc__.splitlines()[0])
-    p.add_argument("--seconds", type=float, default=3.0)
-    p.add_argument("--warmup", type=float, default=0.0)
-    p.add_argument("--start-delay", type=float, default=0.0)
-    p.add_argument("--truth", metavar="FILE")
-    args = p.parse_args()
+    args = seam_sample.loop_arg_parser("rpdsloop", __doc__.splitlines()[0]).parse_args()
     rpds = seam_sample.require("rpds", "rpdsloop", "rpds-py")
     stop = seam_sample.Stop()
     seam_sample.install_signal_handlers(stop)
     seam_sample.print_ready()
 
-    def insert_for(seconds):
-        start = time.monotonic()
-        inserts = 0
-        while time.monotonic() - start < seconds and not stop.is_set():
-            m = rpds.HashTrieMap()
-            for i in range(1000):
-                m = m.insert(i, i)
-            # The round's last map, released here.
-            del m
-            inserts += 1000
-        return inserts
+    def round_of_inserts():
+        m = rpds.HashTrieMap()
+        for i in range(1000):
+            m = m.insert(i, i)
+        # The round's last map, released here.
+        del m
 
-    warmup = insert_for(args.warmup) if args.warmup > 0 else 0
-    stop.sleep(args.start_delay)
-    start = time.monotonic()
-    start_ns = time.monotonic_ns()
-    inserts = insert_for(args.seconds)
+    m = seam_sample.warm_then_measure(
+        args, stop, lambda seconds: seam_sample.repeat_for(stop, seconds, round_of_inserts, 1000))
+    inserts = m.count
     seam_sample.write_truth(
         args.truth,
         "rpdsloop",
-        time.monotonic() - start,
+        m.seconds,
         [seam_sample.crossing("python", "rust", "pyo3", 2 * inserts + 2 * (inserts // 1000))],
         inserts=inserts,
-        warmup_inserts=warmup,
-        start_ns=start_ns,
-        end_ns=time.monotonic_ns(),
+        warmup_inserts=m.warmup,
+        start_ns=m.start_ns,
+        end_ns=m.end_ns,
     )
 
 

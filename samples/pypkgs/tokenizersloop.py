@@ -15,22 +15,15 @@ that (with `start_ns`, on CLOCK_MONOTONIC), and the warm-up's apart.
 Needs the package: pip install tokenizers
 """
 
-import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
 import seam_sample  # noqa: E402
 
 
 def main():
-    p = argparse.ArgumentParser(prog="tokenizersloop", description=__doc__.splitlines()[0])
-    p.add_argument("--seconds", type=float, default=3.0)
-    p.add_argument("--warmup", type=float, default=0.0)
-    p.add_argument("--start-delay", type=float, default=0.0)
-    p.add_argument("--truth", metavar="FILE")
-    args = p.parse_args()
+    args = seam_sample.loop_arg_parser("tokenizersloop", __doc__.splitlines()[0]).parse_args()
     tokenizers = seam_sample.require("tokenizers", "tokenizersloop")
     words = "the quick brown fox jumps over a lazy dog".split()
     vocab = {w: i for i, w in enumerate(["[UNK]"] + words)}
@@ -41,28 +34,20 @@ def main():
     seam_sample.install_signal_handlers(stop)
     seam_sample.print_ready()
 
-    def encode_for(seconds):
-        start = time.monotonic()
-        encodes = 0
-        while time.monotonic() - start < seconds and not stop.is_set():
-            for _ in range(100):
-                tok.encode(sentence)
-            encodes += 100
-        return encodes
+    def encodes():
+        for _ in range(100):
+            tok.encode(sentence)
 
-    warmup = encode_for(args.warmup) if args.warmup > 0 else 0
-    stop.sleep(args.start_delay)
-    start = time.monotonic()
-    start_ns = time.monotonic_ns()
-    encodes = encode_for(args.seconds)
+    m = seam_sample.warm_then_measure(
+        args, stop, lambda seconds: seam_sample.repeat_for(stop, seconds, encodes, 100))
     seam_sample.write_truth(
         args.truth,
         "tokenizersloop",
-        time.monotonic() - start,
-        [seam_sample.crossing("python", "rust", "pyo3", encodes)],
-        warmup_encodes=warmup,
-        start_ns=start_ns,
-        end_ns=time.monotonic_ns(),
+        m.seconds,
+        [seam_sample.crossing("python", "rust", "pyo3", m.count)],
+        warmup_encodes=m.warmup,
+        start_ns=m.start_ns,
+        end_ns=m.end_ns,
     )
 
 
