@@ -575,6 +575,36 @@ fn a_rate_left_to_seam_fits_the_budget_and_a_rate_given_is_kept() {
     }
 }
 
+/// seam raises its own priority (its reader should run as soon as samples
+/// arrive), and a command it launches inherited that: `chain` beside an
+/// unprofiled run of itself on one CPU took over 80% of it. The command runs
+/// at the niceness seam was started with.
+#[test]
+fn a_launched_command_runs_at_the_niceness_seam_was_started_with() {
+    if !privileged("a_launched_command_runs_at_the_niceness_seam_was_started_with") {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let said = out.path().join("nice.txt");
+    let output = std::process::Command::new("nice")
+        .args(["-n", "5"])
+        .arg(seam().get_program())
+        .args(["record", "--format", "json", "--crossings", "off", "-o"])
+        .arg(out.path())
+        .args(["--", "sh", "-c", "nice > \"$0\""])
+        .arg(&said)
+        .output()
+        .expect("running nice -n 5 seam record");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "seam record failed:\n{stderr}");
+    let nice = std::fs::read_to_string(&said).unwrap();
+    assert_eq!(
+        nice.trim(),
+        "5",
+        "the command ran at niceness {nice:?}, seam was started at 5"
+    );
+}
+
 /// A sample's Python frames are read from the live thread, which has run on
 /// since. `caller` calls C (300 µs of spinning through ctypes), then a chain
 /// of five Python functions: a read made after the C call returned found the

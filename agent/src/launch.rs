@@ -16,8 +16,14 @@ pub struct Child {
 impl Child {
     /// Forks; the child blocks on a pipe, then execs `argv` (searching PATH).
     /// With `output`, the child's standard output and error are appended to
-    /// that file and its standard input is /dev/null.
-    pub fn spawn_paused(argv: &[String], output: Option<&Path>) -> Result<Child, Error> {
+    /// that file and its standard input is /dev/null. With `nice`, the child
+    /// takes that niceness before its exec: seam raises its own reader's
+    /// priority, and the command must run as it would without seam.
+    pub fn spawn_paused(
+        argv: &[String],
+        output: Option<&Path>,
+        nice: Option<i32>,
+    ) -> Result<Child, Error> {
         let program = argv
             .first()
             .ok_or_else(|| Error::Unsupported("no command given".into()))?;
@@ -54,7 +60,8 @@ impl Child {
         }
         let msg = format!("seam: cannot run {program:?}: command not found or not executable\n");
         // SAFETY: after fork the child only calls async-signal-safe functions
-        // (read, execvp, write, _exit) on memory prepared before the fork.
+        // (read, setpriority, execvp, write, _exit) on memory prepared before
+        // the fork.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
             return Err(Error::io("fork", io::Error::last_os_error(), None));
@@ -68,6 +75,9 @@ impl Child {
                     libc::dup2(null, 0);
                     libc::dup2(out, 1);
                     libc::dup2(out, 2);
+                }
+                if let Some(nice) = nice {
+                    libc::setpriority(libc::PRIO_PROCESS, 0, nice);
                 }
                 if n == 1 {
                     libc::execvp(ptrs[0], ptrs.as_ptr());

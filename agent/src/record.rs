@@ -342,11 +342,7 @@ pub fn record_with_ticks(
     mut on_tick: impl FnMut(&Profile),
 ) -> Result<Recording, Error> {
     let cpu_start = process_cpu_seconds();
-    // Frames on the far side of a stack switch are read from the live process
-    // after the sample, so the reader should run as soon as samples arrive,
-    // not after the target's busy threads. Best effort: needs CAP_SYS_NICE.
-    // SAFETY: setpriority on our own process has no memory-safety preconditions.
-    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, READER_NICE) };
+    let own_nice = raise_reader_priority();
     let ns_per_sample = match options.ns_per_sample {
         Some(ns) => ns,
         None => measure_sampling(options)?.ns_per_sample,
@@ -373,7 +369,7 @@ pub fn record_with_ticks(
             (pid, None, sampler, command)
         }
         TargetSpec::Command(argv) => {
-            let child = Child::spawn_paused(argv, options.command_output.as_deref())?;
+            let child = Child::spawn_paused(argv, options.command_output.as_deref(), own_nice)?;
             let mut sampler = Sampler::new(sampler_options, true)?;
             sampler.follow(child.pid, child.pid)?;
             (child.pid, Some(child), sampler, argv.clone())
@@ -605,6 +601,27 @@ fn follow_all_threads(sampler: &mut Sampler, pid: u32) -> Result<(), Error> {
             sampler.follow(tid, pid)?;
             followed.insert(tid);
         }
+    }
+}
+
+/// Frames on the far side of a stack switch are read from the live process
+/// after the sample, so the reader should run as soon as samples arrive, not
+/// after the target's busy threads: seam takes [`READER_NICE`]. Best effort
+/// (it needs CAP_SYS_NICE). Returns the niceness seam had, for a launched
+/// command to run at: inheriting seam's, it took CPU from everything else
+/// on the machine (beside an unprofiled run of itself on one CPU, over 80% of it).
+fn raise_reader_priority() -> Option<i32> {
+    // getpriority returns -1 for a niceness of -1 too: errno tells them apart.
+    // SAFETY: errno is this thread's; getpriority and setpriority on our own
+    // process have no memory-safety preconditions.
+    unsafe {
+        *libc::__errno_location() = 0;
+        let nice = libc::getpriority(libc::PRIO_PROCESS, 0);
+        if nice == -1 && *libc::__errno_location() != 0 {
+            return None;
+        }
+        libc::setpriority(libc::PRIO_PROCESS, 0, READER_NICE);
+        Some(nice)
     }
 }
 
