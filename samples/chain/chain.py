@@ -114,6 +114,9 @@ def main():
     p = seam_sample.arg_parser(NAME, __doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=4,
                    help="worker threads (default 4)")
+    p.add_argument("--start-at", type=float, metavar="MONOTONIC_S",
+                   help="start working at this time.monotonic() (CLOCK_MONOTONIC, "
+                        "seconds), after --start-delay: for two runs side by side")
     args = p.parse_args()
 
     lib = load_library(args.lib)
@@ -129,6 +132,8 @@ def main():
 
     seam_sample.print_ready()
     stop.sleep(args.start_delay)
+    if args.start_at is not None:
+        stop.sleep(args.start_at - time.monotonic())
 
     t0 = time.monotonic()
     cpu0 = time.process_time()
@@ -158,6 +163,7 @@ def main():
     seam_sample.write_truth(args.truth, NAME, elapsed, crossings,
                             threads=len(workers), cpu_s=round(cpu_s, 6),
                             worker_cpu_s=round(sum(w.cpu_s for w in workers), 6),
+                            started_at=round(t0, 6),
                             interrupted=stop.signal is not None)
     return 0
 
