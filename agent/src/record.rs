@@ -10,7 +10,7 @@ pub use seam_profiler::perf::monotonic_ns;
 use seam_profiler::perf::{
     measure_sample_cost, Sampler, SamplerOptions, CALIBRATION_STACK_BYTES, REG_BP, REG_IP, REG_SP,
 };
-use seam_profiler::probes::{ProbeOptions, Prober, ThreadSamples, Tick, Votes};
+use seam_profiler::probes::{ProbeOptions, Prober, Sightings, ThreadSamples, Tick, Votes};
 pub use seam_profiler::probes::{BUDGET_SPENT, DEFAULT_BUDGET};
 use seam_profiler::unwind::Regs;
 use seam_profiler::Error;
@@ -301,6 +301,7 @@ impl TickCounters {
     fn next<'a>(
         &mut self,
         votes: &'a Votes,
+        sightings: &'a Sightings,
         threads: &'a ThreadSamples,
         converter: &'a Converter,
         switches: &Switches,
@@ -314,6 +315,7 @@ impl TickCounters {
         self.traps += traps;
         Tick {
             votes,
+            sightings,
             space: converter.address_space(),
             target_cpu_ns: (samples as f64 * self.cpu_ns_per_sample) as u64,
             sampling_cost_ns: (samples + switch_outs) as f64 * self.ns_per_sample,
@@ -454,12 +456,15 @@ pub fn record_with_ticks(
             if p.site_count() != sites_known {
                 sites_known = p.site_count();
                 converter.set_probe_resumes(p.resume_points());
+                converter.set_probed_symbols(p.probed_symbols());
             }
             if last_probe_tick.elapsed() >= PROBE_TICK {
                 last_probe_tick = Instant::now();
                 let votes = converter.take_votes();
+                let sightings = converter.take_sightings();
                 let threads = converter.take_thread_samples();
-                p.tick(&counters.next(&votes, &threads, &converter, &switches, now));
+                let tick = counters.next(&votes, &sightings, &threads, &converter, &switches, now);
+                p.tick(&tick);
             }
         }
         let taken = (converter.samples(), switches.taken);
@@ -515,9 +520,10 @@ pub fn record_with_ticks(
     );
     if let Some(mut p) = prober.take() {
         let votes = converter.take_votes();
+        let sightings = converter.take_sightings();
         let threads = converter.take_thread_samples();
         let now = monotonic_ns();
-        p.finish(&counters.next(&votes, &threads, &converter, &switches, now));
+        p.finish(&counters.next(&votes, &sightings, &threads, &converter, &switches, now));
         p.publish(now, converter.profile_mut());
     }
     if let Some(c) = child.take() {

@@ -47,6 +47,12 @@ pub type BoundaryKey = (Runtime, Runtime, Mechanism);
 /// (callee `unknown` where its glue was caught before the callee was known).
 pub type Votes = HashMap<String, HashMap<BoundaryKey, u64>>;
 
+/// For each probed function, the samples whose native stack held it: whether
+/// or not a crossing was found through it (a callback's Python frames, read
+/// from the live thread, are gone when seam's reader comes late, and with
+/// them its vote), they show the function busy.
+pub type Sightings = HashMap<String, u64>;
+
 /// The on-CPU samples of each thread of the target: their times, and for
 /// those in seam's probe traps, the function whose probe trapped. The time
 /// a site's traps took from each thread, seen in place (see [`HitNs::seen`]).
@@ -116,6 +122,7 @@ const MIN_TRAP_SAMPLES: u64 = 8;
 pub struct Tick<'a> {
     /// For each function on a crossing, the boundaries the samples gave it.
     pub votes: &'a Votes,
+    pub sightings: &'a Sightings,
     pub space: &'a AddressSpace,
     /// The target's CPU time, ns.
     pub target_cpu_ns: u64,
@@ -518,6 +525,10 @@ fn busy_part(a: &Spell, b: &Spell, now: u64, gap: f64, ra: f64, rb: f64) -> (f64
         return (gap, ra, rb);
     }
     let Some((first, last)) = a.gap_seen else {
+        log::trace!(
+            "gap of {:.0} ms: idle ({expected:.1} sightings expected, none seen)",
+            gap / 1e6
+        );
         return (0.0, ra, rb);
     };
     // The sightings nearest the edges are some way in by chance: with 4
@@ -1020,6 +1031,11 @@ impl Prober {
     /// How many sites seam knows (armed or not); it grows as modules load.
     pub fn site_count(&self) -> usize {
         self.sites.len()
+    }
+
+    /// The probed functions' names, as frames show them.
+    pub fn probed_symbols(&self) -> Vec<String> {
+        self.sites.iter().map(|s| s.symbol.clone()).collect()
     }
 
     /// Where a thread runs on after each site's breakpoint trap: (module path
@@ -1625,7 +1641,8 @@ impl Prober {
             }
             // The samples show when the site's function is busy, for the
             // extrapolation over its gaps and past its last spell.
-            let seen: u64 = votes.get(&site.symbol).map_or(0, |v| v.values().sum());
+            let voted: u64 = votes.get(&site.symbol).map_or(0, |v| v.values().sum());
+            let seen = voted.max(t.sightings.get(&site.symbol).copied().unwrap_or(0));
             if seen > 0 {
                 site.last_vote_ns = Some(now_ns);
                 if let Some(spell) = site.spells.last_mut() {
@@ -1886,6 +1903,7 @@ impl Prober {
         let ns = self.cost.of(site.kind);
         let error = ns * self.hit_cost_error();
         let hit = HitNs::seen(ns, error, spells, self.sample_ns);
+        log::trace!("the gaps of {} (hit {:?})", site.key(), hit);
         extrapolate_gaps(spells, until, active_until, &hit)
     }
 
