@@ -856,7 +856,6 @@ impl Converter {
         }
     }
 
-    /// The samples' votes since the last call (see [`crate::probes`]).
     /// The probed functions' sightings since the last call (see
     /// [`crate::probes::Sightings`]).
     pub fn take_sightings(&mut self) -> Sightings {
@@ -868,6 +867,7 @@ impl Converter {
         self.probed = symbols.into_iter().collect();
     }
 
+    /// The samples' votes since the last call (see [`crate::probes`]).
     pub fn take_votes(&mut self) -> Votes {
         std::mem::take(&mut self.votes)
     }
