@@ -379,7 +379,8 @@ impl ObjectInfo {
         } else {
             Language::C
         };
-        Ok(ObjectInfo {
+        let stripped = elf.symbols().next().is_none();
+        let mut info = ObjectInfo {
             path: path.to_string(),
             language,
             go,
@@ -395,7 +396,68 @@ impl ObjectInfo {
             drap: Default::default(),
             probe_points: Default::default(),
             cold_parts: Default::default(),
-        })
+        };
+        if stripped {
+            info.add_partitions();
+        }
+        Ok(info)
+    }
+
+    /// Gives the other parts of each special function their kind, in a
+    /// module without `.symtab`. GCC splits a function into parts (hot and
+    /// cold, with profile feedback) that the unwind tables list as functions
+    /// of their own; `.symtab` names them `f.cold`, but only `f` itself is
+    /// exported. Debian's CPython 3.14 runs its eval loop in the part
+    /// `_PyEval_EvalFrameDefault` jumps to, 84 KB of code that has no name
+    /// once stripped. A part is found as the target of a direct jump out of
+    /// the function's own code into `.text`, where the unwind tables say the
+    /// stack holds more than the return address: a jump to where it holds
+    /// only that is a tail call (into a function's entry), as is a jump into
+    /// the PLT.
+    fn add_partitions(&mut self) {
+        let text = self.unwind_sections.text_svma.clone().unwrap_or(0..0);
+        let mut parts = Vec::new();
+        for (range, kind) in &self.special {
+            let Some(len) = self.function_len(range.start) else {
+                continue;
+            };
+            let code = self.bytes_at_svma(range.start, len as usize);
+            if code.len() as u64 != len {
+                continue;
+            }
+            for target in crate::perf::uprobe::jumps_out(code, range.start) {
+                if !text.contains(&target) || self.is_entry_like(target) {
+                    continue;
+                }
+                if let Some((start, part_len)) = self.function_range(target) {
+                    parts.push((start..start + part_len, *kind));
+                }
+            }
+        }
+        if parts.is_empty() {
+            return;
+        }
+        self.special.extend(parts);
+        self.special.sort_by_key(|(r, _)| (r.start, r.end));
+        self.special.dedup_by(|a, b| a.0.start == b.0.start);
+    }
+
+    /// Whether the unwind tables put the caller's frame right above the
+    /// return address at `svma` (CFA = rsp + 8), as at a function's entry;
+    /// also when they say nothing.
+    fn is_entry_like(&self, svma: u64) -> bool {
+        use gimli::{CfaRule, EhFrame, UnwindContext, UnwindSection, X86_64};
+        let Some((table, eh, bases)) = self.eh_frame() else {
+            return true;
+        };
+        let mut ctx = UnwindContext::new();
+        let Some(row) = table.table().and_then(|t| {
+            t.unwind_info_for_address(&eh, &bases, &mut ctx, svma, EhFrame::cie_from_offset)
+                .ok()
+        }) else {
+            return true;
+        };
+        matches!(row.cfa(), CfaRule::RegisterAndOffset { register, offset: 8 } if *register == X86_64::RSP)
     }
 
     /// The svma that a mapping starting at file offset `pgoff` (page aligned)
@@ -1054,6 +1116,92 @@ fn plt_stubs(data: &[u8]) -> Vec<(u64, u64, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An eval loop that GCC splits (its `.cold` part) and that tail-calls
+    /// a local function and, through the PLT, an exported one.
+    const SPLIT_EVAL_LOOP: &str = r#"
+#include <stdio.h>
+__attribute__((noinline)) static long local_helper(long x) { return x * 3 + (x >> 2); }
+__attribute__((noinline)) long exported_helper(long x) { return x * 5 - (x >> 3); }
+__attribute__((cold, noinline)) void report(long v) { fprintf(stderr, "negative %ld\n", v); }
+long _PyEval_EvalFrameDefault(long *p, long n) {
+    long s = 0;
+    for (long i = 0; i < n; i++) {
+        if (p[i] < 0) {
+            report(p[i]);
+            s -= p[i] * 7 + n;
+            fprintf(stderr, "again %ld %ld\n", s, i);
+        }
+        s += p[i];
+    }
+    if (s == 42) return local_helper(s);
+    if (s == 43) return exported_helper(s);
+    return s;
+}
+"#;
+
+    /// A stripped module (no `.symtab`) names only its exported entry: the
+    /// part of a special function that GCC moved elsewhere keeps the kind
+    /// all the same, and the functions it tail-calls do not take it.
+    #[test]
+    fn a_stripped_functions_other_part_keeps_its_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("ev.c");
+        std::fs::write(&src, SPLIT_EVAL_LOOP).unwrap();
+        let (full, stripped) = (dir.path().join("ev.so"), dir.path().join("evs.so"));
+        let gcc = std::process::Command::new("gcc")
+            .args(["-O2", "-shared", "-fPIC", "-o"])
+            .arg(&full)
+            .arg(&src)
+            .status()
+            .expect("gcc runs");
+        assert!(gcc.success());
+        let strip = std::process::Command::new("strip")
+            .arg("--strip-all")
+            .arg("-o")
+            .arg(&stripped)
+            .arg(&full)
+            .status()
+            .expect("strip (binutils) runs");
+        assert!(strip.success());
+
+        let named = ObjectInfo::open("ev.so", &full).unwrap();
+        let at = |name: &str| {
+            named
+                .text_symbols()
+                .iter()
+                // GCC may specialise it (`local_helper.constprop.0`).
+                .find(|s| s.name == name || s.name.starts_with(&format!("{name}.constprop")))
+                .unwrap_or_else(|| panic!("gcc made no {name}"))
+                .svma
+        };
+        let (cold, local, exported) = (
+            at("_PyEval_EvalFrameDefault.cold"),
+            at("local_helper"),
+            at("exported_helper"),
+        );
+        assert_eq!(named.kind_at(cold), Some(FrameKind::EvalLoop));
+
+        let bare = ObjectInfo::open("evs.so", &stripped).unwrap();
+        assert!(bare
+            .text_symbols()
+            .iter()
+            .all(|s| !s.name.ends_with(".cold")));
+        assert_eq!(
+            bare.kind_at(at("_PyEval_EvalFrameDefault")),
+            Some(FrameKind::EvalLoop)
+        );
+        assert_eq!(bare.kind_at(cold), Some(FrameKind::EvalLoop));
+        assert_eq!(bare.kind_at(cold + 4), Some(FrameKind::EvalLoop));
+        assert_eq!(bare.kind_at(local), None);
+        assert_eq!(bare.kind_at(exported), None);
+        let plt = plt_stubs(&bare.map[..]);
+        let stub = plt.iter().find(|s| s.2 == "exported_helper@plt");
+        assert_eq!(
+            bare.kind_at(stub.expect("a PLT stub for exported_helper").0),
+            None
+        );
+    }
 
     #[test]
     fn an_extension_modules_method_tables() {

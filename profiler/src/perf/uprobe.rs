@@ -523,23 +523,30 @@ fn straight_line_point(code: &[u8]) -> Option<ProbePoint> {
     None
 }
 
-/// Whether a jump in the function (`code`, all of it) lands in its first
-/// `upto` bytes past the entry, or may (a jump through a register or memory).
-fn jumps_into(code: &[u8], upto: usize) -> bool {
+/// A branch with its target given in the instruction.
+struct Branch {
+    op: yaxpeax_x86::long_mode::Opcode,
+    /// The target, from the start of the code; `None` through a register or
+    /// memory.
+    to: Option<i64>,
+}
+
+/// The branches of `code` (a whole function): jumps, calls, loops and
+/// transaction starts. What does not decode (padding, data) is stepped over
+/// a byte at a time.
+fn branches(code: &[u8]) -> Vec<Branch> {
     use yaxpeax_arch::{Decoder, LengthedInstruction, U8Reader};
     use yaxpeax_x86::long_mode::{InstDecoder, Opcode, Operand};
     let decoder = InstDecoder::default();
+    let mut out = Vec::new();
     let mut at = 0usize;
     while at < code.len() {
         let Ok(insn) = decoder.decode(&mut U8Reader::new(&code[at..])) else {
-            // Padding or data: step over a byte.
             at += 1;
             continue;
         };
         let len = insn.len().to_const() as usize;
         let op = insn.opcode();
-        // A call into the function's own first bytes (a local subroutine)
-        // runs them again too; a transaction's abort lands at its target.
         if op.is_jcc()
             || matches!(
                 op,
@@ -553,23 +560,50 @@ fn jumps_into(code: &[u8], upto: usize) -> bool {
                     | Opcode::XBEGIN
             )
         {
-            let to = match insn.operand(0) {
+            let rel = match insn.operand(0) {
                 Operand::ImmediateI8 { imm } => Some(imm as i64),
                 Operand::ImmediateI32 { imm } => Some(imm as i64),
                 _ => None,
             };
-            match to.map(|d| (at + len) as i64 + d) {
-                Some(t) if t > 0 && t <= upto as i64 => return true,
-                Some(_) => {}
-                // A call through a register or memory returns where it was made.
-                None if op == Opcode::CALL => {}
-                // A jump through a register or memory: a tail call or a jump table.
-                None => return true,
-            }
+            out.push(Branch {
+                op,
+                to: rel.map(|d| (at + len) as i64 + d),
+            });
         }
         at += len;
     }
-    false
+    out
+}
+
+/// Whether a jump in the function (`code`, all of it) lands in its first
+/// `upto` bytes past the entry, or may (a jump through a register or memory).
+fn jumps_into(code: &[u8], upto: usize) -> bool {
+    use yaxpeax_x86::long_mode::Opcode;
+    // A call into the function's own first bytes (a local subroutine)
+    // runs them again too; a transaction's abort lands at its target.
+    branches(code).iter().any(|b| match b.to {
+        Some(t) => t > 0 && t <= upto as i64,
+        // A call through a register or memory returns where it was made.
+        None if b.op == Opcode::CALL => false,
+        // A jump through a register or memory: a tail call or a jump table.
+        None => true,
+    })
+}
+
+/// The targets of the direct jumps (not calls) in `code`, a whole function
+/// at `svma`, that leave it: its tail calls, and where a function that the
+/// compiler split continues (see `ObjectInfo::add_partitions`).
+pub fn jumps_out(code: &[u8], svma: u64) -> Vec<u64> {
+    use yaxpeax_x86::long_mode::Opcode;
+    let mut out: Vec<u64> = branches(code)
+        .iter()
+        .filter(|b| b.op == Opcode::JMP || b.op.is_jcc())
+        .filter_map(|b| b.to.filter(|&t| t < 0 || t >= code.len() as i64))
+        .map(|t| svma.wrapping_add_signed(t))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// Where a thread runs on after a probe's trap on `code` (the bytes from the
