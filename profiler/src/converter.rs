@@ -1064,7 +1064,10 @@ fn off_cpu_cause(root_first: &[Frame]) -> &'static str {
 /// The function to probe to count a crossing that no symbol names ahead of
 /// time: (module file name, function name). A PyO3 call is counted at its
 /// trampoline; ctypes, cffi's ABI mode, C extensions and plain C calls at the
-/// callee's first frame. Go code is never probed, nor is the interpreter.
+/// callee's first frame; a callback into Python through a stripped `_ctypes`
+/// or `_cffi_backend` (Debian's and Ubuntu's CPython strip `_ctypes`, whose
+/// `_CallPythonObject` is then known by its entry only) at the last of
+/// their unnamed frames. Go code is never probed, nor is the interpreter.
 fn probe_candidate(root_first: &[Frame], c: &Crossing) -> Option<(String, String)> {
     let frame = match c.mechanism {
         // The entry from Python: the rootmost trampoline, not the generic
@@ -1078,6 +1081,12 @@ fn probe_candidate(root_first: &[Frame], c: &Crossing) -> Option<(String, String
         Mechanism::Ctypes | Mechanism::CffiAbi | Mechanism::Cext | Mechanism::CAbi => {
             &root_first[c.callee_at]
         }
+        Mechanism::Callback => root_first[c.glue.clone()].iter().rev().find(|f| {
+            f.name.starts_with('[')
+                && f.module
+                    .as_deref()
+                    .is_some_and(|m| m.starts_with("_ctypes") || m.starts_with("_cffi_backend"))
+        })?,
         _ => return None,
     };
     if !matches!(frame.runtime, Runtime::C | Runtime::Rust | Runtime::Glue) {

@@ -37,6 +37,17 @@ const MECHANISM_BY_GLUE: &[(&str, Mechanism)] = &[
     ("runtime.asmcgocall", Mechanism::CgoCall),
 ];
 
+/// Modules whose glue frames identify a mechanism where the frame has no name
+/// that does: a stripped `_ctypes` (Debian's and Ubuntu's CPython, which
+/// export only its module init function) or `_cffi_backend`. cffi's API mode
+/// is named by its wrapper (`_cffi_f_`), which calls the backend only for
+/// conversions, after itself on the stack. Only for calls from Python: a
+/// callback comes back through the same modules.
+const MECHANISM_BY_MODULE: &[(&str, Mechanism)] = &[
+    ("_ctypes", Mechanism::Ctypes),
+    ("_cffi_backend", Mechanism::CffiAbi),
+];
+
 /// C libraries that every runtime calls as part of itself: a call into them
 /// is not a crossing into user C code.
 const SYSTEM_LIBRARIES: &[&str] = &[
@@ -153,24 +164,31 @@ pub fn is_pyo3_trampoline(name: &str) -> bool {
                 || name.contains("::_PYO3_DEF::")))
 }
 
-fn mechanism_of_glue(glue: &[Frame]) -> Option<Mechanism> {
+fn mechanism_of_glue(caller: &Frame, glue: &[Frame]) -> Option<Mechanism> {
+    let from_python = caller.runtime == Runtime::Python;
     glue.iter()
         .filter(|g| g.runtime == Runtime::Glue)
         .find_map(|g| {
             if is_pyo3_trampoline(&g.name) {
                 return Some(Mechanism::Pyo3);
             }
-            MECHANISM_BY_GLUE
+            let by_name = MECHANISM_BY_GLUE
                 .iter()
-                .find(|(p, _)| g.name.starts_with(p))
-                .map(|&(_, m)| m)
+                .find(|(p, _)| g.name.starts_with(p));
+            let by_module = || {
+                let module = g.module.as_deref().filter(|_| from_python)?;
+                MECHANISM_BY_MODULE
+                    .iter()
+                    .find(|(p, _)| module.starts_with(p))
+            };
+            by_name.or_else(by_module).map(|&(_, m)| m)
         })
 }
 
 /// The mechanism of a call still in its glue (its callee not yet on the
 /// stack), from the caller and the glue frames after it.
 pub fn pending_mechanism(caller: &Frame, glue: &[Frame]) -> Option<Mechanism> {
-    match (caller.runtime, mechanism_of_glue(glue)) {
+    match (caller.runtime, mechanism_of_glue(caller, glue)) {
         (_, Some(m)) => Some(m),
         // The interpreter's C-call path of builtin functions and methods
         // leads to a C extension (or to the interpreter's own builtins).
@@ -211,7 +229,7 @@ pub fn pending_callee(glue: &[Frame]) -> Runtime {
 }
 
 fn mechanism(caller: &Frame, callee: &Frame, glue: &[Frame]) -> Option<Mechanism> {
-    let by_glue = mechanism_of_glue(glue);
+    let by_glue = mechanism_of_glue(caller, glue);
     if caller.runtime == callee.runtime {
         // Same runtime on both sides: only cgo's round trips through glue count
         // (Go → C → Go shows as go, glue, go when the C part is inlined glue).
@@ -435,6 +453,59 @@ mod tests {
                 (Go, C, "cgo-call"),
                 (C, Python, "callback")
             ]
+        );
+    }
+
+    /// Debian's CPython 3.14 strips `_ctypes` and its own C-call path: no
+    /// frame between the Python caller and Go names ctypes but the module.
+    #[test]
+    fn stripped_ctypes_is_known_by_its_module() {
+        use Runtime::*;
+        let ctypes = "_ctypes.cpython-314-x86_64-linux-gnu.so";
+        let stack = [
+            py("tokenize"),
+            lib("[python3.14+0x576740]", "python3.14", Python),
+            lib(
+                "[_ctypes.cpython-314-x86_64-linux-gnu.so+0x17460]",
+                ctypes,
+                Glue,
+            ),
+            lib(
+                "[_ctypes.cpython-314-x86_64-linux-gnu.so+0x16090]",
+                ctypes,
+                Glue,
+            ),
+            lib("ffi_call", "libffi.so.8.1.2", Glue),
+            lib("ChainWork", "libseamchain.so", Glue),
+            lib("crosscall2", "libseamchain.so", Glue),
+            lib("runtime.cgocallback", "libseamchain.so", Glue),
+            lib("main.chainRun", "libseamchain.so", Go),
+        ];
+        assert_eq!(crossings(&stack), [(Python, Go, "ctypes")]);
+        let cffi = [
+            py("f"),
+            lib(
+                "[_cffi_backend.cpython-314-x86_64-linux-gnu.so+0x9a10]",
+                "_cffi_backend.cpython-314-x86_64-linux-gnu.so",
+                Glue,
+            ),
+            lib("ffi_call", "libffi.so.8.1.2", Glue),
+            lib("noop", "libffib.so", C),
+        ];
+        assert_eq!(crossings(&cffi), [(Python, C, "cffi-abi")]);
+        // A callback on its way into Python through the same stripped module.
+        let back = [lib(
+            "[_ctypes.cpython-314-x86_64-linux-gnu.so+0x1b2d0]",
+            ctypes,
+            Glue,
+        )];
+        assert_eq!(
+            pending_mechanism(&lib("chain_invoke_cb", "libseamchain.so", C), &back),
+            None
+        );
+        assert_eq!(
+            pending_mechanism(&py("tokenize"), &back),
+            Some(Mechanism::Ctypes)
         );
     }
 
