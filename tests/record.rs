@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
 
 type F = (String, String, Option<String>, Option<u64>);
 /// A frame wanted in a stack: what it is, and how to recognize it.
@@ -69,7 +70,13 @@ fn check_chain_rust_stack(summary: &Value) {
                 "Python driver frames with file and line",
                 Box::new(python_at("chain.py")),
             ),
-            ("ctypes glue", Box::new(named("glue", "PyCFuncPtr_call"))),
+            (
+                "ctypes glue",
+                // By name, or by module where `_ctypes` is stripped (Debian's).
+                Box::new(|f: &F| {
+                    f.0 == "glue" && (f.1 == "PyCFuncPtr_call" || f.1.starts_with("[_ctypes."))
+                }),
+            ),
             (
                 "libffi glue",
                 Box::new(|f: &F| f.0 == "glue" && f.1.contains("ffi")),
@@ -148,6 +155,21 @@ fn check_complete(summary: &Value, what: &str) {
     );
 }
 
+/// `chain`'s stacks complete, its Rust stack whole, and its four crossings found.
+fn check_chain(summary: &Value, what: &str) {
+    check_complete(summary, what);
+    check_chain_rust_stack(summary);
+    assert_boundaries(
+        summary,
+        &[
+            ("python", "go", "ctypes"),
+            ("go", "rust", "cgo-call"),
+            ("go", "c", "cgo-call"),
+            ("c", "python", "callback"),
+        ],
+    );
+}
+
 #[test]
 fn chain_complete_stacks_for_each_python_and_go() {
     if !privileged("chain_complete_stacks_for_each_python_and_go") {
@@ -158,18 +180,72 @@ fn chain_complete_stacks_for_each_python_and_go() {
     for python in ["3.11", "3.12", "3.13"] {
         for go in ["debian", "current"] {
             let summary = record_chain(python, go, &[]);
-            check_complete(&summary, &format!("chain, Python {python}, Go {go}"));
-            check_chain_rust_stack(&summary);
-            assert_boundaries(
-                &summary,
-                &[
-                    ("python", "go", "ctypes"),
-                    ("go", "rust", "cgo-call"),
-                    ("go", "c", "cgo-call"),
-                    ("c", "python", "callback"),
-                ],
-            );
+            check_chain(&summary, &format!("chain, Python {python}, Go {go}"));
         }
+    }
+}
+
+/// Debian's own builds of CPython: the machine's `/usr/bin/python3` (3.11
+/// on Debian 12) and 3.14 and 3.15 from Debian unstable (`.ci/debian-python`
+/// puts them on `PATH`). 3.14 and 3.15 are read through their
+/// `_Py_DebugOffsets`, each laid out differently, with `f_executable` a
+/// tagged `_PyStackRef`. All are built as a distribution builds, stripped,
+/// with GCC's profile-guided partitions: 3.14's eval loop runs in an unnamed
+/// part of `_PyEval_EvalFrameDefault` (found from the jumps out of the
+/// exported part), and `_ctypes` exports nothing but its init function, so
+/// ctypes calls are known by the module and the callbacks into Python are
+/// counted at `_CallPythonObject`'s entry, found from the samples. Before:
+/// 3.14 and 3.15 were refused ("native frames only"), and with 3.11 the
+/// ctypes calls read as `cgo-export` with no count and the callbacks were
+/// not counted.
+#[test]
+fn debian_pythons_are_read() {
+    if !privileged("debian_pythons_are_read") {
+        return;
+    }
+    samples_built();
+    let _one_at_a_time = exclusive();
+    for (python, go) in [
+        ("/usr/bin/python3", "debian"),
+        ("python3.14", "current"),
+        ("python3.15", "debian"),
+    ] {
+        let Ok(out) = Command::new(python)
+            .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+            .output()
+        else {
+            let why = format!("no {python} (CI unpacks 3.14 and 3.15 with .ci/debian-python)");
+            assert!(
+                std::env::var("SEAM_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
+                "{why}"
+            );
+            eprintln!("\n!!!!!! SKIPPED: {why} !!!!!!\n");
+            continue;
+        };
+        let minor = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let summary = record_chain(python, go, &[]);
+        let what = format!("chain, Debian's Python {minor}, Go {go}");
+        check_chain(&summary, &what);
+        for (caller, callee) in [("python", "go"), ("c", "python")] {
+            let counted: u64 = summary["boundaries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|b| b["caller"] == caller && b["callee"] == callee)
+                .map(|b| b["crossings"].as_u64().unwrap_or(0))
+                .sum();
+            assert!(counted > 0, "{what}: {caller} -> {callee} not counted");
+        }
+        // The interpreter recorded is the one asked for: its own threading.py.
+        let stdlib = format!("/python{minor}/threading.py");
+        let read = summary["stacks"].as_array().unwrap().iter().any(|st| {
+            st["frames"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["file"].as_str().is_some_and(|p| p.ends_with(&stdlib)))
+        });
+        assert!(read, "{what}: no frame of {stdlib} in the top stacks");
     }
 }
 

@@ -2,18 +2,27 @@
 //! version (x86_64 and aarch64 Linux, default non-debug, GIL builds).
 //!
 //! 3.8 to 3.12 are hard-coded tables (3.8 to 3.10 with frame objects, see
-//! [`Layout::frame_objects`]). 3.13 reads every offset it can from
-//! `_Py_DebugOffsets`, the first field of `_PyRuntime`, and hard-codes only
-//! what that struct lacks (see [`Layout::from_debug_offsets`]).
+//! [`Layout::frame_objects`]). 3.13 to 3.15 read every offset they can from
+//! `_Py_DebugOffsets`, the first field of `_PyRuntime`, and hard-code only
+//! what that struct lacks (see [`Layout::from_debug_offsets`]). The struct
+//! itself grows with each minor version, so where its sections start is a
+//! table per version ([`DebugShape`]).
 //!
 //! Every number here was checked with `offsetof` against the headers pyenv
-//! installs (3.8.18, 3.9.18, 3.10.13, 3.11.7, 3.12.1, 3.13.0): the test `matches_installed_headers`
-//! compiles `fixtures/offsets.c` against each installed version and compares.
+//! installs (3.8.18, 3.9.18, 3.10.13, 3.11.7, 3.12.1, 3.13.0) and Debian's
+//! (3.14.10, 3.15.2): the test `matches_installed_headers` compiles
+//! `fixtures/offsets.c` against each installed version and compares.
 
-/// `FRAME_OWNED_BY_CSTACK` (3.12+): the shim frame `_PyEval_EvalFrameDefault`
-/// pushes on entry. Checked by `fixtures/offsets.c`; 3.13's debug offsets
-/// do not carry it.
-pub(crate) const FRAME_OWNED_BY_CSTACK: u8 = 3;
+/// The owner of the shim frame `_PyEval_EvalFrameDefault` pushes on entry
+/// (3.12+): `FRAME_OWNED_BY_CSTACK` in 3.12 and 3.13,
+/// `FRAME_OWNED_BY_INTERPRETER` from 3.14 (where `FRAME_OWNED_BY_CSTACK`
+/// became 4 and 3.15 dropped it), 3 in all of them. Checked by
+/// `fixtures/offsets.c`; the debug offsets do not carry it.
+pub(crate) const ENTRY_FRAME_OWNER: u8 = 3;
+
+/// The low bits of `f_executable` that tag the reference from 3.14, where it
+/// is a `_PyStackRef` (`Py_TAG_BITS`); the object's address is the rest.
+const STACKREF_TAG_BITS: u64 = 0b11;
 
 /// Bits of `PyASCIIObject.state` (a bitfield `interned:2, kind:3, compact:1,
 /// ascii:1, ...` in 3.11 to 3.13). Not in the debug offsets.
@@ -26,9 +35,91 @@ pub(crate) const STATE_ASCII: u32 = 1 << 6;
 /// pushed into (3.11 to 3.13; checked by `offsets.c`).
 pub(crate) const CHUNK_DATA: u64 = 24;
 
-/// Size of `_Py_DebugOffsets` in 3.13 (`sizeof`, checked by `offsets.c`).
-pub(crate) const DEBUG_OFFSETS_SIZE: usize = 584;
+/// The most of `_PyRuntime` that [`Layout::from_debug_offsets`] reads: the
+/// largest `_Py_DebugOffsets` of the versions in [`DebugShape::ALL`].
+pub(crate) const DEBUG_OFFSETS_SIZE: usize = 1024;
 pub(crate) const DEBUG_COOKIE: &[u8; 8] = b"xdebugpy";
+
+/// Where the sections of one minor version's `_Py_DebugOffsets` start, and
+/// the place in `thread_state` of the fields that moved. Every other field
+/// seam reads keeps its place in its section from 3.13 to 3.15. Checked
+/// against `offsetof` by `matches_installed_headers`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DebugShape {
+    pub minor: u8,
+    /// `sizeof(_Py_DebugOffsets)`.
+    pub size: usize,
+    pub runtime_state: usize,
+    pub interpreter_state: usize,
+    pub thread_state: usize,
+    pub interpreter_frame: usize,
+    pub code_object: usize,
+    pub pyobject: usize,
+    pub bytes_object: usize,
+    pub unicode_object: usize,
+    /// Field numbers in `thread_state` (`size` is 0).
+    pub tstate_current_frame: usize,
+    pub tstate_native_thread_id: usize,
+    pub tstate_datastack_chunk: usize,
+}
+
+impl DebugShape {
+    const V3_13: DebugShape = DebugShape {
+        minor: 13,
+        size: 584,
+        runtime_state: 24,
+        interpreter_state: 48,
+        thread_state: 152,
+        interpreter_frame: 224,
+        code_object: 272,
+        pyobject: 352,
+        bytes_object: 512,
+        unicode_object: 536,
+        tstate_current_frame: 4,
+        tstate_native_thread_id: 6,
+        tstate_datastack_chunk: 7,
+    };
+    /// 3.14 added GIL, generation and debugger fields, and the frame's
+    /// `stackpointer` and `tlbc_index`.
+    const V3_14: DebugShape = DebugShape {
+        minor: 14,
+        size: 760,
+        runtime_state: 24,
+        interpreter_state: 48,
+        thread_state: 176,
+        interpreter_frame: 248,
+        code_object: 312,
+        pyobject: 400,
+        bytes_object: 592,
+        unicode_object: 616,
+        ..DebugShape::V3_13
+    };
+    /// 3.15 put `base_frame` and the profiler's fields in `thread_state`
+    /// ahead of `thread_id`, and an exception section after it.
+    const V3_15: DebugShape = DebugShape {
+        minor: 15,
+        size: 888,
+        runtime_state: 24,
+        interpreter_state: 48,
+        thread_state: 176,
+        interpreter_frame: 312,
+        code_object: 376,
+        pyobject: 464,
+        bytes_object: 688,
+        unicode_object: 712,
+        tstate_current_frame: 4,
+        tstate_native_thread_id: 9,
+        tstate_datastack_chunk: 10,
+    };
+    pub(crate) const ALL: [DebugShape; 3] =
+        [DebugShape::V3_13, DebugShape::V3_14, DebugShape::V3_15];
+
+    fn for_minor(minor: u64) -> Option<DebugShape> {
+        DebugShape::ALL
+            .into_iter()
+            .find(|s| u64::from(s.minor) == minor)
+    }
+}
 
 /// How to get from a `PyThreadState` to its innermost `_PyInterpreterFrame`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,8 +141,11 @@ pub(crate) struct Layout {
     /// `datastack_chunk`; `datastack_top` follows it (8 bytes later).
     pub tstate_datastack_chunk: u64,
     pub current_frame: CurrentFrame,
-    /// `f_code` (3.11, 3.12) or `f_executable` (3.13).
+    /// `f_code` (3.11, 3.12) or `f_executable` (3.13+).
     pub frame_code: u64,
+    /// The bits of `frame_code` that tag the reference rather than address
+    /// the object (3.14+, a `_PyStackRef`), masked off before it is read.
+    pub frame_code_tag: u64,
     pub frame_previous: u64,
     /// `prev_instr` (3.11, 3.12) or `instr_ptr` (3.13).
     pub frame_instr: u64,
@@ -108,6 +202,7 @@ impl Layout {
         tstate_datastack_chunk: 0,
         current_frame: CurrentFrame::Direct(24),
         frame_code: 32,
+        frame_code_tag: 0,
         frame_previous: 24,
         frame_instr: 96,
         frame_owner: 0,
@@ -150,6 +245,7 @@ impl Layout {
             current_frame: 8,
         },
         frame_code: 32,
+        frame_code_tag: 0,
         frame_previous: 48,
         frame_instr: 56,
         frame_owner: 69,
@@ -183,6 +279,7 @@ impl Layout {
             current_frame: 0,
         },
         frame_code: 0,
+        frame_code_tag: 0,
         frame_previous: 8,
         frame_instr: 56,
         frame_owner: 70,
@@ -203,17 +300,19 @@ impl Layout {
         lnotab: false,
     };
 
-    /// Builds the 3.13 layout from the bytes of `_Py_DebugOffsets` (the start
-    /// of `_PyRuntime`). Checks the cookie, that `version` is 3.13.x and that
-    /// the build is not free-threaded.
+    /// Builds the layout of 3.13 to 3.15 from the bytes of
+    /// `_Py_DebugOffsets` (the start of `_PyRuntime`). Checks the cookie,
+    /// that `version` is one whose [`DebugShape`] seam knows, and that the
+    /// build is not free-threaded.
     ///
     /// Hard-coded because the struct lacks them: the unicode `state` bit
     /// layout, `sizeof(PyCompactUnicodeObject)` (= `asciiobject_size` + 16:
-    /// `utf8_length` and `utf8`), `FRAME_OWNED_BY_CSTACK`, `datastack_top`
-    /// (the field after `datastack_chunk`), `_PyStackChunk.data`, and the
-    /// field widths (`owner` is a `char`, `co_firstlineno` an `int`).
+    /// `utf8_length` and `utf8`), [`ENTRY_FRAME_OWNER`], the tag bits of a
+    /// `_PyStackRef`, `datastack_top` (the field after `datastack_chunk`),
+    /// `_PyStackChunk.data`, and the field widths (`owner` is a `char`,
+    /// `co_firstlineno` an `int`).
     pub(crate) fn from_debug_offsets(d: &[u8]) -> Result<Layout, String> {
-        if d.len() < DEBUG_OFFSETS_SIZE {
+        if d.len() < 24 {
             return Err("_Py_DebugOffsets is truncated".into());
         }
         if &d[..8] != DEBUG_COOKIE {
@@ -223,49 +322,51 @@ impl Layout {
         }
         let u = |at: usize| u64::from_le_bytes(d[at..at + 8].try_into().expect("8 bytes"));
         let version = u(8);
-        if version >> 16 != 0x030d {
-            return Err(format!(
-                "_Py_DebugOffsets says version {version:#x}, expected 3.13"
-            ));
+        let (major, minor) = (version >> 24, (version >> 16) & 0xff);
+        let shape = DebugShape::for_minor(minor)
+            .filter(|_| major == 3)
+            .ok_or_else(|| {
+                format!(
+                    "_Py_DebugOffsets says version {major}.{minor} ({version:#x}); seam reads the \
+                 debug offsets of 3.13 to 3.15"
+                )
+            })?;
+        if d.len() < shape.size {
+            return Err("_Py_DebugOffsets is truncated".into());
         }
         if u(16) != 0 {
-            return Err("free-threaded (3.13t) builds are not supported".into());
+            return Err(format!(
+                "free-threaded builds (3.{minor}t) are not supported"
+            ));
         }
-        // Section starts inside _Py_DebugOffsets (3.13), then field index * 8.
-        const RUNTIME: usize = 24;
-        const INTERP: usize = 48;
-        const TSTATE: usize = 152;
-        const FRAME: usize = 224;
-        const CODE: usize = 272;
-        const PYOBJECT: usize = 352;
-        const BYTES: usize = 512;
-        const UNICODE: usize = 536;
+        // A section's start, then its field number * 8.
         let field = |section: usize, index: usize| u(section + 8 * index);
-
-        let ascii_size = field(UNICODE, 3);
+        let s = shape;
+        let ascii_size = field(s.unicode_object, 3);
         let layout = Layout {
-            runtime_interpreters_head: field(RUNTIME, 2),
-            interp_next: field(INTERP, 2),
-            interp_threads_head: field(INTERP, 3),
-            tstate_next: field(TSTATE, 2),
-            tstate_native_thread_id: field(TSTATE, 6),
-            tstate_datastack_chunk: field(TSTATE, 7),
-            current_frame: CurrentFrame::Direct(field(TSTATE, 4)),
-            frame_code: field(FRAME, 2),
-            frame_previous: field(FRAME, 1),
-            frame_instr: field(FRAME, 3),
-            frame_owner: field(FRAME, 5),
+            runtime_interpreters_head: field(s.runtime_state, 2),
+            interp_next: field(s.interpreter_state, 2),
+            interp_threads_head: field(s.interpreter_state, 3),
+            tstate_next: field(s.thread_state, 2),
+            tstate_native_thread_id: field(s.thread_state, s.tstate_native_thread_id),
+            tstate_datastack_chunk: field(s.thread_state, s.tstate_datastack_chunk),
+            current_frame: CurrentFrame::Direct(field(s.thread_state, s.tstate_current_frame)),
+            frame_code: field(s.interpreter_frame, 2),
+            frame_code_tag: if minor >= 14 { STACKREF_TAG_BITS } else { 0 },
+            frame_previous: field(s.interpreter_frame, 1),
+            frame_instr: field(s.interpreter_frame, 3),
+            frame_owner: field(s.interpreter_frame, 5),
             frame_is_entry: None,
-            code_filename: field(CODE, 1),
-            code_qualname: field(CODE, 3),
-            code_linetable: field(CODE, 4),
-            code_firstlineno: field(CODE, 5),
-            code_adaptive: field(CODE, 9),
-            ob_type: field(PYOBJECT, 1),
-            bytes_size: field(BYTES, 1),
-            bytes_sval: field(BYTES, 2),
-            unicode_length: field(UNICODE, 2),
-            unicode_state: field(UNICODE, 1),
+            code_filename: field(s.code_object, 1),
+            code_qualname: field(s.code_object, 3),
+            code_linetable: field(s.code_object, 4),
+            code_firstlineno: field(s.code_object, 5),
+            code_adaptive: field(s.code_object, 9),
+            ob_type: field(s.pyobject, 1),
+            bytes_size: field(s.bytes_object, 1),
+            bytes_sval: field(s.bytes_object, 2),
+            unicode_length: field(s.unicode_object, 2),
+            unicode_state: field(s.unicode_object, 1),
             unicode_ascii_size: ascii_size,
             unicode_compact_size: ascii_size.saturating_add(16),
             frame_objects: false,
@@ -364,7 +465,7 @@ impl Layout {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::python::tests_support::{pyenv_prefix, require_or_skip};
+    use crate::python::tests_support::{python_prefix, require_or_skip, runtime_file};
     use std::collections::BTreeMap;
     use std::path::Path;
     use std::process::Command;
@@ -374,8 +475,10 @@ mod tests {
         let include = prefix.join(format!("include/python{minor}"));
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/python/fixtures/offsets.c");
         let exe = std::env::temp_dir().join(format!("seam-offsets-{minor}-{}", std::process::id()));
+        // Debian's `pyconfig.h` includes `<x86_64-linux-gnu/python3.X/pyconfig.h>`.
         let out = Command::new("gcc")
             .arg(format!("-I{}", include.display()))
+            .arg(format!("-I{}", prefix.join("include").display()))
             .arg(&src)
             .arg("-o")
             .arg(&exe)
@@ -455,16 +558,17 @@ mod tests {
         match l.frame_is_entry {
             Some(off) => v.push(("frame.is_entry", off)),
             None if l.frame_objects => {}
-            None => v.push(("FRAME_OWNED_BY_CSTACK", u64::from(FRAME_OWNED_BY_CSTACK))),
+            None => v.push(("frame.entry_owner", u64::from(ENTRY_FRAME_OWNER))),
         }
         v
     }
 
     #[test]
     fn matches_installed_headers() {
-        for minor in ["3.8", "3.9", "3.10", "3.11", "3.12", "3.13"] {
-            let Some(prefix) = pyenv_prefix(minor) else {
-                require_or_skip(&format!("layout: no pyenv CPython {minor} installed"));
+        let minors = ["3.8", "3.9", "3.10", "3.11", "3.12", "3.13", "3.14", "3.15"];
+        for minor in minors {
+            let Some(prefix) = python_prefix(minor) else {
+                require_or_skip(&format!("layout: no CPython {minor} installed"));
                 continue;
             };
             let c = match header_offsets(&prefix, minor) {
@@ -480,23 +584,29 @@ mod tests {
                 "3.11" => Layout::V3_11,
                 "3.12" => Layout::V3_12,
                 _ => {
-                    assert_eq!(c["debug.size"], DEBUG_OFFSETS_SIZE as u64);
+                    let shape = DebugShape::ALL
+                        .into_iter()
+                        .find(|s| minor == format!("3.{}", s.minor))
+                        .unwrap_or_else(|| panic!("no DebugShape for {minor}"));
+                    assert_eq!(c["debug.size"], shape.size as u64, "{minor}");
+                    assert!(shape.size <= DEBUG_OFFSETS_SIZE);
                     let expected_sections = [
-                        ("debug.runtime_state", 24),
-                        ("debug.interpreter_state", 48),
-                        ("debug.thread_state", 152),
-                        ("debug.interpreter_frame", 224),
-                        ("debug.code_object", 272),
-                        ("debug.pyobject", 352),
-                        ("debug.bytes_object", 512),
-                        ("debug.unicode_object", 536),
+                        ("debug.runtime_state", shape.runtime_state),
+                        ("debug.interpreter_state", shape.interpreter_state),
+                        ("debug.thread_state", shape.thread_state),
+                        ("debug.interpreter_frame", shape.interpreter_frame),
+                        ("debug.code_object", shape.code_object),
+                        ("debug.pyobject", shape.pyobject),
+                        ("debug.bytes_object", shape.bytes_object),
+                        ("debug.unicode_object", shape.unicode_object),
                     ];
                     for (name, off) in expected_sections {
-                        assert_eq!(c[name], off, "{minor} {name}");
+                        assert_eq!(c[name], off as u64, "{minor} {name}");
                     }
-                    let lib = prefix.join(format!("lib/libpython{minor}.so.1.0"));
-                    let image = crate::python::locate::runtime_image_for_tests(&lib);
-                    Layout::from_debug_offsets(&image).expect("3.13 debug offsets parse")
+                    let file = runtime_file(&prefix, minor);
+                    let image = crate::python::locate::runtime_image_for_tests(&file);
+                    Layout::from_debug_offsets(&image)
+                        .unwrap_or_else(|e| panic!("{minor} debug offsets: {e}"))
                 }
             };
             for (name, ours) in named(&layout) {
@@ -508,22 +618,37 @@ mod tests {
         }
     }
 
+    /// A `_Py_DebugOffsets` of `shape` with `version` and offsets that pass.
+    fn debug_image(shape: DebugShape, version: u64) -> Vec<u8> {
+        let mut d = vec![0u8; shape.size];
+        d[..8].copy_from_slice(DEBUG_COOKIE);
+        d[8..16].copy_from_slice(&version.to_le_bytes());
+        d
+    }
+
     #[test]
     fn debug_offsets_are_validated() {
-        let mut d = vec![0u8; DEBUG_OFFSETS_SIZE];
+        let mut d = debug_image(DebugShape::V3_13, 0);
+        d[..8].fill(0);
         assert!(Layout::from_debug_offsets(&d)
             .unwrap_err()
             .contains("cookie"));
         d[..8].copy_from_slice(DEBUG_COOKIE);
         d[8..16].copy_from_slice(&0x030c_01f0u64.to_le_bytes());
+        assert_eq!(
+            Layout::from_debug_offsets(&d).unwrap_err(),
+            "_Py_DebugOffsets says version 3.12 (0x30c01f0); seam reads the debug offsets of 3.13 to 3.15"
+        );
+        d[8..16].copy_from_slice(&0x0310_00a1u64.to_le_bytes());
         assert!(Layout::from_debug_offsets(&d)
             .unwrap_err()
-            .contains("expected 3.13"));
+            .contains("version 3.16"));
         d[8..16].copy_from_slice(&0x030d_00f0u64.to_le_bytes());
         d[16] = 1;
-        assert!(Layout::from_debug_offsets(&d)
-            .unwrap_err()
-            .contains("free-threaded"));
+        assert_eq!(
+            Layout::from_debug_offsets(&d).unwrap_err(),
+            "free-threaded builds (3.13t) are not supported"
+        );
         d[16] = 0;
         d[200..208].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(Layout::from_debug_offsets(&d)
@@ -532,6 +657,44 @@ mod tests {
         assert!(Layout::from_debug_offsets(&d[..100])
             .unwrap_err()
             .contains("truncated"));
+        // 3.15's is longer than 3.13's: 3.13's length is not enough.
+        let mut d = debug_image(DebugShape::V3_15, 0x030f_02f0);
+        d.truncate(DebugShape::V3_13.size);
+        assert!(Layout::from_debug_offsets(&d)
+            .unwrap_err()
+            .contains("truncated"));
+    }
+
+    /// Each version's native thread id is read from its own field number:
+    /// 3.15 moved it from 6 to 9.
+    #[test]
+    fn thread_fields_follow_the_version() {
+        for (shape, version) in [
+            (DebugShape::V3_13, 0x030d_00f0u64),
+            (DebugShape::V3_14, 0x030e_0af0),
+            (DebugShape::V3_15, 0x030f_02f0),
+        ] {
+            let mut d = debug_image(shape, version);
+            let put = |d: &mut Vec<u8>, at: usize, v: u64| {
+                d[at..at + 8].copy_from_slice(&v.to_le_bytes());
+            };
+            put(
+                &mut d,
+                shape.thread_state + 8 * shape.tstate_native_thread_id,
+                160,
+            );
+            put(
+                &mut d,
+                shape.thread_state + 8 * shape.tstate_current_frame,
+                72,
+            );
+            put(&mut d, shape.interpreter_frame + 8 * 5, 74);
+            let l = Layout::from_debug_offsets(&d).unwrap();
+            assert_eq!(l.tstate_native_thread_id, 160, "3.{}", shape.minor);
+            assert_eq!(l.current_frame, CurrentFrame::Direct(72));
+            assert_eq!(l.frame_owner, 74);
+            assert_eq!(l.frame_code_tag, if shape.minor >= 14 { 3 } else { 0 });
+        }
     }
 
     #[test]

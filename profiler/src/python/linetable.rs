@@ -30,7 +30,7 @@ const KIND_ONE_LINE2: u8 = 12;
 /// location, the index lies past the table, or the table is malformed.
 ///
 /// This agrees with CPython's `PyCode_Addr2Line` for every index inside the
-/// code (checked against `co_positions()` of 3.11, 3.12 and 3.13 in the tests).
+/// code (checked against `co_positions()` of 3.11 to 3.15 in the tests).
 /// Line 0 is a real answer: 3.12+ module code starts with a unit on line 0.
 pub fn line_for_offset(linetable: &[u8], firstlineno: u32, code_unit_index: u32) -> Option<u32> {
     let mut reader = Reader {
@@ -215,7 +215,7 @@ mod tests {
         (python, codes)
     }
 
-    const VERSIONS: [&str; 6] = ["3.8", "3.9", "3.10", "3.11", "3.12", "3.13"];
+    const VERSIONS: [&str; 8] = ["3.8", "3.9", "3.10", "3.11", "3.12", "3.13", "3.14", "3.15"];
 
     /// Whether `python` (a version, "3.9.18") has `co_lnotab`.
     fn lnotab(python: &str) -> bool {
@@ -243,8 +243,8 @@ mod tests {
             return;
         }
         for minor in VERSIONS {
-            let python = crate::python::tests_support::pyenv_python(minor)
-                .unwrap_or_else(|| panic!("SEAM_BLESS=1 needs pyenv's python{minor}"));
+            let python = crate::python::tests_support::python(minor)
+                .unwrap_or_else(|| panic!("SEAM_BLESS=1 needs python{minor}"));
             let out = std::process::Command::new(python)
                 .arg(fixture_dir().join("gen_linetables.py"))
                 .output()

@@ -47,7 +47,7 @@ struct NameInfo {
 
 pub(crate) fn unsupported_version(version: (u8, u8)) -> Error {
     Error::Unsupported(format!(
-        "CPython {}.{} is not supported: seam reads 3.8 to 3.13; native frames only",
+        "CPython {}.{} is not supported: seam reads 3.8 to 3.15; native frames only",
         version.0, version.1
     ))
 }
@@ -85,7 +85,7 @@ pub(crate) fn locate(pid: u32, maps: &str, root: Option<&Path>) -> Result<Option
             (None, None) => {
                 return Err(Error::Unsupported(format!(
                     "{} holds a CPython runtime but neither Py_Version nor its file name tells the version; \
-                     seam reads 3.8 to 3.13; native frames only",
+                     seam reads 3.8 to 3.15; native frames only",
                     mapped.path
                 )))
             }
@@ -93,7 +93,7 @@ pub(crate) fn locate(pid: u32, maps: &str, root: Option<&Path>) -> Result<Option
         let layout = match version {
             (3, 8..=12) if info.debug => {
                 return Err(Error::Unsupported(format!(
-                    "{} is a debug build of CPython {}.{}; seam reads release builds of 3.8 to 3.12 (3.13 debug builds work); native frames only",
+                    "{} is a debug build of CPython {}.{}; seam reads release builds of 3.8 to 3.12 (3.13+ debug builds work); native frames only",
                     mapped.path, version.0, version.1
                 )))
             }
@@ -101,7 +101,7 @@ pub(crate) fn locate(pid: u32, maps: &str, root: Option<&Path>) -> Result<Option
             (3, 10) => Layout::V3_10,
             (3, 11) => Layout::V3_11,
             (3, 12) => Layout::V3_12,
-            (3, 13) => {
+            (3, 13..=15) => {
                 let image = segment_bytes(&elf, found.runtime, DEBUG_OFFSETS_SIZE).unwrap_or_default();
                 Layout::from_debug_offsets(&image).map_err(|e| {
                     Error::Unsupported(format!("{}: {e}; native frames only", mapped.path))
@@ -301,8 +301,8 @@ fn classify(base: &str) -> Option<NameInfo> {
     })
 }
 
-/// The first bytes of `_PyRuntime` as stored in the file (3.13's
-/// `_Py_DebugOffsets`), for the layout tests.
+/// The first bytes of `_PyRuntime` as stored in the file (the
+/// `_Py_DebugOffsets` of 3.13+), for the layout tests.
 #[cfg(test)]
 pub(crate) fn runtime_image_for_tests(path: &Path) -> Vec<u8> {
     let data = std::fs::read(path).expect("read libpython");
@@ -400,7 +400,9 @@ mod tests {
 
     #[test]
     fn installed_libraries() {
-        use crate::python::tests_support::{pyenv_prefix, require_or_skip};
+        use crate::python::tests_support::{
+            pyenv_prefix, python_prefix, require_or_skip, runtime_file,
+        };
         for (minor, want) in [
             ("3.8", (3, 8)),
             ("3.9", (3, 9)),
@@ -408,12 +410,15 @@ mod tests {
             ("3.11", (3, 11)),
             ("3.12", (3, 12)),
             ("3.13", (3, 13)),
+            ("3.14", (3, 14)),
+            ("3.15", (3, 15)),
         ] {
-            let Some(prefix) = pyenv_prefix(minor) else {
-                require_or_skip(&format!("locate: no pyenv CPython {minor}"));
+            let Some(prefix) = python_prefix(minor) else {
+                require_or_skip(&format!("locate: no CPython {minor}"));
                 continue;
             };
-            let lib = prefix.join(format!("lib/libpython{minor}.so.1.0"));
+            // pyenv's libpython, or Debian's executable with it linked in.
+            let lib = runtime_file(&prefix, minor);
             let maps = format!(
                 "7f0000000000-7f0000001000 r--p 00000000 fe:01 456 {}\n",
                 lib.display()
@@ -429,9 +434,13 @@ mod tests {
                     .unwrap()
                     .address()
             };
-            assert_eq!(found.runtime, 0x7f00_0000_0000 + sym("_PyRuntime"));
-            assert_eq!(found.code_type, 0x7f00_0000_0000 + sym("PyCode_Type"));
-            assert_eq!(found.init_cleanup.is_some(), minor == "3.13", "{minor}");
+            // The file's start maps at 0x7f00_0000_0000: where an executable
+            // (Debian's) links its start is taken off.
+            let first = elf.segments().map(|s| s.address()).min().unwrap();
+            let base = 0x7f00_0000_0000 - first;
+            assert_eq!(found.runtime, base + sym("_PyRuntime"));
+            assert_eq!(found.code_type, base + sym("PyCode_Type"));
+            assert_eq!(found.init_cleanup.is_some(), want >= (3, 13), "{minor}");
         }
         if let Some(prefix) = pyenv_prefix("3.7") {
             let lib = prefix.join("lib/libpython3.7m.so.1.0");
@@ -442,7 +451,7 @@ mod tests {
             let err = locate(1, &maps, None).unwrap_err().to_string();
             assert_eq!(
                 err,
-                "CPython 3.7 is not supported: seam reads 3.8 to 3.13; native frames only"
+                "CPython 3.7 is not supported: seam reads 3.8 to 3.15; native frames only"
             );
         }
     }

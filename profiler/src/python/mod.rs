@@ -1,4 +1,4 @@
-//! Reading Python stacks from outside the process, for CPython 3.8 to 3.13.
+//! Reading Python stacks from outside the process, for CPython 3.8 to 3.15.
 //!
 //! [`PythonProcess::find`] looks for the interpreter in the target's memory
 //! map; [`PythonProcess::stack`] then reads the Python frames of one OS thread
@@ -48,9 +48,11 @@
 //! * A thread that dropped its thread state but lives on (a C thread after
 //!   `PyGILState_Release`) may still show its last, usually empty, stack.
 //! * 3.8 to 3.12 offsets are per minor version, checked against 3.8.18,
-//!   3.9.18, 3.10.13, 3.11.7 and 3.12.1 headers and Debian's 3.11.2; their
-//!   debug builds, free-threaded builds, and CPython before 3.8 or after
-//!   3.13 are refused with [`Error::Unsupported`]. Checked on x86_64 only.
+//!   3.9.18, 3.10.13, 3.11.7 and 3.12.1 headers and Debian's 3.11.2; 3.13 to
+//!   3.15 read theirs from `_Py_DebugOffsets` (checked against 3.13.0 and
+//!   Debian's 3.14.10 and 3.15.2). Debug builds before 3.13, free-threaded
+//!   builds, and CPython before 3.8 or after 3.15 are refused with
+//!   [`Error::Unsupported`]. Checked on x86_64 only.
 //!
 //! ```no_run
 //! use seam_profiler::memory::ProcessMemory;
@@ -89,7 +91,7 @@ use std::time::{Duration, Instant};
 
 use crate::memory::ReadMemory;
 use crate::Error;
-use layout::{CurrentFrame, Layout, CHUNK_DATA, FRAME_OWNED_BY_CSTACK};
+use layout::{CurrentFrame, Layout, CHUNK_DATA, ENTRY_FRAME_OWNER};
 use objects::{invalid, u32_at, u64_at, CodeCache, Types};
 
 /// Deepest stack returned; deeper stacks lose their rootmost frames.
@@ -125,7 +127,7 @@ pub struct PyFrame {
     /// This frame is the last one (rootward) that one native
     /// `_PyEval_EvalFrameDefault` frame runs: every frame before 3.11; 3.11
     /// `is_entry`; 3.12+ the frame
-    /// just leafward of a `FRAME_OWNED_BY_CSTACK` shim frame (shims
+    /// just leafward of an `ENTRY_FRAME_OWNER` shim frame (shims
     /// themselves are not returned).
     pub ends_eval_run: bool,
     /// Where the frame is in the target: its `PyFrameObject` (3.8 to 3.10),
@@ -173,7 +175,7 @@ impl PythonProcess {
     ///
     /// Returns `Ok(None)` if the process has no Python, and
     /// `Err(Error::Unsupported(..))` for a Python it cannot read, e.g.
-    /// "CPython 3.7 is not supported: seam reads 3.8 to 3.13; native frames only".
+    /// "CPython 3.7 is not supported: seam reads 3.8 to 3.15; native frames only".
     pub fn find(pid: u32, maps: &str) -> Result<Option<PythonProcess>, Error> {
         let root = PathBuf::from(format!("/proc/{pid}/root"));
         Self::find_with_root(pid, maps, Some(&root))
@@ -558,13 +560,13 @@ impl PythonProcess {
             let this = frame;
             let previous = u64_at(block, l.frame_previous);
             let owner = block[l.frame_owner as usize];
-            let code_addr = u64_at(block, l.frame_code);
+            let code_addr = u64_at(block, l.frame_code) & !l.frame_code_tag;
             let instr = u64_at(block, l.frame_instr);
             // 3.10: each frame has an eval loop of its own.
             let is_entry =
                 l.frame_objects || l.frame_is_entry.is_some_and(|off| block[off as usize] != 0);
             frame = previous;
-            if shims_own_runs && owner == FRAME_OWNED_BY_CSTACK {
+            if shims_own_runs && owner == ENTRY_FRAME_OWNER {
                 // The shim `_PyEval_EvalFrameDefault` pushed on entry: the
                 // frame before it (leafward) is the last one of that run.
                 if let Some(last) = out.last_mut() {
@@ -731,7 +733,7 @@ mod tests {
             let (name, unit, owner, entry) = match *f {
                 F::Py(n, u) => (Some(n), u, 0u8, false),
                 F::Entry(n, u) => (Some(n), u, 0, true),
-                F::Shim => (None, 0, FRAME_OWNED_BY_CSTACK, false),
+                F::Shim => (None, 0, ENTRY_FRAME_OWNER, false),
                 F::NotCode => (None, 0, 0, false),
             };
             heap.put(addr, layout.frame_owner, &[owner]);

@@ -1,6 +1,7 @@
-//! Finding the pyenv interpreters the tests run against, and skipping loudly.
+//! Finding the interpreters the tests run against (pyenv's, and Debian's
+//! builds of the newest on `PATH`), and skipping loudly.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `$PYENV_ROOT/versions/<minor>.<patch>` for the newest installed patch of `minor` ("3.12").
 pub(crate) fn pyenv_prefix(minor: &str) -> Option<PathBuf> {
@@ -28,6 +29,37 @@ pub(crate) fn pyenv_prefix(minor: &str) -> Option<PathBuf> {
 
 pub(crate) fn pyenv_python(minor: &str) -> Option<PathBuf> {
     pyenv_prefix(minor).map(|p| p.join(format!("bin/python{minor}")))
+}
+
+/// A CPython `minor` ("3.14") to test against: pyenv's newest patch, else
+/// `python{minor}` on `PATH` (CI puts Debian's builds of 3.14 and 3.15
+/// there, see `.ci/debian-python`), with its links resolved.
+pub(crate) fn python(minor: &str) -> Option<PathBuf> {
+    pyenv_python(minor).or_else(|| {
+        let name = format!("python{minor}");
+        std::env::split_paths(&std::env::var_os("PATH")?)
+            .map(|dir| dir.join(&name))
+            .find(|p| p.is_file())?
+            .canonicalize()
+            .ok()
+    })
+}
+
+/// The prefix [`python`] was installed under: pyenv's, else the folder
+/// above the executable's `bin`.
+pub(crate) fn python_prefix(minor: &str) -> Option<PathBuf> {
+    pyenv_prefix(minor).or_else(|| Some(python(minor)?.parent()?.parent()?.to_path_buf()))
+}
+
+/// The file of [`python_prefix`] that holds `_PyRuntime`: pyenv's shared
+/// `libpython`, or the executable where libpython is linked in (Debian's).
+pub(crate) fn runtime_file(prefix: &Path, minor: &str) -> PathBuf {
+    let lib = prefix.join(format!("lib/libpython{minor}.so.1.0"));
+    if lib.is_file() {
+        lib
+    } else {
+        prefix.join(format!("bin/python{minor}"))
+    }
 }
 
 /// Skips a test part with a loud message, or fails when `SEAM_REQUIRE_PRIVILEGED=1` (CI).
