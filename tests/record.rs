@@ -214,12 +214,9 @@ fn debian_pythons_are_read() {
             .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
             .output()
         else {
-            let why = format!("no {python} (CI unpacks 3.14 and 3.15 with .ci/debian-python)");
-            assert!(
-                std::env::var("SEAM_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
-                "{why}"
-            );
-            eprintln!("\n!!!!!! SKIPPED: {why} !!!!!!\n");
+            skip_loudly(&format!(
+                "no {python} (CI unpacks 3.14 and 3.15 with .ci/debian-python)"
+            ));
             continue;
         };
         let minor = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -236,6 +233,9 @@ fn debian_pythons_are_read() {
                 .sum();
             assert!(counted > 0, "{what}: {caller} -> {callee} not counted");
         }
+        if python == "/usr/bin/python3" {
+            check_debug_file_names_frames(&summary, python);
+        }
         // The interpreter recorded is the one asked for: its own threading.py.
         let stdlib = format!("/python{minor}/threading.py");
         let read = summary["stacks"].as_array().unwrap().iter().any(|st| {
@@ -247,6 +247,40 @@ fn debian_pythons_are_read() {
         });
         assert!(read, "{what}: no frame of {stdlib} in the top stacks");
     }
+}
+
+/// With the distribution's debug file of `python` installed (`python3-dbg`,
+/// under `/usr/lib/debug/.build-id/`, which CI installs), the interpreter's
+/// own functions have their names: before, every one of them read
+/// `[python3.11+0x…]`.
+fn check_debug_file_names_frames(summary: &Value, python: &str) {
+    let notes = Command::new("readelf")
+        .args(["-n", python])
+        .output()
+        .expect("readelf (binutils)");
+    let notes = String::from_utf8_lossy(&notes.stdout);
+    let id = notes
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Build ID: "))
+        .unwrap_or_else(|| panic!("{python} has no build id"));
+    let debug = format!("/usr/lib/debug/.build-id/{}/{}.debug", &id[..2], &id[2..]);
+    if !std::path::Path::new(&debug).is_file() {
+        skip_loudly(&format!(
+            "the debug-file check: no {debug} for {python} (apt-get install python3-dbg)"
+        ));
+        return;
+    }
+    let named = summary["stacks"].as_array().unwrap().iter().any(|st| {
+        st["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "pythread_wrapper")
+    });
+    assert!(
+        named,
+        "{python}: its debug file {debug} gave no name to its thread's start, pythread_wrapper"
+    );
 }
 
 /// CPython 3.9 and 3.10 (Debian 11's and Ubuntu 22.04's): frames are

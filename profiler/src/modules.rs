@@ -8,7 +8,7 @@ use memmap2::Mmap;
 use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::{Deref, Range};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -228,6 +228,9 @@ pub struct ObjectInfo {
     probe_points: std::cell::RefCell<foldhash::HashMap<u64, ProbePoint>>,
     /// Names of the functions with a cold part, built on first use.
     cold_parts: std::cell::OnceCell<std::collections::HashSet<String>>,
+    /// The object's separate debug file, where a distribution ships one
+    /// (see [`debug_file`]): its path and contents.
+    debug: Option<(PathBuf, Arc<Mmap>)>,
 }
 
 /// A function symbol of an ELF file, for probing.
@@ -255,7 +258,15 @@ impl ObjectInfo {
         // SAFETY: the file is mapped read-only; a library replaced on disk while we
         // read it is a risk every profiler takes (perf, samply).
         let map = unsafe { Mmap::map(&file) }.map_err(|e| format!("{path}: mmap: {e}"))?;
-        ObjectInfo::from_map(path, Arc::new(map))
+        // The target's root, where `file_path` is `path` inside it (a container's).
+        let file_str = file_path.to_string_lossy();
+        let root = file_str
+            .strip_suffix(path)
+            .filter(|r| !r.is_empty() && path.starts_with('/'));
+        let debug = object::File::parse(&map[..])
+            .ok()
+            .and_then(|elf| debug_file(&elf, root));
+        ObjectInfo::from_map(path, Arc::new(map), debug)
     }
 
     /// An object from bytes read out of the target (the vDSO, which has no file).
@@ -264,7 +275,7 @@ impl ObjectInfo {
             memmap2::MmapMut::map_anon(bytes.len().max(1)).map_err(|e| format!("{path}: {e}"))?;
         map[..bytes.len()].copy_from_slice(bytes);
         let map = map.make_read_only().map_err(|e| format!("{path}: {e}"))?;
-        let mut object = ObjectInfo::from_map(path, Arc::new(map))?;
+        let mut object = ObjectInfo::from_map(path, Arc::new(map), None)?;
         // There is no file for addr2line to open: keep the symbol table here.
         let elf = object::File::parse(bytes).map_err(|e| format!("{path}: {e}"))?;
         let mut symbols: Vec<(u64, u64, String)> = elf
@@ -293,9 +304,17 @@ impl ObjectInfo {
         (*start..*end).contains(&svma).then_some(name.as_str())
     }
 
-    fn from_map(path: &str, map: Arc<Mmap>) -> Result<ObjectInfo, String> {
+    fn from_map(
+        path: &str,
+        map: Arc<Mmap>,
+        debug: Option<(PathBuf, Arc<Mmap>)>,
+    ) -> Result<ObjectInfo, String> {
         let elf =
             object::File::parse(&map[..]).map_err(|e| format!("{path}: not an ELF file: {e}"))?;
+        let debug_elf = debug
+            .as_ref()
+            .and_then(|(_, m)| object::File::parse(&m[..]).ok());
+        let debug_symbols = || debug_elf.iter().flat_map(|d| d.symbols());
         let bytes_of = |name: &str| -> Option<(Range<u64>, FileBytes)> {
             let s = elf.section_by_name(name)?;
             let (off, size) = s.file_range()?;
@@ -342,7 +361,11 @@ impl ObjectInfo {
 
         let go = GoPclntab::parse(&map[..]).ok().flatten();
         let mut special = Vec::new();
-        for sym in elf.symbols().chain(elf.dynamic_symbols()) {
+        for sym in elf
+            .symbols()
+            .chain(elf.dynamic_symbols())
+            .chain(debug_symbols())
+        {
             if let (Ok(name), true) = (sym.name(), sym.is_definition()) {
                 if let Some(kind) = special_kind(name) {
                     special.push((sym.address()..sym.address() + sym.size().max(1), kind));
@@ -379,7 +402,8 @@ impl ObjectInfo {
         } else {
             Language::C
         };
-        let stripped = elf.symbols().next().is_none();
+        let stripped = elf.symbols().next().is_none() && debug_symbols().next().is_none();
+        drop(debug_elf);
         let mut info = ObjectInfo {
             path: path.to_string(),
             language,
@@ -396,6 +420,7 @@ impl ObjectInfo {
             drap: Default::default(),
             probe_points: Default::default(),
             cold_parts: Default::default(),
+            debug,
         };
         if stripped {
             info.add_partitions();
@@ -509,9 +534,14 @@ impl ObjectInfo {
             let Ok(elf) = object::File::parse(&self.map[..]) else {
                 return Vec::new();
             };
+            let debug = self
+                .debug
+                .as_ref()
+                .and_then(|(_, m)| object::File::parse(&m[..]).ok());
             let mut out: Vec<TextSymbol> = elf
                 .symbols()
                 .chain(elf.dynamic_symbols())
+                .chain(debug.iter().flat_map(|d| d.symbols()))
                 .filter(|s| {
                     s.is_definition() && s.kind() == object::SymbolKind::Text && s.address() != 0
                 })
@@ -787,12 +817,52 @@ impl ObjectInfo {
         Some((parsed, EhFrame::new(eh, LittleEndian), bases))
     }
 
-    /// DWARF and symbol-table lookups, opened on first use.
+    /// DWARF and symbol-table lookups, opened on first use: from the
+    /// object's separate debug file where it has one, which holds what the
+    /// object was stripped of at the same addresses.
     pub fn symbolizer(&self, file_path: &Path) -> Option<&addr2line::Loader> {
         self.symbolizer
-            .get_or_init(|| addr2line::Loader::new(file_path).ok())
+            .get_or_init(|| {
+                let path = self.debug.as_ref().map_or(file_path, |(p, _)| p.as_path());
+                addr2line::Loader::new(path).ok()
+            })
             .as_ref()
     }
+
+    /// The separate debug file in use, if any.
+    pub fn debug_path(&self) -> Option<&Path> {
+        self.debug.as_ref().map(|(p, _)| p.as_path())
+    }
+}
+
+/// Where distributions install the debug files they strip from their
+/// binaries (Debian's and Ubuntu's `-dbg` and `-dbgsym` packages, Fedora's
+/// `-debuginfo`), by build id: `.build-id/ab/cdef….debug`.
+const DEBUG_DIR: &str = "/usr/lib/debug/.build-id";
+
+/// The separate debug file of `elf`, found by its build id in the target's
+/// `root` (a container's) and then in seam's own, and taken only if it
+/// carries the same build id and a symbol table. perf, gdb and samply look
+/// there too; `.gnu_debuglink` names without a build id, and debuginfod, are
+/// not tried.
+fn debug_file(elf: &object::File<'_>, root: Option<&str>) -> Option<(PathBuf, Arc<Mmap>)> {
+    let id = elf.build_id().ok()??;
+    if id.len() < 2 {
+        return None;
+    }
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let name = format!("{DEBUG_DIR}/{}/{}.debug", &hex[..2], &hex[2..]);
+    root.map(|r| format!("{r}{name}"))
+        .into_iter()
+        .chain(std::iter::once(name))
+        .find_map(|candidate| {
+            let file = std::fs::File::open(&candidate).ok()?;
+            // SAFETY: read-only mapping, as for the object itself.
+            let map = unsafe { Mmap::map(&file) }.ok()?;
+            let debug = object::File::parse(&map[..]).ok()?;
+            let same = debug.build_id().ok()?? == id && debug.symbols().next().is_some();
+            same.then(|| (PathBuf::from(&candidate), Arc::new(map)))
+        })
 }
 
 /// This process's own vDSO image, when it is `len` bytes long.
@@ -1139,6 +1209,92 @@ long _PyEval_EvalFrameDefault(long *p, long n) {
     return s;
 }
 "#;
+
+    /// Builds `SPLIT_EVAL_LOOP` into `dir/name` with a build id and DWARF;
+    /// `cflags` vary the code (and so the build id).
+    fn build_split(dir: &Path, name: &str, cflags: &[&str]) -> PathBuf {
+        let src = dir.join(format!("{name}.c"));
+        std::fs::write(&src, SPLIT_EVAL_LOOP).unwrap();
+        let out = dir.join(name);
+        let gcc = std::process::Command::new("gcc")
+            .args(["-O2", "-g", "-shared", "-fPIC", "-Wl,--build-id"])
+            .args(cflags)
+            .arg("-o")
+            .arg(&out)
+            .arg(&src)
+            .status()
+            .expect("gcc runs");
+        assert!(gcc.success());
+        out
+    }
+
+    fn objcopy(args: &[&str], from: &Path, to: &Path) {
+        let ok = std::process::Command::new("objcopy")
+            .args(args)
+            .arg(from)
+            .arg(to)
+            .status()
+            .expect("objcopy (binutils) runs");
+        assert!(ok.success());
+    }
+
+    /// A stripped library whose debug file a distribution installed under
+    /// `/usr/lib/debug/.build-id/` (in the target's root, a container's):
+    /// its functions get their names, its special functions' parts their
+    /// kind; a debug file of another build is not used.
+    #[test]
+    fn a_stripped_librarys_debug_file_is_found_by_its_build_id() {
+        let root = tempfile::tempdir().unwrap();
+        let lib = root.path().join("lib");
+        std::fs::create_dir_all(&lib).unwrap();
+        let full = build_split(&lib, "full.so", &[]);
+        let stripped = lib.join("ev.so");
+        objcopy(&["--strip-all"], &full, &stripped);
+        let named = ObjectInfo::open("full.so", &full).unwrap();
+        let at = |name: &str| {
+            named
+                .text_symbols()
+                .iter()
+                .find(|s| s.name.starts_with(name))
+                .unwrap_or_else(|| panic!("gcc made no {name}"))
+                .svma
+        };
+        let (cold, local) = (at("_PyEval_EvalFrameDefault.cold"), at("local_helper"));
+
+        let without = ObjectInfo::open("/lib/ev.so", &stripped).unwrap();
+        assert_eq!(without.debug_path(), None);
+        assert!(!without.text_symbols().iter().any(|s| s.svma == local));
+
+        let elf_data = std::fs::read(&full).unwrap();
+        let id = object::File::parse(&elf_data[..])
+            .unwrap()
+            .build_id()
+            .unwrap()
+            .unwrap()
+            .to_vec();
+        let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let dir = root
+            .path()
+            .join(format!("usr/lib/debug/.build-id/{}", &hex[..2]));
+        std::fs::create_dir_all(&dir).unwrap();
+        let debug = dir.join(format!("{}.debug", &hex[2..]));
+
+        // Another build's debug file under this build's id: refused.
+        let other = build_split(root.path(), "other.so", &["-DOTHER=1", "-O1"]);
+        objcopy(&["--only-keep-debug"], &other, &debug);
+        let mismatched = ObjectInfo::open("/lib/ev.so", &stripped).unwrap();
+        assert_eq!(mismatched.debug_path(), None);
+
+        objcopy(&["--only-keep-debug"], &full, &debug);
+        let with = ObjectInfo::open("/lib/ev.so", &stripped).unwrap();
+        assert_eq!(with.debug_path(), Some(debug.as_path()));
+        assert!(with.text_symbols().iter().any(|s| s.svma == local));
+        assert_eq!(with.kind_at(cold), Some(FrameKind::EvalLoop));
+        let loader = with.symbolizer(&stripped).expect("the debug file opens");
+        let frame = loader.find_frames(local).unwrap().next().unwrap().unwrap();
+        let name = frame.function.unwrap().demangle().unwrap().into_owned();
+        assert!(name.starts_with("local_helper"), "{name}");
+    }
 
     /// A stripped module (no `.symtab`) names only its exported entry: the
     /// part of a special function that GCC moved elsewhere keeps the kind

@@ -39,6 +39,15 @@ pub fn privileged(test: &str) -> bool {
     false
 }
 
+/// Skips a part of a test for lack of `why` with a loud message, or fails
+/// when SEAM_REQUIRE_PRIVILEGED=1 (CI, which installs what the tests need).
+pub fn skip_loudly(why: &str) {
+    if std::env::var("SEAM_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+        panic!("{why} (SEAM_REQUIRE_PRIVILEGED=1, so this fails instead of skipping)");
+    }
+    eprintln!("\n!!!!!! SKIPPED: {why} !!!!!!\n");
+}
+
 /// Fails with a clear message when the samples are not built.
 pub fn samples_built() {
     let build = repo().join("samples/build");
