@@ -228,9 +228,18 @@ pub struct ObjectInfo {
     probe_points: std::cell::RefCell<foldhash::HashMap<u64, ProbePoint>>,
     /// Names of the functions with a cold part, built on first use.
     cold_parts: std::cell::OnceCell<std::collections::HashSet<String>>,
-    /// The object's separate debug file, where a distribution ships one
-    /// (see [`debug_file`]): its path and contents.
-    debug: Option<(PathBuf, Arc<Mmap>)>,
+    /// The symbols the object was stripped of, where a distribution ships
+    /// them (see [`debug_file`] and [`mini_debuginfo`]).
+    debug: Option<DebugSymbols>,
+}
+
+/// An ELF image with the symbols (and perhaps DWARF) of a stripped object,
+/// at the object's own addresses.
+struct DebugSymbols {
+    /// The separate debug file, which addr2line opens; `None` for
+    /// MiniDebugInfo, which lives in memory and holds symbols only.
+    path: Option<PathBuf>,
+    image: Arc<Mmap>,
 }
 
 /// A function symbol of an ELF file, for probing.
@@ -263,10 +272,26 @@ impl ObjectInfo {
         let root = file_str
             .strip_suffix(path)
             .filter(|r| !r.is_empty() && path.starts_with('/'));
-        let debug = object::File::parse(&map[..])
-            .ok()
-            .and_then(|elf| debug_file(&elf, root));
-        ObjectInfo::from_map(path, Arc::new(map), debug)
+        let debug = object::File::parse(&map[..]).ok().and_then(|elf| {
+            debug_file(&elf, root)
+                .map(|(p, image)| DebugSymbols {
+                    path: Some(p),
+                    image,
+                })
+                .or_else(|| mini_debuginfo(&elf).map(|image| DebugSymbols { path: None, image }))
+        });
+        let mini = debug
+            .as_ref()
+            .filter(|d| d.path.is_none())
+            .map(|d| d.image.clone());
+        let mut object = ObjectInfo::from_map(path, Arc::new(map), debug)?;
+        if let Some(image) = mini {
+            // No file for addr2line to open: its symbols are looked up here.
+            if let Ok(elf) = object::File::parse(&image[..]) {
+                object.own_symbols = symbol_ranges(&elf);
+            }
+        }
+        Ok(object)
     }
 
     /// An object from bytes read out of the target (the vDSO, which has no file).
@@ -278,20 +303,7 @@ impl ObjectInfo {
         let mut object = ObjectInfo::from_map(path, Arc::new(map), None)?;
         // There is no file for addr2line to open: keep the symbol table here.
         let elf = object::File::parse(bytes).map_err(|e| format!("{path}: {e}"))?;
-        let mut symbols: Vec<(u64, u64, String)> = elf
-            .dynamic_symbols()
-            .chain(elf.symbols())
-            .filter(|s| s.is_definition() && s.kind() == object::SymbolKind::Text)
-            .filter_map(|s| {
-                Some((
-                    s.address(),
-                    s.address() + s.size().max(1),
-                    s.name().ok()?.to_string(),
-                ))
-            })
-            .collect();
-        symbols.sort();
-        object.own_symbols = symbols;
+        object.own_symbols = symbol_ranges(&elf);
         Ok(object)
     }
 
@@ -307,13 +319,13 @@ impl ObjectInfo {
     fn from_map(
         path: &str,
         map: Arc<Mmap>,
-        debug: Option<(PathBuf, Arc<Mmap>)>,
+        debug: Option<DebugSymbols>,
     ) -> Result<ObjectInfo, String> {
         let elf =
             object::File::parse(&map[..]).map_err(|e| format!("{path}: not an ELF file: {e}"))?;
         let debug_elf = debug
             .as_ref()
-            .and_then(|(_, m)| object::File::parse(&m[..]).ok());
+            .and_then(|d| object::File::parse(&d.image[..]).ok());
         let debug_symbols = || debug_elf.iter().flat_map(|d| d.symbols());
         let bytes_of = |name: &str| -> Option<(Range<u64>, FileBytes)> {
             let s = elf.section_by_name(name)?;
@@ -537,7 +549,7 @@ impl ObjectInfo {
             let debug = self
                 .debug
                 .as_ref()
-                .and_then(|(_, m)| object::File::parse(&m[..]).ok());
+                .and_then(|d| object::File::parse(&d.image[..]).ok());
             let mut out: Vec<TextSymbol> = elf
                 .symbols()
                 .chain(elf.dynamic_symbols())
@@ -823,7 +835,7 @@ impl ObjectInfo {
     pub fn symbolizer(&self, file_path: &Path) -> Option<&addr2line::Loader> {
         self.symbolizer
             .get_or_init(|| {
-                let path = self.debug.as_ref().map_or(file_path, |(p, _)| p.as_path());
+                let path = self.debug_path().unwrap_or(file_path);
                 addr2line::Loader::new(path).ok()
             })
             .as_ref()
@@ -831,7 +843,7 @@ impl ObjectInfo {
 
     /// The separate debug file in use, if any.
     pub fn debug_path(&self) -> Option<&Path> {
-        self.debug.as_ref().map(|(p, _)| p.as_path())
+        self.debug.as_ref()?.path.as_deref()
     }
 }
 
@@ -863,6 +875,68 @@ fn debug_file(elf: &object::File<'_>, root: Option<&str>) -> Option<(PathBuf, Ar
             let same = debug.build_id().ok()?? == id && debug.symbols().next().is_some();
             same.then(|| (PathBuf::from(&candidate), Arc::new(map)))
         })
+}
+
+/// MiniDebugInfo (Fedora's, RHEL's): the symbols of a stripped object that
+/// its dynamic symbols lack (static functions, `f.cold` parts), kept in the
+/// object as an xz-compressed ELF file in `.gnu_debugdata`, so that stacks
+/// have names without a debug package. Read at most [`MAX_MINI_DEBUGINFO`]
+/// bytes uncompressed.
+fn mini_debuginfo(elf: &object::File<'_>) -> Option<Arc<Mmap>> {
+    let packed = elf.section_by_name(".gnu_debugdata")?.data().ok()?;
+    let mut out = Vec::new();
+    let mut limited = LimitedWriter {
+        inner: &mut out,
+        left: MAX_MINI_DEBUGINFO,
+    };
+    lzma_rs::xz_decompress(&mut std::io::BufReader::new(packed), &mut limited).ok()?;
+    object::File::parse(&out[..]).ok()?.symbols().next()?;
+    let mut map = memmap2::MmapMut::map_anon(out.len()).ok()?;
+    map.copy_from_slice(&out);
+    Some(Arc::new(map.make_read_only().ok()?))
+}
+
+/// Fedora's MiniDebugInfo of a large library is a few MB uncompressed.
+const MAX_MINI_DEBUGINFO: usize = 256 << 20;
+
+/// A writer that fails past `left` bytes: a decompression bomb stops there.
+struct LimitedWriter<'a> {
+    inner: &'a mut Vec<u8>,
+    left: usize,
+}
+
+impl std::io::Write for LimitedWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() > self.left {
+            return Err(std::io::Error::other("MiniDebugInfo too large"));
+        }
+        self.left -= buf.len();
+        self.inner.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The defined function symbols of `elf`, dynamic and not, as sorted
+/// (start, end, name).
+fn symbol_ranges(elf: &object::File<'_>) -> Vec<(u64, u64, String)> {
+    let mut symbols: Vec<(u64, u64, String)> = elf
+        .dynamic_symbols()
+        .chain(elf.symbols())
+        .filter(|s| s.is_definition() && s.kind() == object::SymbolKind::Text)
+        .filter_map(|s| {
+            Some((
+                s.address(),
+                s.address() + s.size().max(1),
+                s.name().ok()?.to_string(),
+            ))
+        })
+        .collect();
+    symbols.sort();
+    symbols
 }
 
 /// This process's own vDSO image, when it is `len` bytes long.
@@ -1294,6 +1368,80 @@ long _PyEval_EvalFrameDefault(long *p, long n) {
         let frame = loader.find_frames(local).unwrap().next().unwrap().unwrap();
         let name = frame.function.unwrap().demangle().unwrap().into_owned();
         assert!(name.starts_with("local_helper"), "{name}");
+    }
+
+    /// Fedora's MiniDebugInfo, made as its `find-debuginfo` does (gdb's
+    /// manual, "MiniDebugInfo"): the function symbols that `.dynsym` lacks,
+    /// xz-compressed into `.gnu_debugdata` of the stripped library. Its
+    /// functions get their names and its special functions' parts their kind.
+    #[test]
+    fn mini_debuginfo_names_a_stripped_librarys_functions() {
+        let dir = tempfile::tempdir().unwrap();
+        let full = build_split(dir.path(), "full.so", &[]);
+        let data = std::fs::read(&full).unwrap();
+        let elf = object::File::parse(&data[..]).unwrap();
+        let dynamic: std::collections::HashSet<_> = elf
+            .dynamic_symbols()
+            .filter_map(|s| s.name().ok())
+            .collect();
+        let keep: Vec<&str> = elf
+            .symbols()
+            .filter(|s| s.kind() == object::SymbolKind::Text && s.is_definition())
+            .filter_map(|s| s.name().ok())
+            .filter(|n| !dynamic.contains(n))
+            .collect();
+        let keep_file = dir.path().join("keep_symbols");
+        std::fs::write(&keep_file, keep.join("\n") + "\n").unwrap();
+        let (debug, mini) = (dir.path().join("debug"), dir.path().join("mini"));
+        objcopy(&["--only-keep-debug"], &full, &debug);
+        let keep_arg = format!("--keep-symbols={}", keep_file.display());
+        objcopy(
+            &[
+                "-S",
+                "--remove-section",
+                ".gdb_index",
+                "--remove-section",
+                ".comment",
+                &keep_arg,
+            ],
+            &debug,
+            &mini,
+        );
+        let xz = std::process::Command::new("xz")
+            .arg("--keep")
+            .arg(&mini)
+            .status()
+            .expect("xz (xz-utils) runs");
+        assert!(xz.success());
+        let out = dir.path().join("fedora.so");
+        let section = format!(".gnu_debugdata={}.xz", mini.display());
+        objcopy(&["-S", "--add-section", &section], &full, &out);
+
+        let at = |name: &str| {
+            elf.symbols()
+                .find(|s| s.name().is_ok_and(|n| n.starts_with(name)))
+                .unwrap_or_else(|| panic!("gcc made no {name}"))
+                .address()
+        };
+        let (cold, local) = (at("_PyEval_EvalFrameDefault.cold"), at("local_helper"));
+        let fedora = ObjectInfo::open("/lib/fedora.so", &out).unwrap();
+        assert_eq!(fedora.debug_path(), None);
+        assert!(fedora
+            .own_symbol(local)
+            .is_some_and(|n| n.starts_with("local_helper")));
+        assert!(fedora.text_symbols().iter().any(|s| s.svma == local));
+        assert_eq!(fedora.kind_at(cold), Some(FrameKind::EvalLoop));
+        // A corrupt section is no symbols, not an error.
+        let mut bad = std::fs::read(format!("{}.xz", mini.display())).unwrap();
+        let half = bad.len() / 2;
+        bad.truncate(half);
+        let bad_xz = dir.path().join("bad.xz");
+        std::fs::write(&bad_xz, bad).unwrap();
+        let broken = dir.path().join("broken.so");
+        let section = format!(".gnu_debugdata={}", bad_xz.display());
+        objcopy(&["-S", "--add-section", &section], &full, &broken);
+        let broken = ObjectInfo::open("/lib/broken.so", &broken).unwrap();
+        assert_eq!(broken.own_symbol(local), None);
     }
 
     /// A stripped module (no `.symtab`) names only its exported entry: the
