@@ -1085,7 +1085,8 @@ fn probe_candidate(root_first: &[Frame], c: &Crossing) -> Option<(String, String
             f.name.starts_with('[')
                 && f.module
                     .as_deref()
-                    .is_some_and(|m| m.starts_with("_ctypes") || m.starts_with("_cffi_backend"))
+                    .and_then(crate::crossing::mechanism_of_module)
+                    .is_some()
         })?,
         _ => return None,
     };

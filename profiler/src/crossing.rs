@@ -164,6 +164,15 @@ pub fn is_pyo3_trampoline(name: &str) -> bool {
                 || name.contains("::_PYO3_DEF::")))
 }
 
+/// The mechanism whose glue lives in `module` (a file name), by
+/// [`MECHANISM_BY_MODULE`].
+pub fn mechanism_of_module(module: &str) -> Option<Mechanism> {
+    MECHANISM_BY_MODULE
+        .iter()
+        .find(|(p, _)| module.starts_with(p))
+        .map(|&(_, m)| m)
+}
+
 fn mechanism_of_glue(caller: &Frame, glue: &[Frame]) -> Option<Mechanism> {
     let from_python = caller.runtime == Runtime::Python;
     glue.iter()
@@ -175,13 +184,8 @@ fn mechanism_of_glue(caller: &Frame, glue: &[Frame]) -> Option<Mechanism> {
             let by_name = MECHANISM_BY_GLUE
                 .iter()
                 .find(|(p, _)| g.name.starts_with(p));
-            let by_module = || {
-                let module = g.module.as_deref().filter(|_| from_python)?;
-                MECHANISM_BY_MODULE
-                    .iter()
-                    .find(|(p, _)| module.starts_with(p))
-            };
-            by_name.or_else(by_module).map(|&(_, m)| m)
+            let by_module = || mechanism_of_module(g.module.as_deref().filter(|_| from_python)?);
+            by_name.map(|&(_, m)| m).or_else(by_module)
         })
 }
 
